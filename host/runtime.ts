@@ -1,0 +1,174 @@
+// Loads a policy module and evaluates requests with it. Shared by the engine and the CLI.
+// The hot path writes the request's bytes into the module's I/O buffer and makes one call;
+// the only allocation per decision is the returned Verdict.
+import { createHash } from "node:crypto";
+import * as L from "../assembly/layout.js";
+import type { Manifest } from "../compiler/compile.js";
+import { MANIFEST_SECTION } from "../compiler/link.js";
+import type { OperatorRequest, ReasonCode, RolloutMode, ServiceRequest, Verdict } from "../compiler/model.js";
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  _initialize(): void;
+  zt_io(): number;
+  zt_ready(): number;
+  zt_eval_service(srcLen: number, dstLen: number, port: number): number;
+  zt_eval_operator(len: number, flags: number): number;
+  zt_eval_rollout(len: number): number;
+  zt_rule_count(): number;
+  zt_rule_id_ptr(idx: number): number;
+  zt_rule_id_len(idx: number): number;
+}
+
+/** The module trapped; the runtime has re-instantiated itself. Callers fail closed. */
+export class RuntimeTrapError extends Error {
+  constructor(cause: unknown) {
+    super(`policy module trapped: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = "RuntimeTrapError";
+  }
+}
+
+const ROLLOUT: ReadonlyArray<RolloutMode | null> = [null, "observe", "enforce", null];
+/** proxy-wasm's UNIMPLEMENTED status: what a proxy_* import answers outside Envoy. */
+const UNIMPLEMENTED = 12;
+
+/**
+ * Imports for running the module outside a proxy: the proxy-wasm and WASI functions the
+ * filter code imports are present (so linking succeeds) and answer UNIMPLEMENTED; the host
+ * path never calls them.
+ */
+function hostImports(module: WebAssembly.Module): WebAssembly.Imports {
+  const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
+  for (const imp of WebAssembly.Module.imports(module)) {
+    if (imp.kind !== "function") throw new Error(`policy module imports a ${imp.kind} (${imp.module}.${imp.name}); only functions are allowed`);
+    (imports[imp.module] ??= {})[imp.name] = () => UNIMPLEMENTED;
+  }
+  return imports;
+}
+
+export function decodeResult(r: number): Verdict {
+  const reason = (r & L.RESULT_REASON_MASK) as ReasonCode;
+  return { allow: reason === L.REASON_ALLOWED_BY_RULE, reason, rule: (r >>> L.RESULT_RULE_SHIFT) - 1, rollout: ROLLOUT[(r >>> L.RESULT_ROLLOUT_SHIFT) & 3]! };
+}
+
+export class PolicyRuntime {
+  private ex!: Exports;
+  private mem!: Uint8Array;
+  private io = 0;
+  private ruleIds: Array<string | undefined> = [];
+  private readonly decoder = new TextDecoder();
+
+  private constructor(
+    private readonly module: WebAssembly.Module,
+    readonly wasm: Uint8Array,
+    readonly version: string,
+    readonly manifest: Manifest,
+  ) {
+    this.instantiate();
+  }
+
+  static async load(wasm: Uint8Array): Promise<PolicyRuntime> {
+    const module = await WebAssembly.compile(wasm);
+    const sections = WebAssembly.Module.customSections(module, MANIFEST_SECTION);
+    if (sections.length !== 1) throw new Error(`not a ZT policy module: no "${MANIFEST_SECTION}" section`);
+    const manifest = JSON.parse(new TextDecoder().decode(sections[0]!)) as Manifest;
+    const version = `sha256:${createHash("sha256").update(wasm).digest("hex")}`;
+    const rt = new PolicyRuntime(module, wasm, version, manifest);
+    if (rt.ex.zt_ready() !== 1) throw new Error("policy module has no valid policy image");
+    return rt;
+  }
+
+  private instantiate(): void {
+    const instance = new WebAssembly.Instance(this.module, hostImports(this.module));
+    this.ex = instance.exports as unknown as Exports;
+    this.ex._initialize();
+    this.io = this.ex.zt_io();
+    this.mem = new Uint8Array(this.ex.memory.buffer);
+  }
+
+  private view(): Uint8Array {
+    // A grown memory detaches the old buffer.
+    if (this.mem.byteLength === 0) this.mem = new Uint8Array(this.ex.memory.buffer);
+    return this.mem;
+  }
+
+  /**
+   * Writes a string as bytes at io+off: ASCII as is, anything else as 0xFF (never valid in
+   * a SPIFFE ID or a token, so the module rejects it). Returns the string's length; at most
+   * `max` bytes are written, and a longer length makes the module reject the value.
+   */
+  private put(mem: Uint8Array, s: string, off: number, max: number): number {
+    const n = s.length;
+    const m = n < max ? n : max;
+    const base = this.io + off;
+    for (let i = 0; i < m; i++) {
+      const c = s.charCodeAt(i);
+      mem[base + i] = c < 128 ? c : 0xff;
+    }
+    return n;
+  }
+
+  private call<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof WebAssembly.RuntimeError) {
+        this.instantiate();
+        throw new RuntimeTrapError(e);
+      }
+      throw e;
+    }
+  }
+
+  evaluateService(req: ServiceRequest): Verdict {
+    const mem = this.view();
+    const s = this.put(mem, req.source, 0, L.MAX_ID_BYTES + 1);
+    const d = this.put(mem, req.destination, L.MAX_ID_BYTES, L.MAX_ID_BYTES + 1);
+    const port = Number.isInteger(req.port) ? req.port : -1;
+    return decodeResult(this.call(() => this.ex.zt_eval_service(s, d, port)));
+  }
+
+  evaluateServiceBatch(reqs: readonly ServiceRequest[]): Verdict[] {
+    const out = new Array<Verdict>(reqs.length);
+    for (let i = 0; i < reqs.length; i++) out[i] = this.evaluateService(reqs[i]!);
+    return out;
+  }
+
+  evaluateOperator(req: OperatorRequest): Verdict {
+    const mem = this.view();
+    const cap = L.IO_BUFFER_SIZE;
+    let off = 0;
+    const parts = [req.service, req.action, ...req.roles];
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]!;
+      if (p.length === 0 || off + p.length + 1 > cap || p.includes("\0")) {
+        // Empty, oversized or NUL-carrying values cannot name anything in a policy.
+        if (i < 2) return decodeResult(L.REASON_INVALID_REQUEST);
+        continue;
+      }
+      if (i > 0) mem[this.io + off++] = 0;
+      off += this.put(mem, p, off, p.length);
+    }
+    const flags = (req.mfa ? L.OP_FLAG_MFA : 0) | (req.incidentActive ? L.OP_FLAG_INCIDENT : 0);
+    return decodeResult(this.call(() => this.ex.zt_eval_operator(off, flags)));
+  }
+
+  /** The rollout mode the policy sets for a destination, or null. */
+  rolloutFor(destination: string): RolloutMode | null {
+    const n = this.put(this.view(), destination, 0, L.MAX_ID_BYTES + 1);
+    return ROLLOUT[this.call(() => this.ex.zt_eval_rollout(n)) & 3]!;
+  }
+
+  /** `<policy>/<rule>` for a global rule index, read from the module's image. */
+  ruleId(index: number): string | null {
+    if (index < 0 || index >= this.manifest.rules) return null;
+    let id = this.ruleIds[index];
+    if (id === undefined) {
+      const ptr = this.ex.zt_rule_id_ptr(index);
+      const len = this.ex.zt_rule_id_len(index);
+      id = this.decoder.decode(this.view().subarray(ptr, ptr + len));
+      this.ruleIds[index] = id;
+    }
+    return id;
+  }
+}
