@@ -22,13 +22,13 @@ export interface Manifest {
 }
 
 export interface CompiledModule {
-  wasm: Uint8Array;
+  wasm: Uint8Array<ArrayBuffer>;
   /** `sha256:<hex of the module>`: the policy version. */
   version: string;
   manifest: Manifest;
 }
 
-let evaluatorCache: Uint8Array | null = null;
+let evaluatorCache: Uint8Array<ArrayBuffer> | null = null;
 
 /** The evaluator built by `npm run build:wasm` (build/evaluator.wasm at the package root). */
 export function evaluatorPath(): string {
@@ -38,7 +38,7 @@ export function evaluatorPath(): string {
   return found;
 }
 
-export function loadEvaluator(): Uint8Array {
+export function loadEvaluator(): Uint8Array<ArrayBuffer> {
   evaluatorCache ??= new Uint8Array(readFileSync(evaluatorPath()));
   return evaluatorCache;
 }

@@ -59,7 +59,7 @@ function memorySection(payload: Uint8Array, minPages: number): Uint8Array {
 }
 
 export interface LinkResult {
-  wasm: Uint8Array;
+  wasm: Uint8Array<ArrayBuffer>;
   imagePtr: number;
 }
 

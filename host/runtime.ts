@@ -37,7 +37,7 @@ const UNIMPLEMENTED = 12;
  * filter code imports are present (so linking succeeds) and answer UNIMPLEMENTED; the host
  * path never calls them.
  */
-function hostImports(module: WebAssembly.Module): WebAssembly.Imports {
+export function hostImports(module: WebAssembly.Module): WebAssembly.Imports {
   const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
   for (const imp of WebAssembly.Module.imports(module)) {
     if (imp.kind !== "function") throw new Error(`policy module imports a ${imp.kind} (${imp.module}.${imp.name}); only functions are allowed`);
@@ -68,7 +68,7 @@ export class PolicyRuntime {
   }
 
   static async load(wasm: Uint8Array): Promise<PolicyRuntime> {
-    const module = await WebAssembly.compile(wasm);
+    const module = await WebAssembly.compile(wasm as Uint8Array<ArrayBuffer>);
     const sections = WebAssembly.Module.customSections(module, MANIFEST_SECTION);
     if (sections.length !== 1) throw new Error(`not a ZT policy module: no "${MANIFEST_SECTION}" section`);
     const manifest = JSON.parse(new TextDecoder().decode(sections[0]!)) as Manifest;

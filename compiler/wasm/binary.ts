@@ -104,7 +104,7 @@ export function splitSections(wasm: Uint8Array): Section[] {
   return out;
 }
 
-export function joinSections(sections: readonly Section[]): Uint8Array {
+export function joinSections(sections: readonly Section[]): Uint8Array<ArrayBuffer> {
   const parts: Uint8Array[] = [Uint8Array.from(MAGIC_VERSION)];
   for (const s of sections) parts.push(Uint8Array.from([s.id, ...u32leb(s.payload.length)]), s.payload);
   const total = parts.reduce((n, p) => n + p.length, 0);
