@@ -1,29 +1,31 @@
 // The evaluator: walks the tries of the policy image. Cost grows with the length of the
-// request's IDs (and the few wildcard branches that match), never with the number of rules.
+// request's IDs (and the few wildcard patterns that match them), never with the number of rules.
 import {
-  E_FLAGS, E_PORTS, E_RULE, F_DENY, F_REQUIRE_INCIDENT, F_REQUIRE_MFA, H_OPERATOR_ROOT, H_ROLLOUT_ROOT, H_SERVICE_ROOT,
-  N_END, N_ENTRY_COUNT, N_ENTRY_START, N_GLOB, N_STAR, NONE, OP_FLAG_INCIDENT, OP_FLAG_MFA,
-  REASON_ALLOWED_BY_RULE, REASON_CONDITION_INCIDENT, REASON_CONDITION_MFA, REASON_DEFAULT_DENY, REASON_DENIED_BY_RULE,
-  REASON_INTERNAL_ERROR, REASON_INVALID_REQUEST, REASON_ROLE_UNDECLARED, REASON_SOURCE_UNDECLARED, RESULT_ROLLOUT_SHIFT,
-  RESULT_RULE_SHIFT,
+  E_FLAGS, E_PORTS, E_RULE, F_DENY, F_REQUIRE_INCIDENT, F_REQUIRE_MFA, H_ID_ROOT, H_OPERATOR_ROOT, MAX_MATCHED_PATTERNS,
+  N_END, N_ENTRY_COUNT, N_ENTRY_START, N_GLOB, N_STAR, NONE, OP_FLAG_INCIDENT, OP_FLAG_MFA, P_FROM, P_ROLLOUT_MASK,
+  P_ROLLOUT_SHIFT, PR_FIRST, PR_MORE_COUNT, PR_MORE_START, S_CHILD, S_END, S_END_FLAGS, REASON_ALLOWED_BY_RULE, REASON_CONDITION_INCIDENT, REASON_CONDITION_MFA,
+  REASON_DEFAULT_DENY, REASON_DENIED_BY_RULE, REASON_INTERNAL_ERROR, REASON_INVALID_REQUEST, REASON_ROLE_UNDECLARED,
+  REASON_SOURCE_UNDECLARED, RESULT_ROLLOUT_SHIFT, RESULT_RULE_SHIFT,
 } from "./layout";
 import { image, isReady } from "./boot";
 import { dstSegPtr, srcSegPtr } from "./memory";
 import { splitSpiffeId } from "./spiffe";
-import { entryAddr, literalChild, nodeField } from "./trie";
+import { entryAddr, literalChild, literalSlot, nodeField, pairSlot, patternFlags } from "./trie";
 
 const NO_RULE: u32 = 0xffffffff;
 
+// Matched patterns of the current request's source and destination, as (id, flags) pairs
+// (fixed buffers).
+const srcMatches = memory.data(MAX_MATCHED_PATTERNS * 8);
+const dstMatches = memory.data(MAX_MATCHED_PATTERNS * 8);
+
 // Per-call state (globals, not allocations).
-let srcPtr: usize = 0;
-let dstPtr: usize = 0;
-let srcN: i32 = 0;
-let dstN: i32 = 0;
-let port: u32 = 0;
-let declared: bool = false;
-let bestAllow: u32 = NO_RULE;
-let bestDeny: u32 = NO_RULE;
-let rolloutMode: u32 = 0;
+let idPtr: usize = 0;
+let idSegs: usize = 0;
+let idN: i32 = 0;
+let out: usize = 0;
+let outN: i32 = 0;
+let overflow: bool = false;
 
 // @ts-ignore: decorator
 @inline function result(reason: i32, rule: u32, rollout: u32): i32 {
@@ -31,83 +33,76 @@ let rolloutMode: u32 = 0;
   return reason | <i32>(rollout << RESULT_ROLLOUT_SHIFT) | <i32>(r << RESULT_RULE_SHIFT);
 }
 
-function scanService(leaf: u32): void {
-  const start = nodeField(leaf, N_ENTRY_START);
-  const count = nodeField(leaf, N_ENTRY_COUNT);
-  for (let i: u32 = 0; i < count; i++) {
-    const e = entryAddr(start + i);
-    const ports = load<u32>(e + E_PORTS);
-    if (port < (ports & 0xffff) || port > (ports >>> 16)) continue;
-    const rule = load<u32>(e + E_RULE);
-    if (load<u32>(e + E_FLAGS) & F_DENY) {
-      if (rule < bestDeny) bestDeny = rule;
-    } else if (rule < bestAllow) bestAllow = rule;
-  }
-}
-
-function scanRollout(leaf: u32): void {
-  const start = nodeField(leaf, N_ENTRY_START);
-  const count = nodeField(leaf, N_ENTRY_COUNT);
-  for (let i: u32 = 0; i < count; i++) {
-    const mode = load<u32>(entryAddr(start + i) + E_FLAGS);
-    if (mode > rolloutMode) rolloutMode = mode;
-  }
-}
-
-// Which walk a node visit belongs to.
-const WALK_DST: i32 = 0;
-const WALK_ROLLOUT: i32 = 1;
-
-/** Walks the destination ID from `node`; at its end, hands the leaf to the scanner. */
-function walkDst(node: u32, i: i32, kind: i32): void {
-  if (i == dstN) {
-    const end = nodeField(node, N_END);
-    if (end != <u32>NONE) {
-      if (kind == WALK_DST) scanService(end);
-      else scanRollout(end);
-    }
+// @ts-ignore: decorator
+@inline function emitWithFlags(pattern: u32, flags: u32): void {
+  if (pattern == <u32>NONE) return;
+  if (outN >= MAX_MATCHED_PATTERNS) {
+    overflow = true;
     return;
   }
-  const segs = dstSegPtr() + <usize>i * 8;
-  const c = literalChild(node, dstPtr + <usize>load<u32>(segs), <i32>load<u32>(segs + 4));
-  if (c != <u32>NONE) walkDst(c, i + 1, kind);
+  const at = out + (<usize>outN << 3);
+  store<u32>(at, pattern);
+  store<u32>(at + 4, flags);
+  outN++;
+}
+
+// @ts-ignore: decorator
+@inline function emit(pattern: u32): void {
+  if (pattern != <u32>NONE) emitWithFlags(pattern, patternFlags(pattern));
+}
+
+/** Collects every pattern matching the current ID from segment i at `node`. */
+function collect(node: u32, i: i32): void {
+  if (i == idN) {
+    emit(nodeField(node, N_END));
+    return;
+  }
+  const seg = idSegs + (<usize>i << 3);
+  const slot = literalSlot(node, idPtr + <usize>load<u32>(seg), <i32>load<u32>(seg + 4));
+  if (slot != 0) {
+    // At the last segment only the child's END matters, and the slot carries it.
+    if (i + 1 == idN) emitWithFlags(load<u32>(slot + S_END), load<u32>(slot + S_END_FLAGS));
+    else collect(load<u32>(slot + S_CHILD), i + 1);
+  }
   if (i == 0) return; // the trust domain is always literal
   const star = nodeField(node, N_STAR);
-  if (star != <u32>NONE) walkDst(star, i + 1, kind);
-  const glob = nodeField(node, N_GLOB);
-  if (glob != <u32>NONE) {
-    if (kind == WALK_DST) scanService(glob);
-    else scanRollout(glob);
-  }
+  if (star != <u32>NONE) collect(star, i + 1);
+  emit(nodeField(node, N_GLOB)); // "**": one or more remaining segments
 }
 
-/** Walks the source ID; every source pattern that matches continues into its destination trie. */
-function walkSrc(node: u32, i: i32): void {
-  if (i == srcN) {
-    const end = nodeField(node, N_END);
-    if (end != <u32>NONE) {
-      declared = true;
-      walkDst(end, 0, WALK_DST);
-    }
-    return;
-  }
-  const segs = srcSegPtr() + <usize>i * 8;
-  const c = literalChild(node, srcPtr + <usize>load<u32>(segs), <i32>load<u32>(segs + 4));
-  if (c != <u32>NONE) walkSrc(c, i + 1);
-  if (i == 0) return;
-  const star = nodeField(node, N_STAR);
-  if (star != <u32>NONE) walkSrc(star, i + 1);
-  const glob = nodeField(node, N_GLOB);
-  if (glob != <u32>NONE) {
-    declared = true;
-    walkDst(glob, 0, WALK_DST);
-  }
+/** Splits and matches one ID; returns the number of matched patterns, or -1 if the ID is invalid. */
+function matchId(ptr: usize, len: i32, segs: usize, buf: usize): i32 {
+  const n = splitSpiffeId(ptr, len, segs);
+  if (n < 0) return -1;
+  idPtr = ptr;
+  idSegs = segs;
+  idN = n;
+  out = buf;
+  outN = 0;
+  collect(load<u32>(image() + H_ID_ROOT), 0);
+  return outN;
 }
 
-function rolloutFor(): u32 {
-  rolloutMode = 0;
-  walkDst(load<u32>(image() + H_ROLLOUT_ROOT), 0, WALK_ROLLOUT);
-  return rolloutMode;
+function rolloutOf(nDst: i32): u32 {
+  let mode: u32 = 0;
+  for (let j = 0; j < nDst; j++) {
+    const m = (load<u32>(dstMatches + (<usize>j << 3) + 4) >>> P_ROLLOUT_SHIFT) & P_ROLLOUT_MASK;
+    if (m > mode) mode = m;
+  }
+  return mode;
+}
+
+let bestAllow: u32 = NO_RULE;
+let bestDeny: u32 = NO_RULE;
+
+// @ts-ignore: decorator
+@inline function consider(e: usize, port: u32): void {
+  const ports = load<u32>(e + E_PORTS);
+  if (port < (ports & 0xffff) || port > (ports >>> 16)) return;
+  const rule = load<u32>(e + E_RULE);
+  if (load<u32>(e + E_FLAGS) & F_DENY) {
+    if (rule < bestDeny) bestDeny = rule;
+  } else if (rule < bestAllow) bestAllow = rule;
 }
 
 /**
@@ -116,17 +111,30 @@ function rolloutFor(): u32 {
  */
 export function evalService(src: usize, srcLen: i32, dst: usize, dstLen: i32, p: i32): i32 {
   if (!isReady()) return result(REASON_INTERNAL_ERROR, NO_RULE, 0);
-  srcPtr = src;
-  dstPtr = dst;
-  dstN = splitSpiffeId(dst, dstLen, dstSegPtr());
-  const rollout = dstN < 0 ? 0 : rolloutFor();
-  srcN = splitSpiffeId(src, srcLen, srcSegPtr());
-  if (srcN < 0 || dstN < 0 || p < 0 || p > 65535) return result(REASON_INVALID_REQUEST, NO_RULE, rollout);
-  port = <u32>p;
-  declared = false;
+  overflow = false;
+  const nDst = matchId(dst, dstLen, dstSegPtr(), dstMatches);
+  const rollout = nDst < 0 ? 0 : rolloutOf(nDst);
+  const nSrc = matchId(src, srcLen, srcSegPtr(), srcMatches);
+  if (nSrc < 0 || nDst < 0 || p < 0 || p > 65535) return result(REASON_INVALID_REQUEST, NO_RULE, rollout);
+  if (overflow) return result(REASON_INTERNAL_ERROR, NO_RULE, rollout);
+  const port = <u32>p;
+  let declared = false;
   bestAllow = NO_RULE;
   bestDeny = NO_RULE;
-  walkSrc(load<u32>(image() + H_SERVICE_ROOT), 0);
+  for (let i = 0; i < nSrc; i++) {
+    const at = srcMatches + (<usize>i << 3);
+    if (!(load<u32>(at + 4) & P_FROM)) continue;
+    declared = true;
+    const s = load<u32>(at);
+    for (let j = 0; j < nDst; j++) {
+      const slot = pairSlot(s, load<u32>(dstMatches + (<usize>j << 3)));
+      if (slot == 0) continue;
+      consider(slot + PR_FIRST, port);
+      const start = load<u32>(slot + PR_MORE_START);
+      const count = load<u32>(slot + PR_MORE_COUNT);
+      for (let k: u32 = 0; k < count; k++) consider(entryAddr(start + k), port);
+    }
+  }
   if (bestDeny != NO_RULE) return result(REASON_DENIED_BY_RULE, bestDeny, rollout);
   if (bestAllow != NO_RULE) return result(REASON_ALLOWED_BY_RULE, bestAllow, rollout);
   return result(declared ? REASON_DEFAULT_DENY : REASON_SOURCE_UNDECLARED, NO_RULE, rollout);
@@ -135,10 +143,9 @@ export function evalService(src: usize, srcLen: i32, dst: usize, dstLen: i32, p:
 /** The rollout mode the policy sets for a destination: 0 none, 1 observe, 2 enforce. */
 export function evalRollout(dst: usize, dstLen: i32): i32 {
   if (!isReady()) return 0;
-  dstPtr = dst;
-  dstN = splitSpiffeId(dst, dstLen, dstSegPtr());
-  if (dstN < 0) return 0;
-  return <i32>rolloutFor();
+  overflow = false;
+  const n = matchId(dst, dstLen, dstSegPtr(), dstMatches);
+  return n < 0 ? 0 : <i32>rolloutOf(n);
 }
 
 // Operator state.
@@ -214,4 +221,3 @@ export function evalOperator(buf: usize, len: i32, flags: i32): i32 {
   if (opFail != NO_RULE) return result(opFailReason, opFail, 0);
   return result(roleDeclared ? REASON_DEFAULT_DENY : REASON_ROLE_UNDECLARED, NO_RULE, 0);
 }
-

@@ -48,3 +48,5 @@ export function zt_rule_id_ptr(idx: i32): usize {
 export function zt_rule_id_len(idx: i32): i32 {
   return isReady() ? ruleIdLen(idx) : 0;
 }
+
+export * from "./proxy/exports";

@@ -15,57 +15,91 @@ export const IMAGE_GAP = 65536;
 
 // ---- Image header (offsets from the image start) ----
 export const IMAGE_MAGIC = 0x4d49545a; // "ZTIM"
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 export const H_MAGIC = 0;
 export const H_VERSION = 4;
 export const H_NODE_COUNT = 8;
 export const H_NODES_OFF = 12;
-export const H_HASH_CAP = 16;
-export const H_HASH_OFF = 20;
-export const H_ENTRY_COUNT = 24;
-export const H_ENTRIES_OFF = 28;
-export const H_RULE_COUNT = 32;
-export const H_RULES_OFF = 36;
-export const H_STRINGS_LEN = 40;
-export const H_STRINGS_OFF = 44;
-export const H_SERVICE_ROOT = 48;
-export const H_OPERATOR_ROOT = 52;
-export const H_ROLLOUT_ROOT = 56;
-export const H_TOTAL_LEN = 60;
-export const IMAGE_HEADER_SIZE = 64;
+export const H_EDGE_CAP = 16;
+export const H_EDGES_OFF = 20;
+export const H_PAIR_CAP = 24;
+export const H_PAIRS_OFF = 28;
+export const H_ENTRY_COUNT = 32;
+export const H_ENTRIES_OFF = 36;
+export const H_PATTERN_COUNT = 40;
+export const H_PATTERNS_OFF = 44;
+export const H_RULE_COUNT = 48;
+export const H_RULES_OFF = 52;
+export const H_STRINGS_LEN = 56;
+export const H_STRINGS_OFF = 60;
+export const H_ID_ROOT = 64;
+export const H_OPERATOR_ROOT = 68;
+export const H_TOTAL_LEN = 72;
+export const IMAGE_HEADER_SIZE = 80;
 
-/** "No such node". */
+/** "No such node / pattern". */
 export const NONE = 0xffffffff;
 
-// ---- Trie node: 24 bytes ----
-export const NODE_SIZE = 24;
-export const N_STAR = 0; // child for "*": exactly one segment
-export const N_GLOB = 4; // node reached by "**" (one or more segments) and the end of the ID
-export const N_END = 8; // node reached at the end of the ID
-export const N_ENTRY_START = 12; // first payload entry
-export const N_ENTRY_COUNT = 16; // number of payload entries
-export const N_RESERVED = 20;
+// ---- Trie node: 20 bytes ----
+// The ID trie holds every SPIFFE pattern of the policy set once (trust domain, then path
+// segments); the operator trie holds role / service / action.
+export const NODE_SIZE = 20;
+export const N_STAR = 0; // child along "*" (exactly one segment)
+export const N_GLOB = 4; // ID trie: pattern id of "<path to here>/**" (one or more more segments)
+export const N_END = 8; // ID trie: pattern id of the pattern that ends here
+export const N_ENTRY_START = 12; // operator trie: first payload entry
+export const N_ENTRY_COUNT = 16; // operator trie: number of payload entries
 
-// ---- Literal-edge hash table: 16-byte slots, open addressing, linear probing ----
+// ---- Literal-edge hash table: 32-byte slots, open addressing, linear probing ----
 // Key: (parent node, segment bytes). hash = fnv1a32 seeded with the parent id, see hashSegment.
-export const SLOT_SIZE = 16;
+// A slot also carries the segment's first 8 bytes and the pattern that ends at the child, so
+// the last segment of an ID is usually decided by one cache line.
+export const SLOT_SIZE = 32;
 export const S_PARENT = 0; // NONE = empty slot
 export const S_CHILD = 4;
 export const S_STR_OFF = 8; // offset into the strings blob
 export const S_STR_LEN = 12;
+export const S_PREFIX = 16; // the first min(8, len) bytes of the segment, zero-padded (u64)
+export const S_END = 24; // the child's N_END pattern id (or NONE)
+export const S_END_FLAGS = 28; // that pattern's flags (pattern table), 0 if none
 export const FNV_OFFSET = 0x811c9dc5;
 export const FNV_PRIME = 0x01000193;
+
+// ---- Pattern table: 4 bytes per pattern: flags ----
+export const PATTERN_SIZE = 4;
+export const P_FROM = 1; // the pattern is the `from` of some service rule (its sources are declared)
+export const P_ROLLOUT_SHIFT = 1; // bits 1-2: rollout mode set for destinations it matches
+export const P_ROLLOUT_MASK = 3;
+
+// ---- Pair hash table: (source pattern, destination pattern) -> payload entries ----
+// 32-byte slots, open addressing, linear probing. pairHash(src, dst):
+//   h = imul(src, MIX_A) ^ dst; h = imul(h ^ (h >>> 15), MIX_B); h = h ^ (h >>> 13)   (u32)
+// The pair's first entry is stored in the slot; further entries in the entry table.
+export const PAIR_SIZE = 32;
+export const PR_SRC = 0; // NONE = empty slot
+export const PR_DST = 4;
+export const PR_MORE_START = 8; // entries after the first
+export const PR_MORE_COUNT = 12;
+export const PR_FIRST = 16; // the first entry (ENTRY_SIZE bytes), inline
+export const MIX_A = 0x9e3779b1;
+export const MIX_B = 0x85ebca6b;
+/** Hash tables are sized to a power of two with a load factor of at most 4/5. */
+export const MAX_LOAD_NUM = 4;
+export const MAX_LOAD_DEN = 5;
 
 // ---- Payload entry: 12 bytes ----
 export const ENTRY_SIZE = 12;
 export const E_PORTS = 0; // u16 lo | u16 hi << 16 (service entries; 0 otherwise)
-export const E_RULE = 4; // global rule index (rollout entries: 0)
+export const E_RULE = 4; // global rule index
 export const E_FLAGS = 8;
 export const F_DENY = 1; // service entry: DENY rule
 export const F_REQUIRE_MFA = 1; // operator entry
 export const F_REQUIRE_INCIDENT = 2; // operator entry
-export const ROLLOUT_OBSERVE = 1; // rollout entry flags = mode
+export const ROLLOUT_OBSERVE = 1;
 export const ROLLOUT_ENFORCE = 2;
+
+/** How many patterns one ID may match before the evaluator gives up (fails closed). */
+export const MAX_MATCHED_PATTERNS = 1024;
 
 // ---- Rule table: 8 bytes per rule: the `<policy>/<rule>` id in the strings blob ----
 export const RULE_SIZE = 8;

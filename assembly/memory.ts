@@ -44,12 +44,14 @@ export function dstSegPtr(): usize {
  * stub runtime never frees), which only happens for unusually large host values.
  */
 export function arenaAlloc(size: usize): usize {
+  // 8 spare bytes: the evaluator reads segments a word at a time (trie.ts prefixOf).
+  const padded = size + 8;
   const p = (arenaNext + 15) & ~(<usize>15);
-  if (p + size <= arenaEnd) {
-    arenaNext = p + size;
+  if (p + padded <= arenaEnd) {
+    arenaNext = p + padded;
     return p;
   }
-  return heap.alloc(size);
+  return heap.alloc(padded);
 }
 
 /** Forget everything handed out since the last reset (start of each host callback). */

@@ -1,7 +1,8 @@
 // Reading the policy image: nodes, literal edges (hash table), payload entries, rule ids.
 import {
-  FNV_OFFSET, FNV_PRIME, H_ENTRIES_OFF, H_HASH_CAP, H_HASH_OFF, H_NODES_OFF, H_RULE_COUNT, H_RULES_OFF, H_STRINGS_OFF,
-  ENTRY_SIZE, NODE_SIZE, NONE, R_STR_LEN, R_STR_OFF, RULE_SIZE, S_CHILD, S_PARENT, S_STR_LEN, S_STR_OFF, SLOT_SIZE,
+  FNV_OFFSET, FNV_PRIME, H_EDGE_CAP, H_EDGES_OFF, H_ENTRIES_OFF, H_NODES_OFF, H_PAIR_CAP, H_PAIRS_OFF, H_PATTERNS_OFF,
+  H_RULE_COUNT, H_RULES_OFF, H_STRINGS_OFF, ENTRY_SIZE, MIX_A, MIX_B, NODE_SIZE, NONE, PAIR_SIZE, PATTERN_SIZE, PR_DST,
+  PR_SRC, R_STR_LEN, R_STR_OFF, RULE_SIZE, S_CHILD, S_PARENT, S_PREFIX, S_STR_LEN, S_STR_OFF, SLOT_SIZE,
 } from "./layout";
 import { image } from "./boot";
 
@@ -21,24 +22,48 @@ export function entryAddr(index: u32): usize {
   return img + <usize>load<u32>(img + H_ENTRIES_OFF) + <usize>index * ENTRY_SIZE;
 }
 
-/** The child of `parent` along the literal segment [ptr, ptr+len), or NONE. */
-export function literalChild(parent: u32, ptr: usize, len: i32): u32 {
+/** Equal byte ranges? Eight bytes at a time, then the tail. */
+function bytesEqual(a: usize, b: usize, len: i32): bool {
+  let i = 0;
+  for (; i + 8 <= len; i += 8) if (load<u64>(a + <usize>i) != load<u64>(b + <usize>i)) return false;
+  for (; i < len; i++) if (load<u8>(a + <usize>i) != load<u8>(b + <usize>i)) return false;
+  return true;
+}
+
+/** The segment's first min(8, len) bytes as a zero-padded u64, like S_PREFIX. */
+// @ts-ignore: decorator
+@inline function prefixOf(ptr: usize, len: i32): u64 {
+  // Reading 8 bytes past a short segment stays inside the I/O buffer or the image.
+  const word = load<u64>(ptr);
+  return len >= 8 ? word : word & ((<u64>1 << (<u64>len << 3)) - 1);
+}
+
+/** The edge slot of `parent` along the literal segment [ptr, ptr+len), or 0. */
+export function literalSlot(parent: u32, ptr: usize, len: i32): usize {
   const img = image();
   let h: u32 = (<u32>FNV_OFFSET ^ parent) * <u32>FNV_PRIME;
   for (let i = 0; i < len; i++) h = (h ^ <u32>load<u8>(ptr + <usize>i)) * <u32>FNV_PRIME;
-  const mask = load<u32>(img + H_HASH_CAP) - 1;
-  const table = img + <usize>load<u32>(img + H_HASH_OFF);
-  const strings = img + <usize>load<u32>(img + H_STRINGS_OFF);
+  const mask = load<u32>(img + H_EDGE_CAP) - 1;
+  const table = img + <usize>load<u32>(img + H_EDGES_OFF);
+  const prefix = prefixOf(ptr, len);
   let slot = h & mask;
   while (true) {
     const s = table + <usize>slot * SLOT_SIZE;
     const p = load<u32>(s + S_PARENT);
-    if (p == <u32>NONE) return <u32>NONE;
-    if (p == parent && load<u32>(s + S_STR_LEN) == <u32>len) {
-      if (memory.compare(strings + <usize>load<u32>(s + S_STR_OFF), ptr, <usize>len) == 0) return load<u32>(s + S_CHILD);
+    if (p == <u32>NONE) return 0;
+    if (p == parent && load<u32>(s + S_STR_LEN) == <u32>len && load<u64>(s + S_PREFIX) == prefix) {
+      if (len <= 8) return s;
+      const strings = img + <usize>load<u32>(img + H_STRINGS_OFF);
+      if (bytesEqual(strings + <usize>load<u32>(s + S_STR_OFF) + 8, ptr + 8, len - 8)) return s;
     }
     slot = (slot + 1) & mask;
   }
+}
+
+/** The child of `parent` along a literal segment, or NONE. */
+export function literalChild(parent: u32, ptr: usize, len: i32): u32 {
+  const s = literalSlot(parent, ptr, len);
+  return s == 0 ? <u32>NONE : load<u32>(s + S_CHILD);
 }
 
 export function ruleCount(): u32 {
@@ -59,4 +84,27 @@ export function ruleIdPtr(idx: i32): usize {
 export function ruleIdLen(idx: i32): i32 {
   if (idx < 0 || <u32>idx >= ruleCount()) return 0;
   return <i32>load<u32>(ruleAddr(<u32>idx) + R_STR_LEN);
+}
+
+export function patternFlags(pattern: u32): u32 {
+  const img = image();
+  return load<u32>(img + <usize>load<u32>(img + H_PATTERNS_OFF) + <usize>pattern * PATTERN_SIZE);
+}
+
+/** The pair slot of (source pattern, destination pattern), or 0 when the pair has no rules. */
+export function pairSlot(src: u32, dst: u32): usize {
+  const img = image();
+  let h: u32 = src * <u32>MIX_A ^ dst;
+  h = (h ^ (h >>> 15)) * <u32>MIX_B;
+  h = h ^ (h >>> 13);
+  const mask = load<u32>(img + H_PAIR_CAP) - 1;
+  const table = img + <usize>load<u32>(img + H_PAIRS_OFF);
+  let slot = h & mask;
+  while (true) {
+    const s = table + <usize>slot * PAIR_SIZE;
+    const ps = load<u32>(s + PR_SRC);
+    if (ps == <u32>NONE) return 0;
+    if (ps == src && load<u32>(s + PR_DST) == dst) return s;
+    slot = (slot + 1) & mask;
+  }
 }

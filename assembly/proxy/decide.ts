@@ -1,0 +1,90 @@
+// The filter's decision, shared by the HTTP and the network filter: who is calling (the
+// peer certificate's URI SAN), who we are (configured identity or our own certificate's
+// URI SAN), which port, then the same evaluator the engine runs, the mode that applies
+// (the policy's per-destination rollout when it has one, else the configured mode), an
+// audit record and a metric. Fail closed: no root, no own identity or a missing policy
+// image is a deny (internal_error) unless observe mode applies.
+import { evalService } from "../eval";
+import { getIntProperty, getProperty, nowNs, retPtr, retSize } from "./bytes";
+import { appendRecord, F_ALLOW, F_DST_INVALID, F_DST_MISSING, F_ENFORCED, F_SRC_INVALID, F_SRC_MISSING } from "./audit";
+import { isSpiffeId } from "./config";
+import { M_ALLOW, M_DENY, M_NO_PEER_ID, M_OBSERVE_DENY, countMetric } from "./metrics";
+import { REASON_ALLOWED_BY_RULE, REASON_INTERNAL_ERROR, REASON_SOURCE_UNDECLARED } from "./reasons";
+import { MODE_ENFORCE, NO_ROOT, rootAt } from "./root";
+
+// Outcome of the last decide() (globals: no allocation per request).
+let block: bool = true;
+let reason: i32 = REASON_INTERNAL_ERROR;
+let rule: i32 = -1;
+
+export function lastBlocked(): bool {
+  return block;
+}
+
+export function lastReason(): i32 {
+  return reason;
+}
+
+export function lastRule(): i32 {
+  return rule;
+}
+
+const ROLLOUT_OBSERVE: i32 = 1;
+const ROLLOUT_ENFORCE: i32 = 2;
+
+/** Decides the current stream (its connection properties) for the root in `slot`. */
+export function decide(slot: u32): void {
+  const t0 = nowNs();
+  if (slot == NO_ROOT || !rootAt(slot).configured) {
+    block = true;
+    reason = REASON_INTERNAL_ERROR;
+    rule = -1;
+    countMetric(M_DENY, 1);
+    return;
+  }
+  const r = rootAt(slot);
+
+  let src: usize = 0;
+  let srcLen: i32 = 0;
+  if (getProperty("connection\0uri_san_peer_certificate")) {
+    src = retPtr();
+    srcLen = retSize();
+  }
+  let dst = r.identityPtr;
+  let dstLen = r.identityLen;
+  if (dstLen == 0 && getProperty("connection\0uri_san_local_certificate")) {
+    dst = retPtr();
+    dstLen = retSize();
+  }
+  const p = getIntProperty("destination\0port");
+  const port: i32 = p < 0 || p > 65535 ? -1 : <i32>p;
+
+  let flags: u8 = 0;
+  let res: i32;
+  if (dstLen == 0) {
+    res = REASON_INTERNAL_ERROR;
+    flags |= F_DST_MISSING;
+  } else res = evalService(src, srcLen, dst, dstLen, port);
+  if (srcLen == 0) {
+    flags |= F_SRC_MISSING;
+    countMetric(M_NO_PEER_ID, 1);
+  }
+  reason = res & 15;
+  const rollout = (res >>> 4) & 3;
+  rule = (res >>> 6) - 1;
+  // Allowed, denied, default deny and undeclared source mean the evaluator parsed both IDs;
+  // otherwise check them here so the audit record never carries an invalid SPIFFE ID.
+  if (reason > REASON_SOURCE_UNDECLARED) {
+    if (srcLen > 0 && !isSpiffeId(src, srcLen)) flags |= F_SRC_INVALID;
+    if (dstLen > 0 && !isSpiffeId(dst, dstLen)) flags |= F_DST_INVALID;
+  }
+  // A per-destination rollout setting in the policy overrides the configured default mode.
+  const enforce = rollout == ROLLOUT_ENFORCE || (rollout != ROLLOUT_OBSERVE && r.mode == MODE_ENFORCE);
+  const allow = reason == REASON_ALLOWED_BY_RULE;
+  if (allow) flags |= F_ALLOW;
+  if (enforce) flags |= F_ENFORCED;
+  block = !allow && enforce;
+  const t1 = nowNs();
+  appendRecord(r, t0, t1 > t0 ? t1 - t0 : 0, rule, port, reason, flags, src, srcLen, dst, dstLen);
+  countMetric(allow ? M_ALLOW : enforce ? M_DENY : M_OBSERVE_DENY, 1);
+}
