@@ -18,6 +18,8 @@ export interface Manifest {
   image_sha256: string;
   policies: Array<{ name: string; kind: PolicyKind; first_rule: number; rules: number }>;
   rules: number;
+  /** Agent scope requirements (docs/policy-language.md "Agents"), in canonical order. */
+  agent_scopes: Array<{ destination: string; scopes: string[] }>;
   stats: ImageStats;
 }
 
@@ -61,6 +63,7 @@ export function compilePolicySet(set: PolicySet, evaluator: Uint8Array = loadEva
       return entry;
     }),
     rules: first,
+    agent_scopes: set.policies.flatMap((p) => (p.kind === "ServiceAccessPolicy" ? p.agentScopes.map((e) => ({ destination: e.destination.text, scopes: [...e.scopes] })) : [])),
     stats,
   };
   const { wasm } = linkModule(evaluator, image, new TextEncoder().encode(JSON.stringify(manifest)));

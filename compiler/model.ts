@@ -42,12 +42,20 @@ export interface RolloutEntry {
   readonly at: SourceRef;
 }
 
+/** Scopes an agent's JWT must carry to reach destinations matching a pattern (issue 7). */
+export interface AgentScopeEntry {
+  readonly destination: SpiffePattern;
+  readonly scopes: readonly string[];
+  readonly at: SourceRef;
+}
+
 export interface ServiceAccessPolicy {
   readonly kind: "ServiceAccessPolicy";
   readonly name: string;
   readonly rules: readonly ServiceRule[];
   readonly defaultAction: "DENY";
   readonly rollout: readonly RolloutEntry[];
+  readonly agentScopes: readonly AgentScopeEntry[];
   readonly source: string;
 }
 

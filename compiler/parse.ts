@@ -3,6 +3,7 @@
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node, type YAMLMap, type YAMLSeq } from "yaml";
 import { type Diagnostic, sortDiagnostics } from "./diagnostics.js";
 import {
+  type AgentScopeEntry,
   API_VERSION,
   type OperatorAccessPolicy,
   type OperatorRule,
@@ -208,7 +209,7 @@ function assignIds(ctx: Ctx, policy: string, names: Array<{ name: string | null;
 }
 
 function serviceSpec(ctx: Ctx, spec: YAMLMap, name: string, source: string): ServiceAccessPolicy | null {
-  const f = fields(ctx, spec, "spec", ["rules", "defaultAction", "rollout"]);
+  const f = fields(ctx, spec, "spec", ["rules", "defaultAction", "rollout", "agentScopes"]);
   const before = ctx.errors.length;
   const da = f.get("defaultAction");
   if (da) {
@@ -272,6 +273,31 @@ function serviceSpec(ctx: Ctx, spec: YAMLMap, name: string, source: string): Ser
       if (dest && (mode === "observe" || mode === "enforce")) rollout.push({ destination: dest, mode, at: ctx.at(map) });
     });
   }
+  const agentScopes: AgentScopeEntry[] = [];
+  const ae = f.get("agentScopes");
+  if (ae) {
+    const seq = asSeq(ctx, ae.value, "spec.agentScopes", ae.key);
+    seq?.items.forEach((item, i) => {
+      const where = `spec.agentScopes[${i}]`;
+      const map = asMap(ctx, item as Node, where);
+      if (!map) return;
+      const af = fields(ctx, map, where, ["destination", "scopes"]);
+      const dn = requireField(ctx, af, "destination", where, map);
+      const dest = dn ? pattern(ctx, dn, `${where}.destination`) : null;
+      const se = af.get("scopes");
+      if (!se) {
+        ctx.err(map, `${where}: missing required field "scopes" (use [] to admit any valid agent token)`);
+        return;
+      }
+      const sseq = asSeq(ctx, se.value, `${where}.scopes`, se.key);
+      const scopes: string[] = [];
+      sseq?.items.forEach((sc, k) => {
+        const t = token(ctx, sc as Node, `${where}.scopes[${k}]`, false);
+        if (t !== null) scopes.push(t);
+      });
+      if (dest && sseq) agentScopes.push({ destination: dest, scopes, at: ctx.at(map) });
+    });
+  }
   const ids = assignIds(ctx, name, drafts);
   if (ctx.errors.length > before) return null;
   const rules: ServiceRule[] = drafts.map((d, i) => ({
@@ -282,7 +308,7 @@ function serviceSpec(ctx: Ctx, spec: YAMLMap, name: string, source: string): Ser
     to: d.to!,
     at: ctx.at(d.node),
   }));
-  return { kind: "ServiceAccessPolicy", name, rules, defaultAction: "DENY", rollout, source };
+  return { kind: "ServiceAccessPolicy", name, rules, defaultAction: "DENY", rollout, agentScopes, source };
 }
 
 function token(ctx: Ctx, node: Node | null, what: string, allowStar: boolean, fallback?: Node | null): string | null {

@@ -85,3 +85,23 @@ export function evaluateOperatorReference(set: PolicySet, req: OperatorRequest):
   if (firstFailed >= 0) return verdict(false, failedReason, firstFailed);
   return verdict(false, declared ? Reason.DEFAULT_DENY : Reason.ROLE_UNDECLARED, -1);
 }
+
+/**
+ * Scopes an agent's token must carry to reach `destination`: the union of every matching
+ * `agentScopes` entry of every policy, sorted; null when no entry matches (no agent access).
+ */
+export function requiredScopesReference(set: PolicySet, destination: string): string[] | null {
+  const dst = parseSpiffeId(destination);
+  if (!dst.ok) return null;
+  let found = false;
+  const scopes = new Set<string>();
+  for (const p of set.policies) {
+    if (p.kind !== "ServiceAccessPolicy") continue;
+    for (const e of p.agentScopes) {
+      if (!patternMatches(e.destination, dst.value)) continue;
+      found = true;
+      for (const s of e.scopes) scopes.add(s);
+    }
+  }
+  return found ? [...scopes].sort() : null;
+}

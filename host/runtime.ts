@@ -6,6 +6,7 @@ import * as L from "../assembly/layout.js";
 import type { Manifest } from "../compiler/compile.js";
 import { MANIFEST_SECTION } from "../compiler/link.js";
 import type { OperatorRequest, ReasonCode, RolloutMode, ServiceRequest, Verdict } from "../compiler/model.js";
+import { parseSpiffeId, parseSpiffePattern, patternMatches, type SpiffePattern } from "../compiler/spiffe.js";
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -56,6 +57,7 @@ export class PolicyRuntime {
   private mem!: Uint8Array;
   private io = 0;
   private ruleIds: Array<string | undefined> = [];
+  private readonly agentScopes: Array<{ destination: SpiffePattern; scopes: readonly string[] }>;
   private readonly decoder = new TextDecoder();
 
   private constructor(
@@ -64,6 +66,11 @@ export class PolicyRuntime {
     readonly version: string,
     readonly manifest: Manifest,
   ) {
+    this.agentScopes = (manifest.agent_scopes ?? []).map((e) => {
+      const p = parseSpiffePattern(e.destination);
+      if (!p.ok) throw new Error(`policy module has an invalid agent scope pattern: ${p.error}`);
+      return { destination: p.value, scopes: e.scopes };
+    });
     this.instantiate();
   }
 
@@ -157,6 +164,24 @@ export class PolicyRuntime {
   rolloutFor(destination: string): RolloutMode | null {
     const n = this.put(this.view(), destination, 0, L.MAX_ID_BYTES + 1);
     return ROLLOUT[this.call(() => this.ex.zt_eval_rollout(n)) & 3]!;
+  }
+
+  /**
+   * Scopes an agent's JWT must carry to reach `destination` (union of the matching
+   * `agentScopes` entries), or null when the policy grants agents no access there.
+   * The entries are few, so a scan is fine here; this is not the service hot path.
+   */
+  requiredScopes(destination: string): string[] | null {
+    const dst = parseSpiffeId(destination);
+    if (!dst.ok) return null;
+    let found = false;
+    const scopes = new Set<string>();
+    for (const e of this.agentScopes) {
+      if (!patternMatches(e.destination, dst.value)) continue;
+      found = true;
+      for (const s of e.scopes) scopes.add(s);
+    }
+    return found ? [...scopes].sort() : null;
   }
 
   /** `<policy>/<rule>` for a global rule index, read from the module's image. */

@@ -1,0 +1,421 @@
+// ServiceAccessPolicy -> Kubernetes NetworkPolicy objects for one cluster (docs/netpol.md).
+// The contract: every flow the ZT policy allows between this cluster's pods is admitted (no
+// false denials at the kernel layer), and every flow admitted beyond the ZT policy, or
+// dropped although ZT allows it, is named by a warning. Pure: same input, same output.
+import type { PortRange, PolicySet, ServiceAccessPolicy, ServiceRule, ServiceTarget } from "../model.js";
+import type { SpiffePattern } from "../spiffe.js";
+import { type Box, carve, intersects } from "./boxes.js";
+import { ANY, type Dim, describeDim, dimHas, dimKey, intersectPorts, isEmptyDim, normalizePorts, only, portsKey, subtractDim, unionPorts } from "./dims.js";
+import { projectPattern, withCluster, type Projection } from "./project.js";
+import { type LabelSelector, selectorFor, subjectName, tcpPorts } from "./selectors.js";
+import type { FlowScope, NetpolOptions, NetpolResult, NetpolWarning, NetworkPolicy } from "./types.js";
+import { renderYaml, type ObjectNotes } from "./yaml.js";
+
+type Direction = "ingress" | "egress";
+
+type Peer = { readonly kind: "local"; readonly ns: Dim; readonly sa: Dim } | { readonly kind: "cidr"; readonly cidr: string; readonly cluster: string };
+
+interface PeerEntry {
+  readonly peer: Peer;
+  ports: PortRange[];
+  readonly rules: Set<string>;
+}
+
+interface Subject {
+  readonly direction: Direction;
+  readonly namespace: string;
+  readonly sa: Dim;
+  readonly peers: Map<string, PeerEntry>;
+  readonly notes: Set<string>;
+}
+
+/** A rule target with both sides projected, for one rule of the set. */
+/** What a CIDR peer admits, as a box over workload IDs (remote namespace and account open). */
+interface Projected {
+  readonly direction: Direction;
+  readonly cluster: string;
+  readonly box: Box;
+}
+
+interface Grant {
+  readonly rule: ServiceRule;
+  readonly target: ServiceTarget;
+  readonly src: Extract<Projection, { kind: "workloads" }>;
+  readonly dst: Extract<Projection, { kind: "workloads" }>;
+  readonly ports: PortRange[];
+}
+
+const MANAGED_BY = { "app.kubernetes.io/managed-by": "zt" } as const;
+const ALL_TCP: readonly PortRange[] = [{ lo: 1, hi: 65535 }];
+
+function peerKey(p: Peer): string {
+  return p.kind === "local" ? `local|${dimKey(p.ns)}|${dimKey(p.sa)}` : `cidr|${p.cidr}`;
+}
+
+/** `in [a, b]` -> [in [a], in [b]]: one object / peer per named workload, as in the seed. */
+function splitDim(d: Dim): Dim[] {
+  return d.kind === "in" ? d.values.map((v) => only(v)) : [d];
+}
+
+function portText(ports: readonly PortRange[]): string {
+  return ports.map((r) => (r.lo === r.hi ? `${r.lo}` : `${r.lo}-${r.hi}`)).join(", ");
+}
+
+function serviceRules(set: PolicySet): Array<{ policy: ServiceAccessPolicy; rule: ServiceRule }> {
+  const out: Array<{ policy: ServiceAccessPolicy; rule: ServiceRule }> = [];
+  for (const p of set.policies) if (p.kind === "ServiceAccessPolicy") for (const r of p.rules) out.push({ policy: p, rule: r });
+  return out;
+}
+
+class Generator {
+  private readonly subjects = new Map<string, Subject>();
+  private readonly warnings: NetpolWarning[] = [];
+  private readonly warned = new Set<string>();
+  readonly governed = new Set<string>();
+
+  constructor(
+    private readonly set: PolicySet,
+    private readonly o: NetpolOptions,
+  ) {}
+
+  private warn(w: NetpolWarning): void {
+    const key = `${w.code}|${w.rule}|${w.message}|${JSON.stringify(w.scope)}`;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.warnings.push(w);
+  }
+
+  private isLocal(p: Projection): p is Extract<Projection, { kind: "workloads" }> {
+    return p.kind === "workloads" && dimHas(p.cluster, this.o.cluster);
+  }
+
+  run(): NetpolResult {
+    const grants: Grant[] = [];
+    for (const { rule } of serviceRules(this.set)) {
+      const src = projectPattern(rule.from, this.o.trustDomain);
+      for (const target of rule.to) {
+        const dst = projectPattern(target.spiffe, this.o.trustDomain);
+        const touchesCluster = this.isLocal(src) || this.isLocal(dst);
+        this.noteUnmappable(rule, rule.from, src, dst);
+        this.noteUnmappable(rule, target.spiffe, dst, src);
+        if (src.kind !== "workloads" || dst.kind !== "workloads") continue;
+        if (touchesCluster) {
+          if (src.globstar) this.noteGlobstar(rule, rule.from);
+          if (dst.globstar) this.noteGlobstar(rule, target.spiffe);
+        }
+        // TCP port 0 cannot be named in a NetworkPolicy and carries no connection.
+        const ports = intersectPorts(normalizePorts(target.ports), ALL_TCP);
+        if (ports.length === 0) continue;
+        grants.push({ rule, target, src, dst, ports });
+        for (const p of [src, dst]) if (this.isLocal(p) && p.ns.kind === "in") this.governed.add(p.ns.values[0]!);
+      }
+    }
+
+    // Carve DENY out of ALLOW on workload IDs first, then project each piece onto what a
+    // NetworkPolicy can express: local <-> local exactly, a remote side as its whole CIDR.
+    const boxes0: Box[] = grants.map((g, origin) => ({
+      srcCluster: g.src.cluster,
+      dstCluster: g.dst.cluster,
+      srcNs: g.src.ns,
+      srcSa: g.src.sa,
+      dstNs: g.dst.ns,
+      dstSa: g.dst.sa,
+      ports: g.ports,
+      rule: g.rule.id,
+      origin,
+    }));
+    const denyBoxes = boxes0.filter((b) => grants[b.origin]!.rule.action === "DENY");
+    const { boxes, carvedBy } = carve(
+      boxes0.filter((b) => grants[b.origin]!.rule.action === "ALLOW"),
+      denyBoxes,
+    );
+    const here = only(this.o.cluster);
+    const projected: Projected[] = [];
+    for (const b of boxes) {
+      const g = grants[b.origin]!;
+      const srcLocal = dimHas(b.srcCluster, this.o.cluster);
+      const dstLocal = dimHas(b.dstCluster, this.o.cluster);
+      if (srcLocal && dstLocal) {
+        for (const sa of splitDim(b.dstSa))
+          for (const ns of this.subjectNamespaces(b.dstNs))
+            for (const pns of splitDim(b.srcNs)) for (const psa of splitDim(b.srcSa)) this.admit("ingress", ns, sa, { kind: "local", ns: pns, sa: psa }, b.ports, b.rule);
+        for (const sa of splitDim(b.srcSa))
+          for (const ns of this.subjectNamespaces(b.srcNs))
+            for (const pns of splitDim(b.dstNs)) for (const psa of splitDim(b.dstSa)) this.admit("egress", ns, sa, { kind: "local", ns: pns, sa: psa }, b.ports, b.rule);
+      }
+      const srcRemote = subtractDim(b.srcCluster, here);
+      const dstRemote = subtractDim(b.dstCluster, here);
+      if (dstLocal && !isEmptyDim(srcRemote)) projected.push(...this.crossCluster(g, b, "ingress", srcRemote));
+      if (srcLocal && !isEmptyDim(dstRemote)) projected.push(...this.crossCluster(g, b, "egress", dstRemote));
+    }
+    for (const [rule, denies] of carvedBy) this.noteSubjects(rule, `${rule}: DENY ${[...denies].sort().join(", ")} carved out (NotIn selectors / split port ranges)`);
+    for (const d of denyBoxes) for (const p of projected) if (intersects(p.box, d)) this.remoteDeny(grants[d.origin]!, d, p);
+    this.noteRollout();
+    // Stable, file order: the order they are found in depends on which pass found them.
+    this.warnings.sort((a, b) => (a.at.file < b.at.file ? -1 : a.at.file > b.at.file ? 1 : a.at.line - b.at.line || a.at.col - b.at.col));
+
+    const { objects, notes } = this.objects();
+    const header = this.header();
+    return { objects, warnings: this.warnings, yaml: renderYaml(header, objects, notes), namespaces: [...this.governed].sort() };
+  }
+
+  private subjectNamespaces(d: Dim): string[] {
+    // A wildcard namespace can only be expanded to the namespaces the policy names: the
+    // objects are namespaced and the rest of the cluster is unknown here (docs/netpol.md).
+    return [...this.governed].sort().filter((ns) => dimHas(d, ns));
+  }
+
+  private subject(direction: Direction, namespace: string, sa: Dim): Subject {
+    const key = `${namespace}|${direction}|${dimKey(sa)}`;
+    let s = this.subjects.get(key);
+    if (!s) this.subjects.set(key, (s = { direction, namespace, sa, peers: new Map(), notes: new Set() }));
+    return s;
+  }
+
+  private admit(direction: Direction, namespace: string, sa: Dim, peer: Peer, ports: readonly PortRange[], rule: string): void {
+    const s = this.subject(direction, namespace, sa);
+    const k = peerKey(peer);
+    const e = s.peers.get(k);
+    if (e) {
+      e.ports = unionPorts(e.ports, ports);
+      e.rules.add(rule);
+    } else s.peers.set(k, { peer, ports: [...ports], rules: new Set([rule]) });
+  }
+
+  private noteSubjects(rule: string, note: string): void {
+    for (const s of this.subjects.values()) if ([...s.peers.values()].some((e) => e.rules.has(rule))) s.notes.add(note);
+  }
+
+  /**
+   * The remote side of a carved box: admitted by the configured clusters' CIDRs (widening,
+   * warned), dropped for clusters without one (narrowing, warned). Returns what the CIDR
+   * peers admit, as boxes, for the DENY check.
+   */
+  private crossCluster(g: Grant, b: Box, direction: Direction, remoteDim: Dim): Projected[] {
+    const localNs = direction === "ingress" ? b.dstNs : b.srcNs;
+    const localSa = direction === "ingress" ? b.dstSa : b.srcSa;
+    const td = this.o.trustDomain;
+    const localText = withCluster(direction === "ingress" ? g.target.spiffe : g.rule.from, this.o.cluster);
+    const remotePattern = direction === "ingress" ? g.rule.from : g.target.spiffe;
+    const configured = Object.keys(this.o.remoteCidrs)
+      .filter((c) => c !== this.o.cluster && dimHas(remoteDim, c) && (this.o.remoteCidrs[c]?.length ?? 0) > 0)
+      .sort();
+    const what =
+      direction === "ingress" ? `source ${g.rule.from.text} of ${g.target.spiffe.text}` : `destination ${g.target.spiffe.text} of ${g.rule.from.text}`;
+    const out: Projected[] = [];
+    for (const cluster of configured) {
+      const cidrs = this.o.remoteCidrs[cluster]!;
+      for (const sa of splitDim(localSa))
+        for (const ns of this.subjectNamespaces(localNs))
+          for (const cidr of cidrs) this.admit(direction, ns, sa, { kind: "cidr", cidr, cluster }, b.ports, g.rule.id);
+      const local = { cluster: only(this.o.cluster), ns: localNs, sa: localSa };
+      const remote = { cluster: only(cluster), ns: ANY, sa: ANY };
+      const [src, dst] = direction === "ingress" ? [remote, local] : [local, remote];
+      out.push({
+        direction,
+        cluster,
+        box: { srcCluster: src.cluster, srcNs: src.ns, srcSa: src.sa, dstCluster: dst.cluster, dstNs: dst.ns, dstSa: dst.sa, ports: b.ports, rule: g.rule.id, origin: b.origin },
+      });
+      const everyPod = `spiffe://${td}/${cluster}/**`;
+      const message =
+        `${what} is in cluster ${cluster} (traffic crosses the WireGuard gateway): mirrored as ${direction} ` +
+        `${direction === "ingress" ? "from" : "to"} ${cluster}'s pod CIDR ${cidrs.join(", ")} on TCP ${portText(g.ports)}, ` +
+        `which admits every pod of ${cluster}, not only ${remotePattern.text}`;
+      this.warn({
+        code: "cross-cluster",
+        effect: "widens",
+        rule: g.rule.id,
+        at: g.rule.at,
+        message,
+        scope: [direction === "ingress" ? { source: everyPod, destination: localText, ports: g.ports } : { source: localText, destination: everyPod, ports: g.ports }],
+      });
+      this.noteSubjects(g.rule.id, `${g.rule.id}: cross-cluster ${direction} with ${cluster} by CIDR (warning: cross-cluster)`);
+    }
+    const unmapped: FlowScope[] = [];
+    const names: string[] = [];
+    if (remoteDim.kind === "in") {
+      for (const c of remoteDim.values) {
+        if (configured.includes(c)) continue;
+        names.push(c);
+        const remoteText = withCluster(remotePattern, c);
+        unmapped.push(direction === "ingress" ? { source: remoteText, destination: localText, ports: g.ports } : { source: localText, destination: remoteText, ports: g.ports });
+      }
+    } else {
+      const except = [...new Set([this.o.cluster, ...remoteDim.values, ...configured])].sort();
+      names.push(`any cluster but ${except.join(", ")}`);
+      unmapped.push(
+        direction === "ingress"
+          ? { source: remotePattern.text, destination: localText, ports: g.ports, sourceClustersExcept: except }
+          : { source: localText, destination: remotePattern.text, ports: g.ports, destinationClustersExcept: except },
+      );
+    }
+    if (unmapped.length > 0) {
+      this.warn({
+        code: "cluster-unmapped",
+        effect: "narrows",
+        rule: g.rule.id,
+        at: g.rule.at,
+        message: `${what} reaches ${names.join(", ")} through the WireGuard gateway, but no --remote-cidr is given for it: the kernel layer drops this traffic (TCP ${portText(g.ports)})`,
+        scope: unmapped,
+      });
+    }
+    return out;
+  }
+
+  /** A DENY that a CIDR allowance re-admits: NetworkPolicy cannot carve a pod out of a CIDR. */
+  private remoteDeny(d: Grant, box: Box, p: Projected): void {
+    const ports = intersectPorts(box.ports, p.box.ports);
+    const remoteText = withCluster(p.direction === "ingress" ? d.rule.from : d.target.spiffe, p.cluster);
+    const localText = withCluster(p.direction === "ingress" ? d.target.spiffe : d.rule.from, this.o.cluster);
+    this.warn({
+      code: "deny-not-mirrored",
+      effect: "widens",
+      rule: d.rule.id,
+      at: d.rule.at,
+      message:
+        `DENY ${p.direction === "ingress" ? `from ${remoteText} to ${localText}` : `from ${localText} to ${remoteText}`} falls inside ` +
+        `${p.cluster}'s CIDR allowance (${p.box.rule}): NetworkPolicy cannot carve a pod out of a CIDR, so the kernel layer admits it (TCP ${portText(ports)})`,
+      scope: [p.direction === "ingress" ? { source: remoteText, destination: localText, ports } : { source: localText, destination: remoteText, ports }],
+    });
+  }
+
+  private noteUnmappable(rule: ServiceRule, pattern: SpiffePattern, p: Projection, other: Projection): void {
+    if (p.kind !== "none" || rule.action !== "ALLOW" || !this.isLocal(other)) return;
+    this.warn({
+      code: p.code,
+      effect: "narrows",
+      rule: rule.id,
+      at: rule.at,
+      message: `${pattern.text} names no pod of cluster ${this.o.cluster}: ${p.reason}; nothing is admitted for it at the kernel layer`,
+      scope: [],
+    });
+  }
+
+  private noteGlobstar(rule: ServiceRule, pattern: SpiffePattern): void {
+    this.warn({
+      code: "globstar",
+      effect: "narrows",
+      rule: rule.id,
+      at: rule.at,
+      message: `${pattern.text}: "**" is mirrored only for workload IDs (<cluster>/<namespace>/<service-account>); the longer IDs it also matches name no pod and are not admitted`,
+      scope: [],
+    });
+  }
+
+  private noteRollout(): void {
+    for (const p of this.set.policies) {
+      if (p.kind !== "ServiceAccessPolicy") continue;
+      for (const e of p.rollout) {
+        if (e.mode !== "observe") continue;
+        const proj = projectPattern(e.destination, this.o.trustDomain);
+        if (!this.isLocal(proj)) continue;
+        this.warn({
+          code: "observe-rollout",
+          effect: "none",
+          rule: `${p.name}/rollout`,
+          at: e.at,
+          message: `${e.destination.text} is in observe mode: ZT only logs its denials, but these NetworkPolicies enforce them; apply them for it once it is enforced`,
+          scope: [],
+        });
+      }
+    }
+  }
+
+  private header(): string[] {
+    const names = this.set.policies.filter((p) => p.kind === "ServiceAccessPolicy").map((p) => p.name);
+    const lines = [
+      `Generated by \`zt netpol\` from ServiceAccessPolicy ${names.join(", ") || "(none)"}; do not edit: regenerate.`,
+      `cluster ${this.o.cluster}, trust domain ${this.o.trustDomain}; pods by label ${this.o.podLabel}=<service-account>, namespaces by ${this.o.namespaceLabel}.`,
+      `Governed namespaces: ${[...this.governed].sort().join(", ") || "(none)"}; pods in other namespaces are not isolated by these objects.`,
+    ];
+    for (const w of this.warnings) lines.push(`warning [${w.code}] ${w.rule}: ${w.message}`);
+    return lines;
+  }
+
+  private objects(): { objects: NetworkPolicy[]; notes: ObjectNotes[] } {
+    const built: Array<{ obj: NetworkPolicy; notes: ObjectNotes; order: string }> = [];
+    for (const ns of [...this.governed].sort()) {
+      built.push({
+        order: `${ns}|0`,
+        obj: {
+          apiVersion: "networking.k8s.io/v1",
+          kind: "NetworkPolicy",
+          metadata: { name: "zt-default-deny", namespace: ns, labels: { ...MANAGED_BY } },
+          spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] },
+        },
+        notes: { header: [`Default deny (ZT defaultAction: DENY): every pod in ${ns} is isolated for ingress and egress.`], rules: [] },
+      });
+      if (this.o.infraEgress.length > 0) {
+        built.push({
+          order: `${ns}|1`,
+          obj: {
+            apiVersion: "networking.k8s.io/v1",
+            kind: "NetworkPolicy",
+            metadata: { name: "zt-infra-egress", namespace: ns, labels: { ...MANAGED_BY } },
+            spec: {
+              podSelector: {},
+              policyTypes: ["Egress"],
+              egress: this.o.infraEgress.map((i) => ({
+                to: [{ namespaceSelector: { matchLabels: { [this.o.namespaceLabel]: i.namespace } }, podSelector: { matchLabels: { ...i.podLabels } } }],
+                ports: i.ports.map((p) => ({ protocol: p.protocol, port: p.port })),
+              })),
+            },
+          },
+          notes: { header: ["Infrastructure egress every workload needs and ZT does not mediate."], rules: this.o.infraEgress.map((i) => [i.name]) },
+        });
+      }
+    }
+    for (const s of this.subjects.values()) {
+      const name = subjectName(s.direction, s.sa);
+      // Group peers with the same ports into one rule (the seed's postgres-ingress shape).
+      const byPorts = new Map<string, { ports: PortRange[]; entries: PeerEntry[] }>();
+      for (const e of s.peers.values()) {
+        const k = portsKey(e.ports);
+        const g = byPorts.get(k);
+        if (g) g.entries.push(e);
+        else byPorts.set(k, { ports: e.ports, entries: [e] });
+      }
+      const rules = [...byPorts.values()].map((g) => ({
+        peers: g.entries.map((e) => this.peer(e.peer, s.namespace)),
+        ports: tcpPorts(g.ports),
+        comment: [...new Set(g.entries.flatMap((e) => [...e.rules]))].join(", "),
+      }));
+      const ruleIds = [...new Set([...s.peers.values()].flatMap((e) => [...e.rules]))];
+      const subjectId = `spiffe://${this.o.trustDomain}/${this.o.cluster}/${s.namespace}/${describeDim(s.sa)}`;
+      const header = [
+        `${subjectId}: ${s.direction} the ZT policy allows (${ruleIds.join(", ")}), TCP only.`,
+        ...[...s.notes].sort(),
+      ];
+      const spec: NonNullable<NetworkPolicy["spec"]> =
+        s.direction === "ingress"
+          ? { podSelector: selectorFor(this.o.podLabel, s.sa), policyTypes: ["Ingress"], ingress: rules.map((r) => ({ from: r.peers, ports: r.ports })) }
+          : { podSelector: selectorFor(this.o.podLabel, s.sa), policyTypes: ["Egress"], egress: rules.map((r) => ({ to: r.peers, ports: r.ports })) };
+      built.push({
+        order: `${s.namespace}|2|${name}`,
+        obj: { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name, namespace: s.namespace, labels: { ...MANAGED_BY } }, spec },
+        notes: { header, rules: rules.map((r) => [r.comment]) },
+      });
+    }
+    built.sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0));
+    const seen = new Set<string>();
+    for (const b of built) {
+      const id = `${b.obj.metadata!.namespace}/${b.obj.metadata!.name}`;
+      if (seen.has(id)) throw new Error(`internal error: two NetworkPolicies named ${id}`);
+      seen.add(id);
+    }
+    return { objects: built.map((b) => b.obj), notes: built.map((b) => b.notes) };
+  }
+
+  private peer(p: Peer, subjectNs: string): { podSelector?: LabelSelector; namespaceSelector?: LabelSelector; ipBlock?: { cidr: string } } {
+    if (p.kind === "cidr") return { ipBlock: { cidr: p.cidr } };
+    const podSelector = selectorFor(this.o.podLabel, p.sa);
+    // Same namespace as the object: a bare podSelector, as in the seed.
+    if (p.ns.kind === "in" && p.ns.values.length === 1 && p.ns.values[0] === subjectNs) return { podSelector };
+    return { namespaceSelector: selectorFor(this.o.namespaceLabel, p.ns), podSelector };
+  }
+}
+
+export function generateNetworkPolicies(set: PolicySet, opts: NetpolOptions): NetpolResult {
+  return new Generator(set, opts).run();
+}
+
