@@ -1,0 +1,74 @@
+// One call to set up the engine's identity from the environment: the serving SVID source,
+// caller authentication, agent JWT verification and metrics, plus what the HTTP server needs.
+import * as https from "node:https";
+import type { Server as TlsServer } from "node:tls";
+import type { Registry } from "prom-client";
+import { parseIdentityConfig, type IdentityConfig } from "./config.js";
+import { createCallerAuth, type CallerAuth } from "./caller.js";
+import { createJwtVerifier, type JwtVerifier } from "./jwt.js";
+import { registerIdentityMetrics, type IdentityMetrics } from "./metrics.js";
+import { createPeerVerifier } from "./peer.js";
+import { attachRotation, createIdentitySource, logHandshakeFailures, mtlsServerOptions, type IdentityLog, type IdentitySource } from "./tls.js";
+
+export interface SetupIdentityOptions {
+  readonly registry: Registry;
+  /** The admin bearer token (ZT_ADMIN_TOKEN, owned by the server's config); null disables it. */
+  readonly adminToken: string | null;
+  readonly log?: IdentityLog;
+}
+
+export interface Identity {
+  readonly config: IdentityConfig;
+  readonly source: IdentitySource;
+  readonly auth: CallerAuth;
+  /** Null when ZT_JWKS_URL is unset (agent requests are then denied). */
+  readonly jwt: JwtVerifier | null;
+  readonly metrics: IdentityMetrics;
+  /** For @hono/node-server `serve()`: HTTPS with mTLS, or null in plaintext mode (bind loopback). */
+  serveOptions(): { createServer: typeof https.createServer; serverOptions: https.ServerOptions } | null;
+  /** After the server listens: rotate its certificate in place and log rejected handshakes. */
+  attach(server: TlsServer): () => void;
+  close(): Promise<void>;
+}
+
+/**
+ * Parses the environment (throws IdentityConfigError listing every problem), starts the
+ * identity source and waits for the first SVID (SPIRE mode: until the agent provides one).
+ */
+export async function setupIdentity(env: Readonly<Record<string, string | undefined>>, opts: SetupIdentityOptions): Promise<Identity> {
+  const config = parseIdentityConfig(env);
+  const metrics = registerIdentityMetrics(opts.registry);
+  const source = createIdentitySource(config.tls, { metrics, log: opts.log });
+  await source.ready();
+  const tls = config.tls.mode !== "plaintext";
+  const auth = createCallerAuth({
+    peer: tls ? createPeerVerifier(source) : null,
+    adminToken: opts.adminToken,
+    adminSpiffeIds: config.adminSpiffeIds,
+    trustedEvaluators: config.trustedEvaluators,
+  });
+  const jwt = config.jwt ? createJwtVerifier({ ...config.jwt, metrics }) : null;
+  return {
+    config,
+    source,
+    auth,
+    jwt,
+    metrics,
+    serveOptions: () => (tls ? { createServer: https.createServer, serverOptions: mtlsServerOptions(source) } : null),
+    attach(server: TlsServer): () => void {
+      if (!tls) return () => undefined;
+      const stopRotation = attachRotation(server, source, opts.log);
+      const stopLog = opts.log ? logHandshakeFailures(server, opts.log) : () => undefined;
+      return () => {
+        stopRotation();
+        stopLog();
+      };
+    },
+    close: () => source.close(),
+  };
+}
+
+export { callerLabel, type Caller, type CallerAuth } from "./caller.js";
+export { isAgentRequest, parseAgentRequest, decideAgentAccess, agentAuditFields, type RequiredScopes, type AgentDecision } from "./agent.js";
+export { assertPlaintextHost, PLAINTEXT_WARNING, type IdentitySource, type IdentityStatus } from "./tls.js";
+export { IdentityConfigError } from "./config.js";
