@@ -1,0 +1,201 @@
+// Tamper evidence: every writer run keeps one hash chain. A record's hash covers its chain
+// id, its sequence number, the previous record's hash and the canonical JSON of the
+// record, so editing, deleting or reordering a row breaks the chain `zt audit verify`
+// walks. The hash is recomputed from the table's columns, so the row format below and
+// rowToRecord() are the single definition of what is hashed.
+import { createHash } from "node:crypto";
+import type { AuditRecord } from "./record.js";
+
+/** One row of zt_audit.decisions, as inserted (JSON object per row) and as spooled (one JSON line). */
+export interface AuditRow {
+  ts: string;
+  decision_id: string;
+  decision: "ALLOW" | "DENY";
+  source_spiffe_id: string | null;
+  source_pod: string | null;
+  source_node: string | null;
+  dest_spiffe_id: string | null;
+  dest_port: number | null;
+  operator_subject: string | null;
+  operator_roles: string[] | null;
+  operator_mfa: boolean | null;
+  operator_incident: string | null;
+  target_service: string | null;
+  target_action: string | null;
+  policy_matched: string | null;
+  latency_us: number;
+  enforced: boolean;
+  reason: string;
+  policy_version: string;
+  origin: string;
+  caller: string | null;
+  chain_id: string;
+  seq: number;
+  /** Hex sha256. */
+  prev_hash: string;
+  /** Hex sha256. */
+  hash: string;
+}
+
+export function genesisHash(chainId: string): string {
+  return createHash("sha256").update("zt-audit-genesis\n" + chainId).digest("hex");
+}
+
+/** JSON with object keys sorted at every level: one byte sequence per value. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return "[" + v.map(canonicalJson).join(",") + "]";
+  if (v !== null && typeof v === "object") {
+    const obj = v as Record<string, unknown>;
+    const keys = Object.keys(obj).sort();
+    return "{" + keys.map((k) => JSON.stringify(k) + ":" + canonicalJson(obj[k])).join(",") + "}";
+  }
+  return JSON.stringify(v);
+}
+
+const str = JSON.stringify;
+
+function strOrNull(v: string | null): string {
+  return v === null ? "null" : str(v);
+}
+
+/**
+ * canonicalJson({chain_id, seq, record}) written out for the fixed record shape: the
+ * generic version sorts keys of every object, which dominated the writer's CPU time.
+ * test/audit/chain.test.ts checks both agree.
+ */
+export function canonicalLink(chainId: string, seq: number, r: AuditRecord): string {
+  const d = r.destination;
+  const o = r.operator;
+  const s = r.source;
+  const t = r.target;
+  return (
+    '{"chain_id":' + str(chainId) +
+    ',"record":{"caller":' + strOrNull(r.caller) +
+    ',"decision":' + str(r.decision) +
+    ',"decision_id":' + str(r.decision_id) +
+    ',"destination":' + (d === null ? "null" : '{"port":' + str(d.port) + ',"spiffe_id":' + str(d.spiffe_id) + "}") +
+    ',"enforced":' + str(r.enforced) +
+    ',"latency_us":' + str(r.latency_us) +
+    ',"operator":' +
+    (o === null
+      ? "null"
+      : '{"incident":' + strOrNull(o.incident) + ',"mfa":' + str(o.mfa) + ',"roles":[' + o.roles.map((x) => str(x)).join(",") + '],"subject":' + str(o.subject) + "}") +
+    ',"origin":' + str(r.origin) +
+    ',"policy_matched":' + strOrNull(r.policy_matched) +
+    ',"policy_version":' + str(r.policy_version) +
+    ',"reason":' + str(r.reason) +
+    ',"source":' + (s === null ? "null" : '{"node":' + strOrNull(s.node) + ',"pod":' + strOrNull(s.pod) + ',"spiffe_id":' + str(s.spiffe_id) + "}") +
+    ',"target":' + (t === null ? "null" : '{"action":' + str(t.action) + ',"service":' + str(t.service) + "}") +
+    ',"timestamp":' + str(r.timestamp) +
+    '},"seq":' + str(seq) + "}"
+  );
+}
+
+export function linkHash(prevHash: string, chainId: string, seq: number, record: AuditRecord): string {
+  return createHash("sha256").update(prevHash + "\n" + canonicalLink(chainId, seq, record)).digest("hex");
+}
+
+/** Builds the row for a normalised record and its place in the chain. */
+export function recordToRow(r: AuditRecord, chainId: string, seq: number, prevHash: string): AuditRow {
+  return {
+    ts: r.timestamp,
+    decision_id: r.decision_id,
+    decision: r.decision,
+    source_spiffe_id: r.source?.spiffe_id ?? null,
+    source_pod: r.source?.pod ?? null,
+    source_node: r.source?.node ?? null,
+    dest_spiffe_id: r.destination?.spiffe_id ?? null,
+    dest_port: r.destination?.port ?? null,
+    operator_subject: r.operator?.subject ?? null,
+    operator_roles: r.operator?.roles ?? null,
+    operator_mfa: r.operator?.mfa ?? null,
+    operator_incident: r.operator?.incident ?? null,
+    target_service: r.target?.service ?? null,
+    target_action: r.target?.action ?? null,
+    policy_matched: r.policy_matched,
+    latency_us: r.latency_us,
+    enforced: r.enforced,
+    reason: r.reason,
+    policy_version: r.policy_version,
+    origin: r.origin,
+    caller: r.caller,
+    chain_id: chainId,
+    seq,
+    prev_hash: prevHash,
+    hash: linkHash(prevHash, chainId, seq, r),
+  };
+}
+
+/** Columns as read back from PostgreSQL (timestamps as Date, bigints as numbers). */
+export interface StoredColumns {
+  ts: Date | string;
+  decision_id: string;
+  decision: string;
+  source_spiffe_id: string | null;
+  source_pod: string | null;
+  source_node: string | null;
+  dest_spiffe_id: string | null;
+  dest_port: number | null;
+  operator_subject: string | null;
+  operator_roles: string[] | null;
+  operator_mfa: boolean | null;
+  operator_incident: string | null;
+  target_service: string | null;
+  target_action: string | null;
+  policy_matched: string | null;
+  latency_us: number | string;
+  enforced: boolean;
+  reason: string;
+  policy_version: string;
+  origin: string;
+  caller: string | null;
+}
+
+/** The seed-shaped record a row stands for (the API's response shape and the hashed content). */
+export function rowToRecord(c: StoredColumns): AuditRecord {
+  const service = c.source_spiffe_id !== null || c.dest_spiffe_id !== null;
+  const operator = c.operator_subject !== null || c.target_service !== null;
+  return {
+    timestamp: (c.ts instanceof Date ? c.ts : new Date(c.ts)).toISOString(),
+    decision: c.decision as AuditRecord["decision"],
+    source: service ? { spiffe_id: c.source_spiffe_id as string, pod: c.source_pod, node: c.source_node } : null,
+    destination: service ? { spiffe_id: c.dest_spiffe_id as string, port: c.dest_port as number } : null,
+    operator: operator
+      ? { subject: c.operator_subject as string, roles: c.operator_roles ?? [], mfa: c.operator_mfa as boolean, incident: c.operator_incident }
+      : null,
+    target: operator ? { service: c.target_service as string, action: c.target_action as string } : null,
+    policy_matched: c.policy_matched,
+    latency_us: Number(c.latency_us),
+    decision_id: c.decision_id,
+    enforced: c.enforced,
+    reason: c.reason,
+    policy_version: c.policy_version,
+    origin: c.origin,
+    caller: c.caller,
+  };
+}
+
+/** The column list shared by INSERT, SELECT and verify (order matters for the JSON recordset). */
+export const RECORD_COLUMNS = [
+  "ts",
+  "decision_id",
+  "decision",
+  "source_spiffe_id",
+  "source_pod",
+  "source_node",
+  "dest_spiffe_id",
+  "dest_port",
+  "operator_subject",
+  "operator_roles",
+  "operator_mfa",
+  "operator_incident",
+  "target_service",
+  "target_action",
+  "policy_matched",
+  "latency_us",
+  "enforced",
+  "reason",
+  "policy_version",
+  "origin",
+  "caller",
+] as const;

@@ -1,0 +1,154 @@
+// GET /v1/graph: the service dependency graph as observed in the audit trail over a time
+// window (service requests only; operator requests are not service dependencies). In
+// observe mode it is the map of real traffic the seed's rollout phase 1 asks for.
+import type { Sql } from "postgres";
+import { parseSpiffeId, workloadParts } from "../../compiler/spiffe.js";
+import { SCHEMA } from "./migrations.js";
+import { parseTime } from "./query.js";
+import type { FieldError, Validated } from "./validate.js";
+
+export const DEFAULT_GRAPH_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+export interface GraphQuery {
+  since: Date;
+  until: Date;
+  format: "json" | "dot";
+}
+
+export interface GraphNode {
+  id: string;
+  trust_domain: string | null;
+  /** From the seed's layout spiffe://<td>/<cluster>/<namespace>/<service-account>; null for other shapes. */
+  cluster: string | null;
+  namespace: string | null;
+  service_account: string | null;
+}
+
+export interface GraphEdge {
+  source: string;
+  destination: string;
+  port: number;
+  allow: number;
+  /** Every DENY decision on the edge, enforced or not. */
+  deny: number;
+  /** DENY decisions with enforced=false: observe mode, traffic that would have been refused. */
+  observed_deny: number;
+  first_seen: string;
+  last_seen: string;
+}
+
+export interface Graph {
+  since: string;
+  until: string;
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+}
+
+export function parseGraphQuery(params: Record<string, string[]>, now: Date = new Date()): Validated<GraphQuery> {
+  const allowed = ["since", "until", "format"];
+  for (const k of Object.keys(params)) {
+    if (!allowed.includes(k)) return { ok: false, error: { path: `query.${k}`, message: `unknown parameter (allowed: ${allowed.join(", ")})` } };
+    if ((params[k] as string[]).length > 1) return { ok: false, error: { path: `query.${k}`, message: "given more than once" } };
+  }
+  let until = now;
+  const u = params.until?.[0];
+  if (u !== undefined) {
+    const t = parseTime(u, "query.until");
+    if (!t.ok) return t;
+    until = t.value;
+  }
+  let since = new Date(until.getTime() - DEFAULT_GRAPH_WINDOW_MS);
+  const s = params.since?.[0];
+  if (s !== undefined) {
+    const t = parseTime(s, "query.since");
+    if (!t.ok) return t;
+    since = t.value;
+  }
+  if (since.getTime() >= until.getTime()) {
+    const error: FieldError = { path: "query.since", message: "must be before until" };
+    return { ok: false, error };
+  }
+  const f = params.format?.[0] ?? "json";
+  if (f !== "json" && f !== "dot") return { ok: false, error: { path: "query.format", message: 'must be "json" or "dot"' } };
+  return { ok: true, value: { since, until, format: f } };
+}
+
+function nodeFor(id: string): GraphNode {
+  const parsed = parseSpiffeId(id);
+  const parts = parsed.ok ? workloadParts(parsed.value) : null;
+  return {
+    id,
+    trust_domain: parsed.ok ? parsed.value.trustDomain : null,
+    cluster: parts?.cluster ?? null,
+    namespace: parts?.namespace ?? null,
+    service_account: parts?.serviceAccount ?? null,
+  };
+}
+
+export async function buildGraph(sql: Sql, q: GraphQuery): Promise<Graph> {
+  const rows = await sql.unsafe<
+    { source: string; destination: string; port: number; allow: string; deny: string; observed_deny: string; first_seen: Date; last_seen: Date }[]
+  >(
+    `SELECT source_spiffe_id AS source, dest_spiffe_id AS destination, dest_port AS port,
+            count(*) FILTER (WHERE decision = 'ALLOW') AS allow,
+            count(*) FILTER (WHERE decision = 'DENY') AS deny,
+            count(*) FILTER (WHERE decision = 'DENY' AND NOT enforced) AS observed_deny,
+            min(ts) AS first_seen, max(ts) AS last_seen
+       FROM ${SCHEMA}.decisions
+      WHERE ts >= $1::timestamptz AND ts < $2::timestamptz AND source_spiffe_id IS NOT NULL
+      GROUP BY 1, 2, 3
+      ORDER BY 1, 2, 3`,
+    [q.since.toISOString(), q.until.toISOString()],
+  );
+  const ids = new Set<string>();
+  const edges: GraphEdge[] = rows.map((r) => {
+    ids.add(r.source);
+    ids.add(r.destination);
+    return {
+      source: r.source,
+      destination: r.destination,
+      port: r.port,
+      allow: Number(r.allow),
+      deny: Number(r.deny),
+      observed_deny: Number(r.observed_deny),
+      first_seen: r.first_seen.toISOString(),
+      last_seen: r.last_seen.toISOString(),
+    };
+  });
+  return {
+    since: q.since.toISOString(),
+    until: q.until.toISOString(),
+    nodes: [...ids].sort().map(nodeFor),
+    edges,
+  };
+}
+
+function dotString(s: string): string {
+  return '"' + s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n") + '"';
+}
+
+/** Graphviz: enforced denies red, observe-only denies dashed orange, allow-only edges black. */
+export function graphToDot(g: Graph): string {
+  const out: string[] = [];
+  out.push("digraph zt {");
+  out.push(`  label=${dotString(`ZT service graph ${g.since} .. ${g.until}`)};`);
+  out.push("  rankdir=LR;");
+  out.push("  node [shape=box, fontname=Helvetica];");
+  out.push("  edge [fontname=Helvetica];");
+  for (const n of g.nodes) {
+    const label = n.service_account !== null ? `${n.namespace}/${n.service_account}\n${n.cluster} (${n.trust_domain})` : n.id;
+    out.push(`  ${dotString(n.id)} [label=${dotString(label)}];`);
+  }
+  for (const e of g.edges) {
+    const enforcedDeny = e.deny - e.observed_deny;
+    let label = `:${e.port} allow ${e.allow}`;
+    if (e.deny > 0) label += ` deny ${e.deny}`;
+    if (e.observed_deny > 0) label += ` (observed ${e.observed_deny})`;
+    const attrs = [`label=${dotString(label)}`];
+    if (enforcedDeny > 0) attrs.push("color=red");
+    else if (e.observed_deny > 0) attrs.push("color=orange", "style=dashed");
+    out.push(`  ${dotString(e.source)} -> ${dotString(e.destination)} [${attrs.join(", ")}];`);
+  }
+  out.push("}");
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,179 @@
+// The audit trail as the server sees it: openAudit() starts (or connects to) PostgreSQL,
+// applies migrations, starts the writer (replaying any spool left by a crash), schedules
+// retention, and hands back the sink, the routes, the metrics hook and verify.
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { Hono } from "hono";
+import postgres, { type Sql } from "postgres";
+import type { Registry } from "prom-client";
+import type { AuditConfig } from "./config.js";
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "./embedded.js";
+import { runRetention, type MaintenanceReport } from "./maintenance.js";
+import { registerAuditMetrics } from "./metrics.js";
+import { checkSchemaVersion, migrate } from "./migrations.js";
+import { bootstrapRoles } from "./roles.js";
+import { auditRoutes } from "./routes.js";
+import { verifyChains, type VerifyReport } from "./verify.js";
+import { AuditWriter } from "./writer.js";
+
+export type { AuditConfig } from "./config.js";
+export { auditConfigFromEnv } from "./config.js";
+export type { VerifyReport } from "./verify.js";
+export type { MaintenanceReport } from "./maintenance.js";
+export { DURABILITY_WINDOW_MS } from "./writer.js";
+
+export interface AuditConnections {
+  /** The engine's role: INSERT + SELECT only. */
+  engine: string;
+  /** Owner role running migrations (null: external server without ZT_AUDIT_MIGRATE_DSN). */
+  owner: string | null;
+  /** Retention role (null: external server without ZT_AUDIT_MAINTENANCE_DSN). */
+  maintenance: string | null;
+  /** Embedded mode only. */
+  superuser: string | null;
+}
+
+export interface Audit {
+  sink: AuditWriter;
+  /** GET /v1/audit, GET /v1/graph, POST /v1/audit/ingest (mount behind the auth middleware). */
+  routes(): Hono;
+  /** zt_audit_dropped_total, zt_audit_queue_depth, zt_audit_spool_backlog, ... */
+  registerMetrics(registry: Registry): void;
+  verify(): Promise<VerifyReport>;
+  runMaintenance(): Promise<MaintenanceReport | { skipped: string }>;
+  close(): Promise<void>;
+  readonly connections: AuditConnections;
+  /** The embedded server when ZT_AUDIT_DSN is not set. */
+  readonly embedded: EmbeddedPostgresHandle | null;
+}
+
+const HOUR_MS = 60 * 60 * 1000;
+
+async function loadWriterId(dataDir: string): Promise<string> {
+  const file = join(dataDir, "audit-writer-id");
+  if (existsSync(file)) {
+    const id = (await readFile(file, "utf8")).trim();
+    if (id) return id;
+  }
+  const id = `${hostname().replace(/[^A-Za-z0-9._-]/g, "-")}-${randomBytes(3).toString("hex")}`;
+  await writeFile(file, id + "\n", { mode: 0o600 });
+  return id;
+}
+
+function connect(dsn: string, max: number, app: string): Sql {
+  return postgres(dsn, {
+    max,
+    connect_timeout: 5,
+    idle_timeout: 60,
+    onnotice: () => undefined,
+    connection: { application_name: app },
+  });
+}
+
+/** Connection-level trouble (server down, refused, restarting) as opposed to a real schema/permission error. */
+function isUnreachable(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code) || /^(08|57|53)/.test(code);
+}
+
+export async function openAudit(config: AuditConfig): Promise<Audit> {
+  const log = config.logger ?? (() => undefined);
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+
+  let embedded: EmbeddedPostgresHandle | null = null;
+  let conns: AuditConnections;
+  if (config.dsn) {
+    conns = { engine: config.dsn, owner: config.migrateDsn ?? null, maintenance: config.maintenanceDsn ?? null, superuser: null };
+  } else {
+    // As root, PostgreSQL runs as the "postgres" user, which must traverse the data directory
+    // to reach its cluster; execute-only keeps the spool and credentials unlistable to it.
+    if (process.getuid?.() === 0) await chmod(config.dataDir, 0o711);
+    embedded = await startEmbeddedPostgres({ dataDir: join(config.dataDir, "pg"), logger: log });
+    const dsns = await bootstrapRoles(embedded.dsn, config.dataDir);
+    conns = { engine: dsns.engine, owner: dsns.owner, maintenance: dsns.maintenance, superuser: embedded.dsn };
+  }
+
+  let schemaReady = false;
+  const ensureSchema = async (): Promise<void> => {
+    if (schemaReady) return;
+    const sql = connect(conns.owner ?? conns.engine, 1, "zt-audit-migrate");
+    try {
+      if (conns.owner) {
+        const r = await migrate(sql);
+        if (r.applied.length > 0) log({ msg: "audit: migrations applied", versions: r.applied });
+      } else {
+        await checkSchemaVersion(sql);
+      }
+      schemaReady = true;
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  };
+  try {
+    await ensureSchema();
+  } catch (e) {
+    // An external server that is down must not keep the engine from starting: records
+    // are spooled and the schema is checked again at the next maintenance run.
+    if (embedded || !isUnreachable(e)) {
+      if (embedded) await embedded.stop();
+      throw e;
+    }
+    log({ msg: "audit: PostgreSQL unreachable at start, spooling until it is back", error: String(e) });
+  }
+
+  const writerSql = connect(conns.engine, 1, "zt-audit-writer");
+  const querySql = connect(conns.engine, 4, "zt-audit-query");
+  const writer = new AuditWriter({
+    sql: writerSql,
+    spoolDir: join(config.dataDir, "spool"),
+    writerId: config.writerId ?? (await loadWriterId(config.dataDir)),
+    onSpoolFailure: config.onSpoolFailure,
+    maxQueue: config.maxQueue ?? 100_000,
+    logger: log,
+  });
+  await writer.start();
+
+  const runMaintenance = async (): Promise<MaintenanceReport | { skipped: string }> => {
+    await ensureSchema();
+    if (!conns.maintenance) return { skipped: "no maintenance role (set ZT_AUDIT_MAINTENANCE_DSN)" };
+    const sql = connect(conns.maintenance, 1, "zt-audit-maintenance");
+    try {
+      const report = await runRetention(sql, config.retentionDays);
+      if (report.dropped.length > 0) log({ msg: "audit: retention dropped partitions", dropped: report.dropped });
+      return report;
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  };
+  const maintain = (): void => {
+    log({ msg: "audit: chain head", ...writer.head() });
+    runMaintenance().catch((e: unknown) => log({ msg: "audit: maintenance failed", error: String(e) }));
+  };
+  maintain();
+  const timer = setInterval(maintain, config.maintenanceIntervalMs ?? HOUR_MS);
+  timer.unref();
+
+  let app: Hono | null = null;
+  let closed = false;
+  return {
+    sink: writer,
+    routes: () => (app ??= auditRoutes(querySql, writer)),
+    registerMetrics: (registry) => registerAuditMetrics(registry, writer),
+    verify: () => verifyChains(querySql),
+    runMaintenance,
+    connections: conns,
+    embedded,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      await writer.close();
+      log({ msg: "audit: chain head at shutdown", ...writer.head() });
+      await Promise.all([writerSql.end({ timeout: 5 }), querySql.end({ timeout: 5 })]);
+      if (embedded) await embedded.stop();
+    },
+  };
+}

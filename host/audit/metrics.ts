@@ -1,0 +1,40 @@
+// Prometheus metrics of the audit trail, read from the writer at scrape time (no work on
+// the append path). zt_audit_dropped_total stays 0 unless records were really lost.
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { AuditWriter } from "./writer.js";
+
+function counter(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect(this: Counter) {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
+function gauge(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect(this: Gauge) {
+      this.set(read());
+    },
+  });
+}
+
+export function registerAuditMetrics(registry: Registry, w: AuditWriter): void {
+  counter(registry, "zt_audit_dropped_total", "Audit records lost (PostgreSQL and spool both failing, or refused at the memory bound)", () => w.counters.dropped);
+  counter(registry, "zt_audit_written_total", "Audit records inserted into PostgreSQL", () => w.counters.written);
+  counter(registry, "zt_audit_spooled_total", "Audit records written to the local spool", () => w.counters.spooled);
+  counter(registry, "zt_audit_replayed_total", "Spooled audit records replayed into PostgreSQL", () => w.counters.replayed);
+  counter(registry, "zt_audit_duplicates_total", "Audit records whose decision_id was already stored (kept in zt_audit.duplicates)", () => w.counters.duplicates);
+  counter(registry, "zt_audit_conflicts_total", "Audit records reusing the decision_id of a different record", () => w.counters.conflicts);
+  counter(registry, "zt_audit_rejected_total", "Audit records PostgreSQL refused, quarantined in spool/rejected.jsonl", () => w.counters.rejected);
+  gauge(registry, "zt_audit_queue_depth", "Audit records in memory not yet committed", () => w.queueDepth);
+  gauge(registry, "zt_audit_spool_backlog", "Spooled audit records waiting for replay into PostgreSQL", () => w.backlog);
+  gauge(registry, "zt_audit_postgres_up", "1 when the audit writer reaches PostgreSQL", () => (w.postgresUp ? 1 : 0));
+}

@@ -1,0 +1,256 @@
+// Versioned schema migrations of the audit trail. They run at start-up as the owner role
+// (embedded: zt_audit_owner; external: ZT_AUDIT_MIGRATE_DSN) inside one transaction under
+// an advisory lock, so concurrent replicas starting together apply each version once. An
+// applied migration whose text changed is an error, not a silent re-run.
+import { createHash } from "node:crypto";
+import type { Sql } from "postgres";
+
+export const SCHEMA = "zt_audit";
+/** Group role of the engine: INSERT and SELECT on the audit table, nothing else. */
+export const WRITER_GROUP = "zt_audit_writer";
+/** Group role of the retention job: SELECT plus the partition-dropping function. */
+export const MAINTAINER_GROUP = "zt_audit_maintainer";
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const V1_SCHEMA = `
+DO $roles$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${WRITER_GROUP}') THEN
+    CREATE ROLE ${WRITER_GROUP} NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${MAINTAINER_GROUP}') THEN
+    CREATE ROLE ${MAINTAINER_GROUP} NOLOGIN;
+  END IF;
+END
+$roles$;
+
+CREATE TABLE ${SCHEMA}.decisions (
+  ts                timestamptz NOT NULL,
+  decision_id       uuid        NOT NULL,
+  decision          text        NOT NULL CHECK (decision IN ('ALLOW', 'DENY')),
+  source_spiffe_id  text,
+  source_pod        text,
+  source_node       text,
+  dest_spiffe_id    text,
+  dest_port         integer     CHECK (dest_port BETWEEN 1 AND 65535),
+  operator_subject  text,
+  operator_roles    text[],
+  operator_mfa      boolean,
+  operator_incident text,
+  target_service    text,
+  target_action     text,
+  policy_matched    text,
+  latency_us        bigint      NOT NULL CHECK (latency_us >= 0),
+  enforced          boolean     NOT NULL,
+  reason            text        NOT NULL,
+  policy_version    text        NOT NULL,
+  origin            text        NOT NULL,
+  caller            text,
+  chain_id          text        NOT NULL,
+  seq               bigint      NOT NULL CHECK (seq >= 1),
+  prev_hash         bytea       NOT NULL,
+  hash              bytea       NOT NULL,
+  -- A unique constraint on a partitioned table must contain the partition key. The
+  -- timestamp is part of the record, so a replayed record hits the same (ts, decision_id).
+  -- The key also serves GET /v1/audit's newest-first keyset order (scanned backwards).
+  PRIMARY KEY (ts, decision_id)
+) PARTITION BY RANGE (ts);
+
+-- Per-filter lookups of GET /v1/audit.
+CREATE INDEX decisions_source_idx ON ${SCHEMA}.decisions (source_spiffe_id, ts DESC) WHERE source_spiffe_id IS NOT NULL;
+CREATE INDEX decisions_dest_idx ON ${SCHEMA}.decisions (dest_spiffe_id, ts DESC) WHERE dest_spiffe_id IS NOT NULL;
+CREATE INDEX decisions_policy_idx ON ${SCHEMA}.decisions (policy_matched, ts DESC) WHERE policy_matched IS NOT NULL;
+CREATE INDEX decisions_subject_idx ON ${SCHEMA}.decisions (operator_subject, ts DESC) WHERE operator_subject IS NOT NULL;
+-- zt audit verify walks each chain in order.
+CREATE INDEX decisions_chain_idx ON ${SCHEMA}.decisions (chain_id, seq);
+
+-- Records whose key (decision_id, ts) was already taken when they arrived: a sidecar
+-- re-sending a batch, or (rarely) two decisions sharing an id. They keep their place in
+-- their chain here instead of vanishing; GET /v1/audit shows the first copy only.
+CREATE TABLE ${SCHEMA}.duplicates (LIKE ${SCHEMA}.decisions INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+ALTER TABLE ${SCHEMA}.duplicates ADD PRIMARY KEY (chain_id, seq);
+
+-- What retention removed, so verify can tell a dropped partition from a deleted row.
+CREATE TABLE ${SCHEMA}.retention_log (
+  partition_name text        NOT NULL,
+  chain_id       text        NOT NULL,
+  seqs           int8multirange NOT NULL,
+  row_count      bigint      NOT NULL,
+  dropped_at     timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (partition_name, chain_id)
+);
+-- The hash of every dropped record whose successor survived: the link verify checks across the gap.
+CREATE TABLE ${SCHEMA}.retention_anchors (
+  chain_id       text   NOT NULL,
+  seq            bigint NOT NULL,
+  hash           bytea  NOT NULL,
+  partition_name text   NOT NULL,
+  PRIMARY KEY (chain_id, seq)
+);
+
+CREATE FUNCTION ${SCHEMA}.refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  RAISE EXCEPTION 'the audit trail is append-only: % on % refused', TG_OP, TG_TABLE_NAME
+    USING ERRCODE = 'insufficient_privilege';
+END
+$fn$;
+
+-- Privileges already keep the engine from changing rows; the triggers stop everyone else
+-- (the owner included) unless a superuser deliberately disables them.
+CREATE TRIGGER decisions_append_only BEFORE UPDATE OR DELETE ON ${SCHEMA}.decisions
+  FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.refuse_change();
+CREATE TRIGGER decisions_no_truncate BEFORE TRUNCATE ON ${SCHEMA}.decisions
+  FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.refuse_change();
+CREATE TRIGGER duplicates_append_only BEFORE UPDATE OR DELETE ON ${SCHEMA}.duplicates
+  FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.refuse_change();
+CREATE TRIGGER duplicates_no_truncate BEFORE TRUNCATE ON ${SCHEMA}.duplicates
+  FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.refuse_change();
+CREATE TRIGGER retention_log_append_only BEFORE UPDATE OR DELETE ON ${SCHEMA}.retention_log
+  FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.refuse_change();
+CREATE TRIGGER retention_anchors_append_only BEFORE UPDATE OR DELETE ON ${SCHEMA}.retention_anchors
+  FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.refuse_change();
+
+-- Monthly partitions are created on demand by the writer and ahead of time by maintenance.
+-- SECURITY DEFINER: creating a partition needs ownership, which the engine must not have.
+CREATE FUNCTION ${SCHEMA}.ensure_partition(p_ts timestamptz) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  m     date := date_trunc('month', p_ts AT TIME ZONE 'UTC')::date;
+  pname text := format('decisions_y%sm%s', to_char(m, 'YYYY'), to_char(m, 'MM'));
+BEGIN
+  IF p_ts > now() + interval '1 year' THEN
+    RAISE EXCEPTION 'refusing to create an audit partition more than a year ahead (%)', p_ts;
+  END IF;
+  IF to_regclass('${SCHEMA}.' || pname) IS NOT NULL THEN
+    RETURN pname;
+  END IF;
+  -- Serialise creators (writers, maintenance) without blocking inserts. A relation lock,
+  -- unlike an advisory lock, also refreshes the catalog view, so the re-check sees a
+  -- partition another session just committed.
+  LOCK TABLE ${SCHEMA}.decisions IN SHARE UPDATE EXCLUSIVE MODE;
+  IF to_regclass('${SCHEMA}.' || pname) IS NOT NULL THEN
+    RETURN pname;
+  END IF;
+  EXECUTE format('CREATE TABLE ${SCHEMA}.%I PARTITION OF ${SCHEMA}.decisions FOR VALUES FROM (%L) TO (%L)',
+    pname, m::timestamp AT TIME ZONE 'UTC', (m + interval '1 month')::timestamp AT TIME ZONE 'UTC');
+  -- TRUNCATE of one partition does not fire the parent's statement trigger.
+  EXECUTE format('CREATE TRIGGER no_truncate BEFORE TRUNCATE ON ${SCHEMA}.%I FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.refuse_change()', pname);
+  RETURN pname;
+EXCEPTION WHEN duplicate_table THEN
+  RETURN pname;
+END
+$fn$;
+
+-- Retention: whole monthly partitions whose every row is older than the retention period
+-- are dropped (DROP, not DELETE: the append-only trigger stays meaningful). Before the drop,
+-- the dropped sequence numbers and the anchor hashes are recorded for verify.
+CREATE FUNCTION ${SCHEMA}.drop_expired_partitions(p_retention_days integer)
+RETURNS TABLE (partition_name text, row_count bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  cutoff timestamptz;
+  r      record;
+  upper_bound timestamptz;
+  n      bigint;
+BEGIN
+  IF p_retention_days IS NULL OR p_retention_days < 1 THEN
+    RAISE EXCEPTION 'retention must be at least one day (got %)', p_retention_days;
+  END IF;
+  cutoff := now() - make_interval(days => p_retention_days);
+  FOR r IN
+    SELECT c.relname::text AS relname
+      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = '${SCHEMA}.decisions'::regclass
+       AND c.relname ~ '^decisions_y[0-9]{4}m[0-9]{2}$'
+     ORDER BY c.relname
+  LOOP
+    upper_bound := (to_date(substr(r.relname, 12, 4) || substr(r.relname, 17, 2), 'YYYYMM') + interval '1 month')::timestamp AT TIME ZONE 'UTC';
+    CONTINUE WHEN upper_bound > cutoff;
+    EXECUTE format(
+      'INSERT INTO ${SCHEMA}.retention_log (partition_name, chain_id, seqs, row_count)
+       SELECT %L, chain_id, range_agg(int8range(seq, seq, ''[]'')), count(*) FROM ${SCHEMA}.%I GROUP BY chain_id',
+      r.relname, r.relname);
+    EXECUTE format(
+      'INSERT INTO ${SCHEMA}.retention_anchors (chain_id, seq, hash, partition_name)
+       SELECT p.chain_id, p.seq, p.hash, %L FROM ${SCHEMA}.%I p
+        WHERE NOT EXISTS (SELECT 1 FROM ${SCHEMA}.%I q WHERE q.chain_id = p.chain_id AND q.seq = p.seq + 1)
+       ON CONFLICT DO NOTHING',
+      r.relname, r.relname, r.relname);
+    EXECUTE format('SELECT count(*) FROM ${SCHEMA}.%I', r.relname) INTO n;
+    EXECUTE format('DROP TABLE ${SCHEMA}.%I', r.relname);
+    partition_name := r.relname;
+    row_count := n;
+    RETURN NEXT;
+  END LOOP;
+END
+$fn$;
+
+REVOKE ALL ON FUNCTION ${SCHEMA}.ensure_partition(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ${SCHEMA}.drop_expired_partitions(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ${SCHEMA}.refuse_change() FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA ${SCHEMA} TO ${WRITER_GROUP}, ${MAINTAINER_GROUP};
+GRANT SELECT, INSERT ON ${SCHEMA}.decisions, ${SCHEMA}.duplicates TO ${WRITER_GROUP};
+GRANT SELECT ON ${SCHEMA}.decisions, ${SCHEMA}.duplicates, ${SCHEMA}.retention_log, ${SCHEMA}.retention_anchors, ${SCHEMA}.schema_migrations
+  TO ${WRITER_GROUP}, ${MAINTAINER_GROUP};
+GRANT EXECUTE ON FUNCTION ${SCHEMA}.ensure_partition(timestamptz) TO ${WRITER_GROUP}, ${MAINTAINER_GROUP};
+GRANT EXECUTE ON FUNCTION ${SCHEMA}.drop_expired_partitions(integer) TO ${MAINTAINER_GROUP};
+`;
+
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: "audit trail: partitioned table, roles, retention", sql: V1_SCHEMA }];
+
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+function checksum(m: Migration): string {
+  return createHash("sha256").update(m.sql).digest("hex");
+}
+
+export interface MigrationResult {
+  applied: number[];
+  version: number;
+}
+
+/** Applies pending migrations; a no-op when the schema is current. `sql` must connect as the owner role. */
+export async function migrate(sql: Sql): Promise<MigrationResult> {
+  const applied: number[] = [];
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(hashtext('zt_audit.migrate'))`;
+    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${SCHEMA}`);
+    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ${SCHEMA}.schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const rows = await tx.unsafe<{ version: number; checksum: string }[]>(`SELECT version, checksum FROM ${SCHEMA}.schema_migrations`);
+    const done = new Map(rows.map((r) => [r.version, r.checksum]));
+    for (const m of MIGRATIONS) {
+      const sum = checksum(m);
+      const have = done.get(m.version);
+      if (have !== undefined) {
+        if (have !== sum) throw new Error(`audit migration ${m.version} (${m.name}) was applied with different text; refusing to continue`);
+        continue;
+      }
+      await tx.unsafe(m.sql);
+      await tx`INSERT INTO zt_audit.schema_migrations (version, name, checksum) VALUES (${m.version}, ${m.name}, ${sum})`;
+      applied.push(m.version);
+    }
+  });
+  return { applied, version: LATEST_VERSION };
+}
+
+/** For a writer that may not migrate (external DSN without ZT_AUDIT_MIGRATE_DSN): the schema must already be current. */
+export async function checkSchemaVersion(sql: Sql): Promise<void> {
+  let version = 0;
+  try {
+    const rows = await sql.unsafe<{ v: number | null }[]>(`SELECT max(version) AS v FROM ${SCHEMA}.schema_migrations`);
+    version = rows[0]?.v ?? 0;
+  } catch (e) {
+    throw new Error(`audit schema missing or unreadable (${(e as Error).message}); run once with ZT_AUDIT_MIGRATE_DSN set to the owner role`);
+  }
+  if (version < LATEST_VERSION) {
+    throw new Error(`audit schema is at version ${version}, this build needs ${LATEST_VERSION}; run once with ZT_AUDIT_MIGRATE_DSN set to the owner role`);
+  }
+}

@@ -1,0 +1,560 @@
+// The AuditSink: append() validates and queues (no I/O); a single pump inserts batches into
+// PostgreSQL in sequence order; a spill tick writes every record PostgreSQL has not
+// committed within SPILL_AFTER_MS to the fsynced spool. Hence the durability promise
+// (docs/audit.md): a record appended more than DURABILITY_WINDOW_MS ago is in PostgreSQL
+// or in the spool, whatever happens to the process. Records leave memory only once
+// committed or spooled, so the set of durable records is always a prefix of the chain.
+import { performance } from "node:perf_hooks";
+import type { Sql } from "postgres";
+import { genesisHash, recordToRow } from "./chain.js";
+import { ensurePartition, insertLines, isDataError, type InsertOutcome } from "./insert.js";
+import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
+import { Spool } from "./spool.js";
+import { normalizeRecord } from "./validate.js";
+
+/** Records not committed by PostgreSQL this long after append() are spooled. */
+export const SPILL_AFTER_MS = 150;
+/** How often the spill tick runs. */
+export const TICK_MS = 25;
+/** The promise: appended more than this long ago => in PostgreSQL or fsynced in the spool. */
+export const DURABILITY_WINDOW_MS = 500;
+
+export type OnSpoolFailure = "deny" | "allow-and-count";
+
+export interface WriterOptions {
+  sql: Sql;
+  spoolDir: string;
+  writerId: string;
+  onSpoolFailure: OnSpoolFailure;
+  /** Records held in memory at most; beyond it they are spooled at once, or refused when that fails. */
+  maxQueue?: number;
+  batchSize?: number;
+  spillAfterMs?: number;
+  tickMs?: number;
+  /** close(): how long to keep trying PostgreSQL before spooling the rest. */
+  closeTimeoutMs?: number;
+  logger?: (obj: Record<string, unknown>) => void;
+}
+
+interface Entry {
+  seq: number;
+  line: string;
+  month: string;
+  t: number;
+}
+
+interface Segment {
+  path: string;
+  /** Highest sequence number of this run's chain in the segment (-1: only records of earlier runs). */
+  maxSeq: number;
+  lines: number;
+  /** Holds records that are no longer in memory: must be replayed before newer records are inserted. */
+  backlog: boolean;
+}
+
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export interface WriterCounters {
+  written: number;
+  /** Records whose key was already taken (re-sent by a sidecar): stored in zt_audit.duplicates. */
+  duplicates: number;
+  /** Of those, records whose content differed from the stored one. */
+  conflicts: number;
+  dropped: number;
+  rejected: number;
+  spooled: number;
+  replayed: number;
+}
+
+export class AuditWriter implements AuditSink {
+  readonly chainId: string;
+  private readonly sql: Sql;
+  private readonly spool: Spool;
+  private readonly mode: OnSpoolFailure;
+  private readonly maxQueue: number;
+  private readonly batchSize: number;
+  private readonly spillAfterMs: number;
+  private readonly tickMs: number;
+  private readonly closeTimeoutMs: number;
+  private readonly log: (obj: Record<string, unknown>) => void;
+
+  // Appended, validated, not yet chained (chaining happens off the caller's stack).
+  private incoming: AuditRecord[] = [];
+  private incomingT: number[] = [];
+  private drainScheduled = false;
+  // Chained records in memory; sequence numbers are contiguous from q[qHead].
+  private q: Entry[] = [];
+  private qHead = 0;
+  private lastSeq = 0;
+  private prevHash: string;
+
+  private committedThrough = 0;
+  private spooledThrough = 0;
+  private segments: Segment[] = [];
+  private backlogRecords = 0;
+  private readonly months = new Set<string>();
+
+  private pgUp = true;
+  private pgError = "";
+  private spoolFailed = false;
+  private spoolError = "";
+  private spilling = false;
+  private closed = false;
+  private stopping = false;
+  private abort = false;
+  private wake: (() => void) | null = null;
+  private waiters: Waiter[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private pumpDone: Promise<void> = Promise.resolve();
+  private lastDropLog = 0;
+
+  readonly counters: WriterCounters = { written: 0, duplicates: 0, conflicts: 0, dropped: 0, rejected: 0, spooled: 0, replayed: 0 };
+
+  constructor(opts: WriterOptions) {
+    this.sql = opts.sql;
+    this.spool = new Spool(opts.spoolDir);
+    this.mode = opts.onSpoolFailure;
+    this.maxQueue = opts.maxQueue ?? 100_000;
+    this.batchSize = opts.batchSize ?? 2000;
+    this.spillAfterMs = opts.spillAfterMs ?? SPILL_AFTER_MS;
+    this.tickMs = opts.tickMs ?? TICK_MS;
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    this.log = opts.logger ?? (() => undefined);
+    // One chain per writer run: a restarted writer never has to learn the head of its
+    // previous chain (which may sit in an unreachable database) to continue correctly.
+    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+    this.chainId = `${opts.writerId}/${stamp}-${Math.random().toString(16).slice(2, 8)}`;
+    this.prevHash = genesisHash(this.chainId);
+  }
+
+  /** Opens the spool (segments left by a crash or an outage become backlog, replayed first) and starts the pump. */
+  async start(): Promise<void> {
+    const found = await this.spool.open();
+    for (const s of found) {
+      this.segments.push({ path: s.path, maxSeq: -1, lines: s.lines, backlog: true });
+      this.backlogRecords += s.lines;
+    }
+    if (found.length > 0) this.log({ msg: "audit: replaying spool from an earlier run", segments: found.length, records: this.backlogRecords });
+    this.timer = setInterval(() => void this.tick(), this.tickMs);
+    this.pumpDone = this.pump();
+  }
+
+  append(record: AuditRecord): void {
+    if (this.closed) {
+      this.counters.dropped++;
+      throw new AuditUnavailableError("audit sink is closed");
+    }
+    const v = normalizeRecord(record);
+    if (!v.ok) {
+      this.counters.dropped++;
+      const msg = `invalid audit record at ${v.error.path}: ${v.error.message}`;
+      if (this.mode === "deny") throw new AuditUnavailableError(msg);
+      this.logDrop(msg);
+      return;
+    }
+    const depth = this.incoming.length + (this.q.length - this.qHead);
+    const cannotSecure = this.spoolFailed && !this.pgUp;
+    if (depth >= this.maxQueue || (cannotSecure && this.mode === "deny")) {
+      this.counters.dropped++;
+      const msg = cannotSecure ? `audit trail unavailable: PostgreSQL (${this.pgError}) and spool (${this.spoolError}) both failing` : "audit queue full";
+      if (this.mode === "deny") throw new AuditUnavailableError(msg);
+      this.logDrop(msg);
+      return;
+    }
+    this.incoming.push(v.value);
+    this.incomingT.push(performance.now());
+    if (!this.drainScheduled) {
+      this.drainScheduled = true;
+      setImmediate(() => this.drainIncoming());
+    }
+  }
+
+  /**
+   * All or nothing (POST /v1/audit/ingest): either every record is accepted or none is and
+   * AuditUnavailableError is thrown, so a refused request can be re-sent whole.
+   */
+  appendMany(records: readonly AuditRecord[]): void {
+    if (this.closed) throw new AuditUnavailableError("audit sink is closed");
+    const depth = this.incoming.length + (this.q.length - this.qHead);
+    if (depth + records.length > this.maxQueue) throw new AuditUnavailableError("audit queue full");
+    if (this.spoolFailed && !this.pgUp) throw new AuditUnavailableError(`audit trail unavailable: PostgreSQL (${this.pgError}) and spool (${this.spoolError}) both failing`);
+    for (const r of records) this.append(r);
+  }
+
+  status(): AuditSinkStatus {
+    const queued = this.incoming.length + (this.q.length - this.qHead) + this.backlogRecords;
+    let detail = this.pgUp ? "postgres ok" : `spooling: ${this.pgError}`;
+    if (this.spoolFailed) detail += `; spool failing: ${this.spoolError}`;
+    if (this.backlogRecords > 0 && this.pgUp) detail += `; replaying ${this.backlogRecords} spooled records`;
+    return {
+      accepting: !this.closed && !(this.mode === "deny" && this.spoolFailed && !this.pgUp),
+      queued,
+      dropped: this.counters.dropped,
+      detail,
+    };
+  }
+
+  /** Records in memory (not yet committed). */
+  get queueDepth(): number {
+    return this.incoming.length + (this.q.length - this.qHead);
+  }
+
+  /** Records in spool segments that are no longer in memory (to be replayed). */
+  get backlog(): number {
+    return this.backlogRecords;
+  }
+
+  /** The newest link of this run's chain. Logged periodically: an external copy of it reveals records cut from the chain's end. */
+  head(): { chain_id: string; seq: number; hash: string } {
+    this.drainIncoming();
+    return { chain_id: this.chainId, seq: this.lastSeq, hash: this.prevHash };
+  }
+
+  get postgresUp(): boolean {
+    return this.pgUp;
+  }
+
+  flush(timeoutMs?: number): Promise<void> {
+    this.drainIncoming();
+    const seq = this.lastSeq;
+    if (this.durableThrough() >= seq) return Promise.resolve();
+    if (this.closed) return Promise.reject(new AuditUnavailableError("audit sink is closed"));
+    return new Promise<void>((resolve, reject) => {
+      const w: Waiter = { seq, resolve, reject };
+      this.waiters.push(w);
+      if (timeoutMs !== undefined) {
+        const t = setTimeout(() => {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          reject(new AuditUnavailableError(`audit records not durable after ${timeoutMs} ms (${this.status().detail})`));
+        }, timeoutMs);
+        w.resolve = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        w.reject = (e) => {
+          clearTimeout(t);
+          reject(e);
+        };
+      }
+    });
+  }
+
+  /** SIGTERM path: push what PostgreSQL takes within closeTimeoutMs, spool the rest, release everything. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.drainIncoming();
+    this.stopping = true;
+    this.kick();
+    const deadline = new Promise<void>((r) => setTimeout(r, this.closeTimeoutMs).unref());
+    await Promise.race([this.pumpDone, deadline]);
+    this.abort = true;
+    this.kick();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    while (this.spilling) await new Promise((r) => setTimeout(r, 5));
+    await this.spill(true);
+    if (this.durableThrough() < this.lastSeq) {
+      const lost = this.lastSeq - this.durableThrough();
+      this.counters.dropped += lost;
+      this.log({ msg: "audit: records lost at shutdown (PostgreSQL and spool both failed)", lost, spool: this.spoolError });
+    }
+    for (const w of this.waiters) {
+      if (w.seq <= this.durableThrough()) w.resolve();
+      else w.reject(new AuditUnavailableError("audit sink closed before the records were durable"));
+    }
+    this.waiters = [];
+    await Promise.race([this.pumpDone, new Promise((r) => setTimeout(r, 1000).unref())]);
+    await this.spool.close();
+  }
+
+  // ---- internals -------------------------------------------------------------------
+
+  private headSeq(): number {
+    return this.qHead < this.q.length ? (this.q[this.qHead] as Entry).seq : this.lastSeq + 1;
+  }
+
+  private durableThrough(): number {
+    return Math.max(this.committedThrough, this.spooledThrough);
+  }
+
+  private drainIncoming(): void {
+    this.drainScheduled = false;
+    const recs = this.incoming;
+    const ts = this.incomingT;
+    if (recs.length === 0) return;
+    this.incoming = [];
+    this.incomingT = [];
+    for (let i = 0; i < recs.length; i++) {
+      const r = recs[i] as AuditRecord;
+      const seq = ++this.lastSeq;
+      const row = recordToRow(r, this.chainId, seq, this.prevHash);
+      this.prevHash = row.hash;
+      this.q.push({ seq, line: JSON.stringify(row), month: r.timestamp.slice(0, 7), t: ts[i] as number });
+    }
+    this.kick();
+  }
+
+  private kick(): void {
+    const w = this.wake;
+    this.wake = null;
+    if (w) w();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private resolveWaiters(): void {
+    const d = this.durableThrough();
+    if (this.waiters.length === 0) return;
+    const keep: Waiter[] = [];
+    for (const w of this.waiters) {
+      if (w.seq <= d) w.resolve();
+      else keep.push(w);
+    }
+    this.waiters = keep;
+  }
+
+  private markDown(e: unknown): void {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (this.pgUp) this.log({ msg: "audit: PostgreSQL unavailable, spooling", error: msg });
+    this.pgUp = false;
+    this.pgError = msg;
+  }
+
+  private async pump(): Promise<void> {
+    let backoff = 100;
+    while (!this.abort) {
+      if (!this.pgUp) {
+        await this.sleep(backoff);
+        if (this.abort) break;
+        try {
+          await this.sql`SELECT 1`;
+          this.pgUp = true;
+          this.pgError = "";
+          backoff = 100;
+          this.log({ msg: "audit: PostgreSQL reachable again", backlog: this.backlogRecords });
+        } catch (e) {
+          this.pgError = e instanceof Error ? e.message : String(e);
+          backoff = Math.min(backoff * 2, 5000);
+        }
+        continue;
+      }
+      const seg = this.segments.find((s) => s.backlog);
+      if (seg) {
+        await this.replay(seg);
+        continue;
+      }
+      if (this.stopping && this.qHead >= this.q.length) break;
+      const end = Math.min(this.q.length, this.qHead + this.batchSize);
+      if (end === this.qHead) {
+        await this.sleep(1000);
+        continue;
+      }
+      const batch = this.q.slice(this.qHead, end);
+      await this.insertBatch(batch.map((e) => e.line), batch.map((e) => e.month));
+      if (!this.pgUp) continue;
+      this.commitThrough((batch[batch.length - 1] as Entry).seq);
+    }
+  }
+
+  /** Inserts one batch; on a data error isolates the offending rows. Leaves pgUp false on a connection problem. */
+  private async insertBatch(lines: string[], months: string[]): Promise<void> {
+    try {
+      for (const m of months) {
+        if (!this.months.has(m)) {
+          await ensurePartition(this.sql, m);
+          this.months.add(m);
+        }
+      }
+      this.count(await insertLines(this.sql, lines));
+    } catch (e) {
+      if (!isDataError(e)) {
+        this.markDown(e);
+        return;
+      }
+      // One bad row must not block the trail: insert one by one, quarantine what fails.
+      const refused: string[] = [];
+      let reason = "";
+      for (const line of lines) {
+        try {
+          this.count(await insertLines(this.sql, [line]));
+        } catch (e2) {
+          if (!isDataError(e2)) {
+            this.markDown(e2);
+            break;
+          }
+          refused.push(line);
+          reason = (e2 as Error).message;
+        }
+      }
+      if (refused.length > 0) await this.reject(refused, reason);
+    }
+  }
+
+  private count(out: InsertOutcome): void {
+    this.counters.written += out.inserted;
+    this.counters.duplicates += out.duplicates;
+    if (out.conflicts > 0) {
+      this.counters.conflicts += out.conflicts;
+      this.log({ msg: "audit: decision_id reused by a different record; kept in zt_audit.duplicates", count: out.conflicts });
+    }
+  }
+
+  private async reject(lines: string[], reason: string): Promise<void> {
+    this.counters.rejected += lines.length;
+    this.log({ msg: "audit: records refused by PostgreSQL, quarantined in spool/rejected.jsonl", count: lines.length, reason });
+    try {
+      await this.spool.quarantine(lines, reason);
+    } catch (e) {
+      this.counters.dropped += lines.length;
+      this.log({ msg: "audit: cannot quarantine refused records", error: String(e) });
+    }
+  }
+
+  private commitThrough(seq: number): void {
+    if (seq > this.committedThrough) this.committedThrough = seq;
+    while (this.qHead < this.q.length && (this.q[this.qHead] as Entry).seq <= seq) this.qHead++;
+    this.compact();
+    this.resolveWaiters();
+    void this.deleteCommittedSegments();
+  }
+
+  private compact(): void {
+    if (this.qHead > 4096 && this.qHead * 2 > this.q.length) {
+      this.q = this.q.slice(this.qHead);
+      this.qHead = 0;
+    }
+  }
+
+  /** Segments of this run whose records PostgreSQL now has. */
+  private async deleteCommittedSegments(): Promise<void> {
+    if (this.spilling) return;
+    // Segments of earlier runs (maxSeq -1) are only ever released by their replay.
+    const done = this.segments.filter((s) => s.maxSeq >= 1 && s.maxSeq <= this.committedThrough);
+    if (done.length === 0) return;
+    this.segments = this.segments.filter((s) => !done.includes(s));
+    for (const s of done) if (s.backlog) this.backlogRecords = Math.max(0, this.backlogRecords - s.lines);
+    for (const s of done) await this.spool.remove(s.path);
+  }
+
+  private async replay(seg: Segment): Promise<void> {
+    let content;
+    try {
+      content = await Spool.read(seg.path);
+    } catch (e) {
+      this.log({ msg: "audit: cannot read spool segment", path: seg.path, error: String(e) });
+      seg.backlog = false;
+      return;
+    }
+    if (content.corrupt.length > 0) await this.reject(content.corrupt, "corrupt spool line");
+    if (content.tornTail) this.log({ msg: "audit: spool segment ends with a partial line (crash during write; never acknowledged)", path: seg.path });
+    for (let i = 0; i < content.lines.length; i += this.batchSize) {
+      const lines = content.lines.slice(i, i + this.batchSize);
+      const months = [...new Set(lines.map((l) => (JSON.parse(l) as { ts: string }).ts.slice(0, 7)))];
+      await this.insertBatch(lines, months);
+      if (!this.pgUp || this.abort) return; // the whole segment is retried later
+    }
+    this.counters.replayed += content.lines.length;
+    if (this.segments.includes(seg)) {
+      this.backlogRecords = Math.max(0, this.backlogRecords - seg.lines);
+      this.segments = this.segments.filter((s) => s !== seg);
+    }
+    if (seg.maxSeq > this.committedThrough) this.commitThrough(seg.maxSeq);
+    while (this.spilling) await new Promise((r) => setTimeout(r, 2));
+    await this.spool.remove(seg.path);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.spilling || this.closed) return;
+    this.drainIncoming();
+    const overfull = this.q.length - this.qHead >= this.maxQueue / 2;
+    await this.spill(!this.pgUp || overfull);
+  }
+
+  /** Spools unspooled records older than the spill delay (all of them when `all`). */
+  private async spill(all: boolean): Promise<void> {
+    if (this.spilling) return;
+    const head = this.headSeq();
+    let from = Math.max(this.spooledThrough + 1, head);
+    const limit = performance.now() - this.spillAfterMs;
+    let to = from - 1;
+    for (let i = this.qHead + (from - head); i < this.q.length; i++) {
+      const e = this.q[i] as Entry;
+      if (!all && e.t > limit) break;
+      to = e.seq;
+    }
+    if (to >= from) {
+      const lines: string[] = [];
+      for (let i = this.qHead + (from - head); i <= this.qHead + (to - head); i++) lines.push((this.q[i] as Entry).line);
+      this.spilling = true;
+      try {
+        const path = await this.spool.append(lines);
+        let seg = this.segments.find((s) => s.path === path);
+        if (!seg) {
+          seg = { path, maxSeq: to, lines: 0, backlog: false };
+          this.segments.push(seg);
+        }
+        seg.maxSeq = to;
+        seg.lines += lines.length;
+        this.spooledThrough = to;
+        this.counters.spooled += lines.length;
+        if (this.spoolFailed) this.log({ msg: "audit: spool writable again" });
+        this.spoolFailed = false;
+        this.spoolError = "";
+      } catch (e) {
+        if (!this.spoolFailed) this.log({ msg: "audit: spool write failed", error: String(e) });
+        this.spoolFailed = true;
+        this.spoolError = e instanceof Error ? e.message : String(e);
+      } finally {
+        this.spilling = false;
+      }
+      from = to + 1;
+    }
+    this.resolveWaiters();
+    if (!this.pgUp || this.q.length - this.qHead >= this.maxQueue / 2) this.evictSpooled();
+    if (this.committedThrough >= this.spooledThrough) await this.deleteCommittedSegments();
+  }
+
+  /** Frees memory: spooled records leave the queue; their segments become backlog, replayed before anything newer. */
+  private evictSpooled(): void {
+    const upTo = Math.min(this.spooledThrough, this.lastSeq);
+    if (this.qHead >= this.q.length || (this.q[this.qHead] as Entry).seq > upTo) return;
+    let n = 0;
+    while (this.qHead < this.q.length && (this.q[this.qHead] as Entry).seq <= upTo) {
+      this.qHead++;
+      n++;
+    }
+    this.compact();
+    for (const s of this.segments) {
+      if (!s.backlog && s.maxSeq > this.committedThrough) {
+        s.backlog = true;
+        this.backlogRecords += s.lines;
+      }
+    }
+    // New spills must not land in a segment the replay is about to read and delete.
+    void this.spool.seal();
+    if (n > 0) this.kick();
+  }
+
+  private logDrop(msg: string): void {
+    const now = Date.now();
+    if (now - this.lastDropLog < 1000) return;
+    this.lastDropLog = now;
+    this.log({ msg: "audit: record dropped (ZT_AUDIT_ON_FAILURE=allow-and-count)", reason: msg, dropped_total: this.counters.dropped });
+  }
+}

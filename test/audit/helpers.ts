@@ -1,0 +1,65 @@
+// Shared test helpers of the audit room: records in the seed's shape and temp data dirs.
+import { randomUUID } from "node:crypto";
+import { chmod, mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AuditRecord } from "../../host/audit/record.js";
+
+/** A fresh ZT_DATA_DIR; traversable (o+x) because, as root, PostgreSQL runs as the postgres user. */
+export async function tempDataDir(tag: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `zt-audit-${tag}-`));
+  await chmod(dir, 0o711);
+  return dir;
+}
+
+export interface ServiceCall {
+  source?: string;
+  destination?: string;
+  port?: number;
+  decision?: "ALLOW" | "DENY";
+  enforced?: boolean;
+  policy?: string | null;
+  timestamp?: string;
+  reason?: string;
+}
+
+export const PV = "sha256:" + "ab".repeat(32);
+
+export function serviceRecord(o: ServiceCall = {}): AuditRecord {
+  const decision = o.decision ?? "ALLOW";
+  return {
+    timestamp: o.timestamp ?? new Date().toISOString(),
+    decision,
+    source: { spiffe_id: o.source ?? "spiffe://hanzo.ai/do-sfo3/hanzo/gateway", pod: "gateway-7f9b-x2k4", node: "node-1" },
+    destination: { spiffe_id: o.destination ?? "spiffe://hanzo.ai/do-sfo3/hanzo/llm", port: o.port ?? 8080 },
+    operator: null,
+    target: null,
+    policy_matched: o.policy === undefined ? "gateway-access/gateway-to-llm" : o.policy,
+    latency_us: 42,
+    decision_id: randomUUID(),
+    enforced: o.enforced ?? true,
+    reason: o.reason ?? (decision === "ALLOW" ? "allowed_by_rule" : "default_deny"),
+    policy_version: PV,
+    origin: "engine",
+    caller: null,
+  };
+}
+
+export function operatorRecord(subject: string, service: string, action: string, decision: "ALLOW" | "DENY" = "ALLOW"): AuditRecord {
+  return {
+    timestamp: new Date().toISOString(),
+    decision,
+    source: null,
+    destination: null,
+    operator: { subject, roles: ["sre"], mfa: true, incident: null },
+    target: { service, action },
+    policy_matched: decision === "ALLOW" ? "operators/sre" : null,
+    latency_us: 17,
+    decision_id: randomUUID(),
+    enforced: true,
+    reason: decision === "ALLOW" ? "allowed_by_rule" : "default_deny",
+    policy_version: PV,
+    origin: "engine",
+    caller: "spiffe://hanzo.ai/do-sfo3/hanzo/bastion",
+  };
+}

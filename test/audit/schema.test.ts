@@ -1,0 +1,143 @@
+// Migrations, roles and permissions, partitions and retention, against a real embedded
+// PostgreSQL (one cluster for the file).
+import { rm } from "node:fs/promises";
+import postgres, { type Sql } from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openAudit, type Audit } from "../../host/audit/index.js";
+import { LATEST_VERSION, migrate } from "../../host/audit/migrations.js";
+import { serviceRecord, tempDataDir } from "./helpers.js";
+
+let dir: string;
+let audit: Audit;
+let engine: Sql;
+let owner: Sql;
+let superuser: Sql;
+
+const quiet = { onnotice: () => undefined, max: 1 };
+
+beforeAll(async () => {
+  dir = await tempDataDir("schema");
+  audit = await openAudit({ dataDir: dir, retentionDays: 365, onSpoolFailure: "deny" });
+  engine = postgres(audit.connections.engine, quiet);
+  owner = postgres(audit.connections.owner as string, quiet);
+  superuser = postgres((audit.connections.superuser as string).replace(/\/postgres$/, "/zt"), quiet);
+});
+
+afterAll(async () => {
+  await Promise.all([engine?.end(), owner?.end(), superuser?.end()]);
+  await audit?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function appendAndWait(records: ReturnType<typeof serviceRecord>[]): Promise<void> {
+  for (const r of records) audit.sink.append(r);
+  await audit.sink.flush();
+  while (audit.sink.status().queued > 0) await new Promise((r) => setTimeout(r, 10));
+}
+
+describe("migrations", () => {
+  it("ran from an empty database at start and a re-run is a no-op", async () => {
+    const [v] = await owner`SELECT max(version) AS v, count(*)::int AS n FROM zt_audit.schema_migrations`;
+    expect(v).toEqual({ v: LATEST_VERSION, n: LATEST_VERSION });
+    const again = await migrate(owner);
+    expect(again.applied).toEqual([]);
+    const [n] = await owner`SELECT count(*)::int AS n FROM zt_audit.schema_migrations`;
+    expect(n?.n).toBe(LATEST_VERSION);
+  });
+
+  it("creates the partitioned table, its indexes and the monthly partitions", async () => {
+    const [t] = await superuser`SELECT relkind FROM pg_class WHERE oid = 'zt_audit.decisions'::regclass`;
+    expect(t?.relkind).toBe("p");
+    const idx = await superuser`SELECT indexname FROM pg_indexes WHERE schemaname = 'zt_audit' AND tablename = 'decisions' ORDER BY 1`;
+    expect(idx.map((r) => r.indexname)).toEqual([
+      "decisions_chain_idx",
+      "decisions_dest_idx",
+      "decisions_pkey",
+      "decisions_policy_idx",
+      "decisions_source_idx",
+      "decisions_subject_idx",
+    ]);
+    const report = await audit.runMaintenance();
+    expect("partitions" in report && report.partitions).toHaveLength(3);
+    const parts = await superuser`SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'zt_audit.decisions'::regclass`;
+    expect(parts[0]?.n).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe("permissions", () => {
+  it("the engine role can INSERT and SELECT but not UPDATE, DELETE or TRUNCATE", async () => {
+    const rec = serviceRecord();
+    await appendAndWait([rec]);
+    const rows = await engine`SELECT decision FROM zt_audit.decisions WHERE decision_id = ${rec.decision_id}`;
+    expect(rows).toHaveLength(1);
+    await expect(engine`UPDATE zt_audit.decisions SET decision = 'ALLOW' WHERE decision_id = ${rec.decision_id}`).rejects.toMatchObject({ code: "42501" });
+    await expect(engine`DELETE FROM zt_audit.decisions WHERE decision_id = ${rec.decision_id}`).rejects.toMatchObject({ code: "42501" });
+    await expect(engine`TRUNCATE zt_audit.decisions`).rejects.toMatchObject({ code: "42501" });
+    await expect(engine`SELECT zt_audit.drop_expired_partitions(1)`).rejects.toMatchObject({ code: "42501" });
+    await expect(engine`DROP TABLE zt_audit.decisions`).rejects.toMatchObject({ code: "42501" });
+    const still = await engine`SELECT count(*)::int AS n FROM zt_audit.decisions WHERE decision_id = ${rec.decision_id}`;
+    expect(still[0]?.n).toBe(1);
+  });
+
+  it("the append-only trigger refuses UPDATE, DELETE and TRUNCATE even for the owner", async () => {
+    const [row] = await owner`SELECT decision_id FROM zt_audit.decisions LIMIT 1`;
+    expect(row).toBeDefined();
+    await expect(owner`UPDATE zt_audit.decisions SET reason = 'x' WHERE decision_id = ${row!.decision_id}`).rejects.toThrow(/append-only/);
+    await expect(owner`DELETE FROM zt_audit.decisions WHERE decision_id = ${row!.decision_id}`).rejects.toThrow(/append-only/);
+    await expect(owner`TRUNCATE zt_audit.decisions`).rejects.toThrow(/append-only/);
+    const [p] = await owner`SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'zt_audit.decisions'::regclass LIMIT 1`;
+    await expect(owner.unsafe(`TRUNCATE zt_audit.${p!.relname}`)).rejects.toThrow(/append-only/);
+  });
+
+  it("the maintenance role cannot change rows either", async () => {
+    const maint = postgres(audit.connections.maintenance as string, quiet);
+    try {
+      await expect(maint`DELETE FROM zt_audit.decisions`).rejects.toMatchObject({ code: "42501" });
+      await expect(maint`INSERT INTO zt_audit.retention_log (partition_name, chain_id, seqs, row_count) VALUES ('x', 'y', '{}', 0)`).rejects.toMatchObject({ code: "42501" });
+    } finally {
+      await maint.end();
+    }
+  });
+});
+
+describe("partitions and retention", () => {
+  it("drops only partitions older than the retention period, and verify still holds across the gap", async () => {
+    const day = 24 * 3600_000;
+    const now = Date.now();
+    const old = [400, 399, 398].map((d) => serviceRecord({ timestamp: new Date(now - d * day).toISOString() }));
+    const recent = [10, 5, 0].map((d) => serviceRecord({ timestamp: new Date(now - d * day).toISOString() }));
+    // Old and recent records interleave in one chain, so dropping the old partition cuts it in the middle.
+    await appendAndWait([old[0]!, recent[0]!, old[1]!, recent[1]!, old[2]!, recent[2]!]);
+    const oldMonth = new Date(now - 400 * day).toISOString().slice(0, 7);
+    const partName = `decisions_y${oldMonth.slice(0, 4)}m${oldMonth.slice(5, 7)}`;
+    const exists = await superuser`SELECT to_regclass(${"zt_audit." + partName})::text AS r`;
+    expect(exists[0]?.r).toBe(`zt_audit.${partName}`);
+
+    const report = await audit.runMaintenance();
+    if (!("dropped" in report)) throw new Error("maintenance skipped");
+    const dropped = report.dropped.map((d) => d.partition);
+    expect(dropped).toContain(partName);
+    // Nothing younger than the retention period is dropped.
+    for (const p of dropped) {
+      const m = /^decisions_y(\d{4})m(\d{2})$/.exec(p)!;
+      const monthEnd = Date.UTC(Number(m[1]), Number(m[2]), 1);
+      expect(monthEnd).toBeLessThanOrEqual(now - 365 * day + day);
+    }
+    const left = await engine`SELECT decision_id::text AS id FROM zt_audit.decisions WHERE decision_id = ANY(${[...old, ...recent].map((r) => r.decision_id)}::uuid[])`;
+    expect(new Set(left.map((r) => r.id))).toEqual(new Set(recent.map((r) => r.decision_id)));
+
+    const v = await audit.verify();
+    expect(v.broken).toEqual([]);
+    expect(v.ok).toBe(true);
+    expect(v.retention_gaps).toBeGreaterThanOrEqual(3);
+  });
+
+  it("refuses a retention period under one day", async () => {
+    const maint = postgres(audit.connections.maintenance as string, quiet);
+    try {
+      await expect(maint`SELECT * FROM zt_audit.drop_expired_partitions(0)`).rejects.toThrow(/at least one day/);
+    } finally {
+      await maint.end();
+    }
+  });
+});
