@@ -8,7 +8,15 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
   check: { about: "validate policy files", load: async () => (await import("./commands/check.js")).checkCommand },
   build: { about: "compile policies into a module (-o policy.wasm)", load: async () => (await import("./commands/build.js")).buildCommand },
   eval: { about: "evaluate one request against policies or a module", load: async () => (await import("./commands/eval.js")).evalCommand },
+  netpol: { about: "emit Kubernetes NetworkPolicies mirroring the ServiceAccessPolicies", load: async () => (await import("../compiler/netpol/index.js")).netpolCommand },
+  audit: { about: "audit trail tools: `zt audit verify` checks the hash chains", load: async () => auditCommand },
 };
+
+async function auditCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== "verify") throw new UsageError("usage: zt audit verify [--dsn URL] [--data-dir DIR]");
+  return (await import("./audit/verify-command.js")).auditVerifyCommand(rest);
+}
 
 function help(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.about}`);
