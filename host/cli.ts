@@ -9,6 +9,7 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
   build: { about: "compile policies into a module (-o policy.wasm)", load: async () => (await import("./commands/build.js")).buildCommand },
   eval: { about: "evaluate one request against policies or a module", load: async () => (await import("./commands/eval.js")).evalCommand },
   netpol: { about: "emit Kubernetes NetworkPolicies mirroring the ServiceAccessPolicies", load: async () => (await import("../compiler/netpol/index.js")).netpolCommand },
+  "envoy-config": { about: "print the Envoy filters / Istio WasmPlugins that load the module", load: async () => (await import("./envoy/config.js")).envoyConfigCommand },
   audit: { about: "audit trail tools: `zt audit verify` checks the hash chains", load: async () => auditCommand },
 };
 

@@ -92,6 +92,7 @@ const policySetArb: fc.Arbitrary<PolicySet> = fc.array(fc.array(ruleArb, { minLe
         name,
         defaultAction: "DENY",
         rollout: [],
+        agentScopes: [],
         source: `${name}.yaml`,
         rules: rules.map(
           (r, ri): ServiceRule => ({
@@ -200,6 +201,7 @@ describe("netpol property: mirrors the reference evaluator", () => {
             name: "exact",
             defaultAction: "DENY",
             rollout: [],
+            agentScopes: [],
             source: "exact.yaml",
             rules: rules.map((r, i) => ({ id: `exact/rule-${i + 1}`, name: null, action: r.action, from: pattern(r.from), to: r.to.map((t) => ({ spiffe: pattern(t.spiffe), ports: t.ports })), at: { file: "exact.yaml", line: i + 1, col: 1 } })),
           },
