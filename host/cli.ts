@@ -5,6 +5,7 @@ import { EXIT, UsageError } from "./commands/io.js";
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> = {
+  serve: { about: "run the policy engine (API on ZT_PORT 8054, health on 8055)", load: async () => (await import("./serve.js")).serveCommand },
   check: { about: "validate policy files", load: async () => (await import("./commands/check.js")).checkCommand },
   build: { about: "compile policies into a module (-o policy.wasm)", load: async () => (await import("./commands/build.js")).buildCommand },
   eval: { about: "evaluate one request against policies or a module", load: async () => (await import("./commands/eval.js")).evalCommand },

@@ -1,0 +1,56 @@
+// Child process of bench/http.ts: serves either the engine (`engine`: real policies, real
+// audit trail on embedded PostgreSQL in a temporary data directory) or the baseline
+// (`baseline`: a minimal Hono handler returning a constant JSON), and prints
+// "READY <port>" once listening. Stops on SIGTERM.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+import type { AddressInfo } from "node:net";
+import { auditConfigFromEnv, openAudit } from "../host/audit/index.js";
+import { loadConfig } from "../host/config.js";
+import { createLogger } from "../host/logger.js";
+import { startEngine } from "../host/server.js";
+
+async function baseline(): Promise<() => Promise<void>> {
+  const app = new Hono();
+  const body = { decision: "ALLOW", enforced: true };
+  app.post("/v1/evaluate", (c) => c.json(body));
+  return new Promise((resolve) => {
+    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => {
+      process.stdout.write(`READY ${info.port}\n`);
+      resolve(() => new Promise((r) => server.close(() => r())));
+    });
+  });
+}
+
+async function engine(policyPath: string): Promise<() => Promise<void>> {
+  const dir = mkdtempSync(join(tmpdir(), "zt-bench-http-"));
+  const cfg = loadConfig({ ZT_HOST: "127.0.0.1", ZT_PORT: "0", ZT_HEALTH_PORT: "0", ZT_POLICY_PATH: policyPath, ZT_DATA_DIR: dir, ZT_LOG_LEVEL: "warn", ZT_MAX_BATCH: "10000" });
+  if (!cfg.ok) throw new Error(cfg.errors.join("; "));
+  const log = createLogger({ level: "warn", write: (l) => void process.stderr.write(l + "\n") });
+  const auditConfig = auditConfigFromEnv({ ZT_DATA_DIR: dir });
+  const audit = await openAudit(auditConfig);
+  const handle = await startEngine({ config: cfg.config, audit, log, adminToken: "bench-admin-token-0123456789" });
+  process.stdout.write(`READY ${handle.port}\n`);
+  return async () => {
+    await handle.close();
+    // PostgreSQL may still be removing files right after it stopped: retry.
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  };
+}
+
+async function main(): Promise<void> {
+  const kind = process.argv[2];
+  const stop = kind === "baseline" ? await baseline() : kind === "engine" ? await engine(process.argv[3]!) : null;
+  if (!stop) throw new Error("usage: http-server baseline|engine <policy path>");
+  process.once("SIGTERM", () => {
+    void stop().then(() => process.exit(0));
+  });
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`http-server: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,54 @@
+// The health listener (ZT_HEALTH_PORT, 8055): GET /healthz is 200 only when a policy module
+// is loaded and the audit sink accepts records, else 503 with the reason; GET /metrics too,
+// so Prometheus can scrape without reaching the API port.
+import { Hono } from "hono";
+import type { AuditSink } from "./audit/record.js";
+import type { EngineMetrics } from "./metrics.js";
+import type { ActivePolicies, ReloadReport } from "./policy-store.js";
+import { requestIdOf } from "./request-id.js";
+import { metricsRoute } from "./routes/metrics.js";
+
+export interface HealthDeps {
+  /** The module serving now; null until the first one is loaded. */
+  active: () => ActivePolicies | null;
+  lastReload: () => ReloadReport | null;
+  sink: AuditSink;
+  metrics: EngineMetrics;
+  /** True once shutdown started: report 503 so load balancers stop sending traffic. */
+  draining: () => boolean;
+}
+
+export function createHealthApp(deps: HealthDeps): Hono {
+  const app = new Hono();
+  app.use(async (c, next) => {
+    c.header("x-request-id", requestIdOf(c));
+    await next();
+  });
+  app.get("/healthz", (c) => {
+    const active = deps.active();
+    let audit: ReturnType<AuditSink["status"]> | null = null;
+    let auditError: string | null = null;
+    try {
+      audit = deps.sink.status();
+    } catch (e) {
+      auditError = (e as Error).message;
+    }
+    const reasons: string[] = [];
+    if (deps.draining()) reasons.push("shutting down");
+    if (!active) reasons.push("no policy module loaded");
+    if (auditError !== null) reasons.push(`audit status failed: ${auditError}`);
+    else if (audit && !audit.accepting) reasons.push(`audit sink not accepting records: ${audit.detail}`);
+    const body = {
+      status: reasons.length === 0 ? "ok" : "unavailable",
+      reason: reasons.length === 0 ? null : reasons.join("; "),
+      policy_version: active?.version ?? null,
+      loaded_at: active?.loadedAt ?? null,
+      audit,
+      last_reload: deps.lastReload(),
+    };
+    return c.json(body, reasons.length === 0 ? 200 : 503);
+  });
+  app.route("/", metricsRoute(deps.metrics));
+  app.notFound((c) => c.json({ error: { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
+  return app;
+}

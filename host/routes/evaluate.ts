@@ -1,0 +1,112 @@
+// POST /v1/evaluate: one request object -> one decision; an array -> decisions in order.
+// The hot path: one JSON.parse, hand-written validation, one module generation per request,
+// and a Response with plain-object headers (the fast path of @hono/node-server).
+import { type Context, Hono } from "hono";
+import { readBodyText } from "../body.js";
+import type { EngineEnv } from "../context.js";
+import { type DecideDeps, type Decision, evaluateItems, finishDecisions, internalErrorDecisions } from "../decide.js";
+import { decisionJson, decisionsJson } from "../decision-json.js";
+import { type EvaluateItem, parseEvaluateItem } from "../evaluate-input.js";
+import type { PolicyStore } from "../policy-store.js";
+import { requestIdOf } from "../request-id.js";
+
+/** Identifies the caller of POST /v1/evaluate (e.g. its mTLS SPIFFE ID); a Response refuses the request (401). */
+export type EvaluateIdentify = (c: Context<EngineEnv>) => string | null | Response;
+/** May `caller` ask about these requests (e.g. only about its own source)? A Response refuses (403); null allows. */
+export type EvaluateAuthorize = (caller: string | null, items: readonly EvaluateItem[], c: Context<EngineEnv>) => Response | null;
+
+export interface EvaluateRouteDeps extends DecideDeps {
+  readonly store: PolicyStore;
+  readonly maxBodyBytes: number;
+  readonly maxBatch: number;
+  readonly identify?: EvaluateIdentify | null;
+  readonly authorize?: EvaluateAuthorize | null;
+}
+
+function respond(status: number, body: string, requestId: string, version: string | null): Response {
+  const headers: Record<string, string> = { "content-type": "application/json", "x-request-id": requestId };
+  if (version !== null) headers["x-zt-policy-version"] = version;
+  return new Response(body, { status, headers });
+}
+
+function fail(status: number, requestId: string, code: string, message: string, path?: string): Response {
+  return respond(status, JSON.stringify({ error: path === undefined ? { code, message } : { code, message, path } }), requestId, null);
+}
+
+export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
+  const app = new Hono<EngineEnv>();
+  const { log } = deps;
+
+  const handle = async (requestId: string, c: Context<EngineEnv>): Promise<Response> => {
+    // Who is asking (mTLS identity when the identity layer is wired in); recorded in the audit.
+    let caller: string | null = null;
+    if (deps.identify) {
+      const who = deps.identify(c);
+      if (who instanceof Response) return who;
+      caller = who;
+      c.set("caller", caller);
+    }
+    const body = await readBodyText(c, deps.maxBodyBytes);
+    if (!body.ok) return fail(body.status, requestId, body.code, body.message, "$");
+    const t0 = performance.now();
+    let json: unknown;
+    try {
+      json = JSON.parse(body.text);
+    } catch (e) {
+      return fail(400, requestId, "invalid_json", `body is not valid JSON: ${(e as Error).message}`, "$");
+    }
+    const batch = Array.isArray(json);
+    let items: EvaluateItem[];
+    if (batch) {
+      const arr = json as unknown[];
+      if (arr.length === 0) return fail(400, requestId, "empty_batch", "a batch needs at least one request", "$");
+      if (arr.length > deps.maxBatch) return fail(400, requestId, "batch_too_large", `a batch holds at most ${deps.maxBatch} requests (got ${arr.length})`, "$");
+      items = new Array<EvaluateItem>(arr.length);
+      for (let i = 0; i < arr.length; i++) {
+        const it = parseEvaluateItem(arr[i], i);
+        if (it.kind === "error") return fail(400, requestId, "invalid_request", `${it.path}: ${it.message}`, it.path);
+        items[i] = it;
+      }
+    } else {
+      const it = parseEvaluateItem(json, -1);
+      if (it.kind === "error") return fail(400, requestId, "invalid_request", `${it.path}: ${it.message}`, it.path);
+      items = [it];
+    }
+    if (deps.authorize) {
+      const refused = deps.authorize(caller, items, c);
+      if (refused !== null) return refused;
+    }
+    // One generation for the whole request, read after the body arrived: a swap in between
+    // is simply not seen by this request.
+    const active = deps.store.current();
+    if (active === null) return fail(503, requestId, "no_module", "no policy module is loaded");
+    const nowMs = Date.now();
+    let decisions: Decision[];
+    try {
+      const verdicts = evaluateItems(active, items, deps, nowMs);
+      const t1 = performance.now();
+      const perDecisionMs = (t1 - t0) / items.length;
+      const latencyUs = Math.round(perDecisionMs * 1000);
+      if (items.length === 1) deps.metrics.latency(perDecisionMs / 1000, t1);
+      else deps.metrics.latencyMany(perDecisionMs / 1000, items.length, t1);
+      decisions = finishDecisions(active, items, verdicts, latencyUs, caller, deps, nowMs);
+    } catch (e) {
+      log.error("evaluation failed; failing closed", { err: e, request_id: requestId, version: active.version });
+      decisions = internalErrorDecisions(active.version, items, caller, deps, nowMs);
+    }
+    return respond(200, batch ? decisionsJson(decisions) : decisionJson(decisions[0]!), requestId, active.version);
+  };
+
+  app.post("/v1/evaluate", async (c) => {
+    const requestId = requestIdOf(c);
+    c.set("requestId", requestId);
+    if (!log.enabled("info")) return handle(requestId, c);
+    // Access log: errors at info, successes only at debug (the hot path stays quiet).
+    const t0 = performance.now();
+    const res = await handle(requestId, c);
+    const level = res.status >= 500 ? "error" : res.status >= 400 ? "info" : "debug";
+    if (log.enabled(level)) log[level]("request", { request_id: requestId, method: "POST", path: "/v1/evaluate", status: res.status, ms: Math.round((performance.now() - t0) * 1000) / 1000 });
+    return res;
+  });
+  return app;
+}
