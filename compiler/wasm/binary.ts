@@ -105,16 +105,9 @@ export function splitSections(wasm: Uint8Array): Section[] {
 }
 
 export function joinSections(sections: readonly Section[]): Uint8Array<ArrayBuffer> {
-  const parts: Uint8Array[] = [Uint8Array.from(MAGIC_VERSION)];
-  for (const s of sections) parts.push(Uint8Array.from([s.id, ...u32leb(s.payload.length)]), s.payload);
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  const parts: Array<Uint8Array | number[]> = [MAGIC_VERSION];
+  for (const s of sections) parts.push([s.id, ...u32leb(s.payload.length)], s.payload);
+  return concat(parts);
 }
 
 export function customSection(name: string, data: Uint8Array): Section {
@@ -123,7 +116,7 @@ export function customSection(name: string, data: Uint8Array): Section {
   return { id: SECTION.custom, payload };
 }
 
-export function concat(parts: ReadonlyArray<Uint8Array | number[]>): Uint8Array {
+export function concat(parts: ReadonlyArray<Uint8Array | number[]>): Uint8Array<ArrayBuffer> {
   const total = parts.reduce((n, p) => n + p.length, 0);
   const out = new Uint8Array(total);
   let o = 0;
