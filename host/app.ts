@@ -6,6 +6,7 @@ import type { AuditSink } from "./audit/record.js";
 import { type AdminAuthenticator, adminAuth } from "./auth.js";
 import type { EngineEnv } from "./context.js";
 import { errorResponse } from "./errors.js";
+import type { JwtVerifier } from "./identity/jwt.js";
 import type { IncidentStore } from "./incidents.js";
 import type { Logger } from "./logger.js";
 import type { EngineMetrics } from "./metrics.js";
@@ -35,6 +36,8 @@ export interface AppDeps {
   /** Identity layer hooks for POST /v1/evaluate (see routes/evaluate.ts); none: anyone may ask. */
   identifyEvaluateCaller?: EvaluateIdentify | null;
   authorizeEvaluate?: EvaluateAuthorize | null;
+  /** Agent JWT verifier for agent requests on POST /v1/evaluate; none: they are denied. */
+  agentVerifier?: JwtVerifier | null;
 }
 
 export function createApp(deps: AppDeps): Hono<EngineEnv> {
@@ -57,6 +60,7 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
       maxBatch: deps.maxBatch ?? 10_000,
       identify: deps.identifyEvaluateCaller ?? null,
       authorize: deps.authorizeEvaluate ?? null,
+      agentVerifier: deps.agentVerifier ?? null,
     }),
   );
 

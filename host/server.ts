@@ -1,8 +1,9 @@
-// Starts the engine: health listener first (503 until a module is loaded), then the
-// incident and policy stores, then the API listener. close() is the SIGTERM path: stop
+// Starts the engine: health listener first (503 until a module is loaded and, with mTLS,
+// until the engine has its SVID), then the incident and policy stores, then the API listener. close() is the SIGTERM path: stop
 // accepting, let in-flight requests finish, stop watching, flush and close the audit sink.
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Server as TlsServer } from "node:tls";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import type { Hono } from "hono";
@@ -13,6 +14,8 @@ import { createApp } from "./app.js";
 import type { EngineConfig } from "./config.js";
 import { createHealthApp } from "./health.js";
 import type { EvaluateAuthorize, EvaluateIdentify } from "./routes/evaluate.js";
+import type { JwtVerifier } from "./identity/jwt.js";
+import type { IdentityStatus } from "./identity/tls.js";
 import { IncidentStore } from "./incidents.js";
 import type { Logger } from "./logger.js";
 import { createMetrics, type EngineMetrics } from "./metrics.js";
@@ -40,10 +43,22 @@ export interface EngineOptions {
   /** Identity layer hooks for POST /v1/evaluate (caller identification, per-source authorisation). */
   identifyEvaluateCaller?: EvaluateIdentify;
   authorizeEvaluate?: EvaluateAuthorize;
-  /** Extra options for the API listener (e.g. TLS: `{ createServer: https.createServer, serverOptions }`). */
-  listenOptions?: Record<string, unknown>;
+  /** Verifies agent JWTs on POST /v1/evaluate; absent: agent requests are denied (agent_auth_not_configured). */
+  agentVerifier?: JwtVerifier | null;
+  /**
+   * Extra options for the API listener (e.g. TLS: `{ createServer: https.createServer, serverOptions }`),
+   * or a function giving them, called after `beforeListen` (a TLS identity exists only then).
+   */
+  listenOptions?: Record<string, unknown> | (() => Record<string, unknown> | null);
   /** Called with the API server once it listens (e.g. to hot-swap TLS contexts). */
   onApiServer?: (server: Server) => void;
+  /**
+   * Awaited after the health listener and the policy store are up, before the API listener
+   * binds: e.g. the first SVID from the SPIRE agent. A rejection aborts the start.
+   */
+  beforeListen?: () => Promise<void>;
+  /** The serving identity's state for /healthz (503 while not ready). */
+  identityStatus?: () => IdentityStatus;
 }
 
 export interface EngineHandle {
@@ -72,7 +87,9 @@ function listen(app: { fetch: (req: Request, env: never) => Response | Promise<R
 function urlOf(server: Server, host: string): { url: string; port: number } {
   const port = (server.address() as AddressInfo).port;
   const h = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
-  return { url: `http://${h}:${port}`, port };
+  // An https.Server is a tls.Server: the API under mTLS.
+  const scheme = (server as unknown) instanceof TlsServer ? "https" : "http";
+  return { url: `${scheme}://${h}:${port}`, port };
 }
 
 /** Stops accepting, closes idle keep-alive connections as they become idle, forces the rest after `timeoutMs`. */
@@ -106,8 +123,11 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     sink: audit.sink,
     metrics,
     draining: () => draining,
+    identity: opts.identityStatus ?? null,
   });
   const healthServer = await listen(health, config.host, config.healthPort);
+  // Logged on its own: the API port may open much later (policies to compile, an SVID to wait for).
+  log.info("health listening", { health: urlOf(healthServer, config.host).url });
   let incidents: IncidentStore;
   let apiServer: Server;
   try {
@@ -133,8 +153,11 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       maxBatch: config.maxBatch,
       identifyEvaluateCaller: opts.identifyEvaluateCaller ?? null,
       authorizeEvaluate: opts.authorizeEvaluate ?? null,
+      agentVerifier: opts.agentVerifier ?? null,
     });
-    apiServer = await listen(app, config.host, config.port, opts.listenOptions);
+    if (opts.beforeListen) await opts.beforeListen();
+    const extra = typeof opts.listenOptions === "function" ? opts.listenOptions() : opts.listenOptions;
+    apiServer = await listen(app, config.host, config.port, extra ?? undefined);
     opts.onApiServer?.(apiServer);
   } catch (e) {
     await store?.close();
@@ -144,7 +167,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   store.startWatching();
   const api = urlOf(apiServer, config.host);
   const hp = urlOf(healthServer, config.host);
-  log.info("zt engine listening", { api: api.url, health: hp.url, mode: config.mode, policy_path: config.policyPath, data_dir: config.dataDir, version: store.current()?.version });
+  log.info("zt engine listening", { api: api.url, health: hp.url, tls: api.url.startsWith("https:") ? "mtls" : "none", mode: config.mode, policy_path: config.policyPath, data_dir: config.dataDir, version: store.current()?.version });
 
   const activeStore = store;
   let closing: Promise<void> | null = null;

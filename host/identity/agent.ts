@@ -111,12 +111,22 @@ export async function decideAgentAccess(req: AgentRequest, verifier: JwtVerifier
 }
 
 /**
+ * A caller label (callerLabel's output, or null when the caller is unknown) joined with the
+ * agent's verified subject: "mtls:<asker>+jwt:<sub>"; null when neither is known.
+ */
+export function agentCallerLabel(label: string | null, subject: string | null): string | null {
+  if (subject === null) return label;
+  return label === null || label === "" ? `jwt:${subject}` : `${label}+jwt:${subject}`;
+}
+
+/**
  * The decision-specific fields of the AuditRecord for an agent request; the engine adds
- * timestamp, latency, ids, mode, version and origin.
+ * timestamp, latency, ids, mode, version and origin. `caller` is the Caller itself, or its
+ * label as the engine's evaluate route carries it (see callerLabel).
  */
 export function agentAuditFields(
   d: AgentDecision,
-  caller: Caller,
+  caller: Caller | string | null,
 ): Pick<AuditRecord, "decision" | "source" | "destination" | "operator" | "target" | "policy_matched" | "reason" | "caller"> {
   return {
     decision: d.allow ? "ALLOW" : "DENY",
@@ -126,6 +136,6 @@ export function agentAuditFields(
     target: null,
     policy_matched: null,
     reason: d.reason,
-    caller: callerLabel(caller, d.subject),
+    caller: caller !== null && typeof caller === "object" ? callerLabel(caller, d.subject) : agentCallerLabel(caller, d.subject),
   };
 }

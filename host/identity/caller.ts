@@ -47,6 +47,13 @@ export interface CallerAuth {
   authorizeEvaluate(caller: Caller, requestedSource: string): AuthzResult;
   /** Agent request to `destination` -> the caller must be that destination (its sidecar), a trusted evaluator, or admin. */
   authorizeAgentEvaluate(caller: Caller, destination: string): AuthzResult;
+  /**
+   * Operator request (BeyondCorp) -> only the operator proxy asks these, so the caller must be a
+   * trusted evaluator or admin: a workload must not learn or probe what humans may do.
+   */
+  authorizeOperatorEvaluate(caller: Caller): AuthzResult;
+  /** True when every evaluation question is open to `caller` (plaintext, admin, trusted evaluator). */
+  mayEvaluateAny(caller: Caller): boolean;
   isAdmin(caller: Caller): boolean;
 }
 
@@ -116,6 +123,18 @@ export function createCallerAuth(opts: CallerAuthOptions): CallerAuth {
         error: `caller ${caller.spiffeId} may only evaluate agent requests to itself, not to ${destination} (it is not in ZT_TRUSTED_EVALUATORS)`,
       };
     },
+
+    authorizeOperatorEvaluate(caller: Caller): AuthzResult {
+      if (caller.transport === "plaintext" || isAdmin(caller) || trusted(caller)) return { ok: true };
+      return {
+        ok: false,
+        status: 403,
+        code: "operator_not_trusted",
+        error: `caller ${caller.spiffeId} may not evaluate operator requests: only ZT_TRUSTED_EVALUATORS (the operator proxy) and admins may`,
+      };
+    },
+
+    mayEvaluateAny: (caller: Caller): boolean => caller.transport === "plaintext" || isAdmin(caller) || trusted(caller),
 
     isAdmin,
   };

@@ -15,6 +15,12 @@ export interface SetupIdentityOptions {
   /** The admin bearer token (ZT_ADMIN_TOKEN, owned by the server's config); null disables it. */
   readonly adminToken: string | null;
   readonly log?: IdentityLog;
+  /**
+   * Wait for the first SVID before returning (default true). The engine passes false so its
+   * health port can answer 503 while SPIRE has not delivered one, and awaits
+   * `source.ready()` itself before binding the API port.
+   */
+  readonly waitForSvid?: boolean;
 }
 
 export interface Identity {
@@ -33,13 +39,14 @@ export interface Identity {
 
 /**
  * Parses the environment (throws IdentityConfigError listing every problem), starts the
- * identity source and waits for the first SVID (SPIRE mode: until the agent provides one).
+ * identity source and waits for the first SVID (SPIRE mode: until the agent provides one),
+ * unless `waitForSvid` is false.
  */
 export async function setupIdentity(env: Readonly<Record<string, string | undefined>>, opts: SetupIdentityOptions): Promise<Identity> {
   const config = parseIdentityConfig(env);
   const metrics = registerIdentityMetrics(opts.registry);
   const source = createIdentitySource(config.tls, { metrics, log: opts.log });
-  await source.ready();
+  if (opts.waitForSvid ?? true) await source.ready();
   const tls = config.tls.mode !== "plaintext";
   const auth = createCallerAuth({
     peer: tls ? createPeerVerifier(source) : null,
@@ -69,6 +76,7 @@ export async function setupIdentity(env: Readonly<Record<string, string | undefi
 }
 
 export { callerLabel, type Caller, type CallerAuth } from "./caller.js";
-export { isAgentRequest, parseAgentRequest, decideAgentAccess, agentAuditFields, type RequiredScopes, type AgentDecision } from "./agent.js";
+export { isAgentRequest, parseAgentRequest, decideAgentAccess, agentAuditFields, agentCallerLabel, type RequiredScopes, type AgentDecision } from "./agent.js";
+export { parseIdentityConfig, type IdentityConfig } from "./config.js";
 export { assertPlaintextHost, PLAINTEXT_WARNING, type IdentitySource, type IdentityStatus } from "./tls.js";
 export { IdentityConfigError } from "./config.js";

@@ -97,6 +97,8 @@ describe("zt serve", () => {
     const tokenFile = join(dir, "data", "admin-token");
     expect(s.stderr()).toContain(`admin token generated and stored in ${tokenFile} (mode 0600)`);
     expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    // No identity settings: plain HTTP on loopback, said loudly.
+    expect(s.stderr()).toContain("WARNING: ZT IS SERVING PLAIN HTTP WITHOUT AUTHENTICATION");
     const token = readFileSync(tokenFile, "utf8").trim();
     expect((await call(s.api, "PUT", "/v1/incidents/INC-1", { body: {}, token })).status).toBe(201);
     expect((await call(s.api, "PUT", "/v1/incidents/INC-2", { body: {} })).status).toBe(401);
