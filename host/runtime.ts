@@ -115,16 +115,13 @@ export class PolicyRuntime {
     return n;
   }
 
-  private call<T>(f: () => T): T {
-    try {
-      return f();
-    } catch (e) {
-      if (e instanceof WebAssembly.RuntimeError) {
-        this.instantiate();
-        throw new RuntimeTrapError(e);
-      }
-      throw e;
+  /** After a trap the instance's state is unknown: start a fresh one, and tell the caller. */
+  private trapped(e: unknown): never {
+    if (e instanceof WebAssembly.RuntimeError) {
+      this.instantiate();
+      throw new RuntimeTrapError(e);
     }
+    throw e;
   }
 
   evaluateService(req: ServiceRequest): Verdict {
@@ -132,7 +129,13 @@ export class PolicyRuntime {
     const s = this.put(mem, req.source, 0, L.MAX_ID_BYTES + 1);
     const d = this.put(mem, req.destination, L.MAX_ID_BYTES, L.MAX_ID_BYTES + 1);
     const port = Number.isInteger(req.port) ? req.port : -1;
-    return decodeResult(this.call(() => this.ex.zt_eval_service(s, d, port)));
+    let r: number;
+    try {
+      r = this.ex.zt_eval_service(s, d, port);
+    } catch (e) {
+      this.trapped(e);
+    }
+    return decodeResult(r);
   }
 
   evaluateServiceBatch(reqs: readonly ServiceRequest[]): Verdict[] {
@@ -157,13 +160,25 @@ export class PolicyRuntime {
       off += this.put(mem, p, off, p.length);
     }
     const flags = (req.mfa ? L.OP_FLAG_MFA : 0) | (req.incidentActive ? L.OP_FLAG_INCIDENT : 0);
-    return decodeResult(this.call(() => this.ex.zt_eval_operator(off, flags)));
+    let r: number;
+    try {
+      r = this.ex.zt_eval_operator(off, flags);
+    } catch (e) {
+      this.trapped(e);
+    }
+    return decodeResult(r);
   }
 
   /** The rollout mode the policy sets for a destination, or null. */
   rolloutFor(destination: string): RolloutMode | null {
     const n = this.put(this.view(), destination, 0, L.MAX_ID_BYTES + 1);
-    return ROLLOUT[this.call(() => this.ex.zt_eval_rollout(n)) & 3]!;
+    let r: number;
+    try {
+      r = this.ex.zt_eval_rollout(n);
+    } catch (e) {
+      this.trapped(e);
+    }
+    return ROLLOUT[r & 3]!;
   }
 
   /**
