@@ -63,13 +63,20 @@ async function loadWriterId(dataDir: string): Promise<string> {
   return id;
 }
 
-function connect(dsn: string, max: number, app: string): Sql {
+/**
+ * `readsArrays`: only connections reading array columns (operator_roles) let postgres.js run
+ * its array-type query at each connect. When the server goes away during that query the
+ * driver rejects a promise nobody holds (porsager/postgres#1192): an unhandled rejection, so
+ * the writer, migration and maintenance connections, which reconnect during outages, skip it.
+ */
+function connect(dsn: string, max: number, app: string, readsArrays = false): Sql {
   return postgres(dsn, {
     max,
     connect_timeout: 5,
     idle_timeout: 60,
     onnotice: () => undefined,
     connection: { application_name: app },
+    fetch_types: readsArrays,
   });
 }
 
@@ -124,8 +131,9 @@ export async function openAudit(config: AuditConfig): Promise<Audit> {
     log({ msg: "audit: PostgreSQL unreachable at start, spooling until it is back", error: String(e) });
   }
 
+  // Batches travel as text parameters: the writer reads and sends no arrays.
   const writerSql = connect(conns.engine, 1, "zt-audit-writer");
-  const querySql = connect(conns.engine, 4, "zt-audit-query");
+  const querySql = connect(conns.engine, 4, "zt-audit-query", true);
   const writer = new AuditWriter({
     sql: writerSql,
     spoolDir: join(config.dataDir, "spool"),

@@ -19,6 +19,9 @@ const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
 const MAX_TEXT = 4096;
 const MAX_ROLES = 64;
 
+// An unpaired UTF-16 surrogate has no UTF-8 form: the driver would send U+FFFD instead, and
+// the stored row would no longer match the record's hash.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
@@ -53,6 +56,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], path: string): void {
+  // Common case first: every field present and nothing else (no per-key search).
+  let present = 0;
+  for (const k of allowed) if (k in obj) present++;
+  if (present === allowed.length && Object.keys(obj).length === present) return;
   for (const k of Object.keys(obj)) {
     if (!allowed.includes(k)) throw new Invalid(`${path}.${k}`, `unknown field "${k}"`);
   }
@@ -69,6 +76,7 @@ function text(v: unknown, path: string, opts: { nullable?: boolean; max?: number
   if (v.length > max) throw new Invalid(path, `must be at most ${max} characters`);
   // PostgreSQL text cannot hold NUL: one such record would fail its whole batch.
   if (v.includes("\u0000")) throw new Invalid(path, "must not contain NUL characters");
+  if (LONE_SURROGATE.test(v)) throw new Invalid(path, "must be valid Unicode (unpaired UTF-16 surrogate)");
   return v;
 }
 
@@ -95,15 +103,31 @@ function spiffe(v: unknown, path: string): string {
   return s;
 }
 
+// Under load many decisions share their millisecond: the last timestamp parsed is reused.
+let lastTimestamp = "";
+let lastMs = 0;
+let lastNormalised = "";
+
 function timestamp(v: unknown, path: string, nowMs: number): string {
-  const s = reqText(v, path, 64);
-  if (!RFC3339.test(s)) throw new Invalid(path, 'must be an RFC 3339 timestamp, e.g. "2026-02-23T14:30:00.000Z"');
-  const ms = Date.parse(s);
-  if (!Number.isFinite(ms)) throw new Invalid(path, "is not a valid date");
+  let ms: number;
+  let normalised: string;
+  if (v === lastTimestamp) {
+    ms = lastMs;
+    normalised = lastNormalised;
+  } else {
+    const s = reqText(v, path, 64);
+    if (!RFC3339.test(s)) throw new Invalid(path, 'must be an RFC 3339 timestamp, e.g. "2026-02-23T14:30:00.000Z"');
+    ms = Date.parse(s);
+    if (!Number.isFinite(ms)) throw new Invalid(path, "is not a valid date");
+    // One representation (UTC, milliseconds) so the chain hash can be recomputed from the row.
+    normalised = new Date(ms).toISOString();
+    lastTimestamp = s;
+    lastMs = ms;
+    lastNormalised = normalised;
+  }
   if (ms < MIN_TIMESTAMP_MS) throw new Invalid(path, "is before 2000-01-01");
   if (ms > nowMs + MAX_FUTURE_SKEW_MS) throw new Invalid(path, "is more than one hour in the future (check the sender's clock)");
-  // One representation (UTC, milliseconds) so the chain hash can be recomputed from the row.
-  return new Date(ms).toISOString();
+  return normalised;
 }
 
 function validateRecord(v: unknown, path: string, nowMs: number): AuditRecord {
@@ -161,16 +185,19 @@ function validateRecord(v: unknown, path: string, nowMs: number): AuditRecord {
     target = { service: reqText(v.target.service, `${p}.service`, 256), action: reqText(v.target.action, `${p}.action`, 256) };
   }
 
-  // A record describes either a service call (source + destination) or an operator request
-  // (operator + target), never a mix: the graph and the filters rely on it.
-  if ((source === null) !== (destination === null)) {
-    throw new Invalid(source === null ? `${path}.source` : `${path}.destination`, "source and destination are both set (service request) or both null");
+  // A record describes a service call (source + destination), an operator request
+  // (operator + target) or an agent request (destination only: an AI agent holding a JWT has
+  // no workload identity; `caller` names it as "...+jwt:<sub>"), never a mix: the graph and
+  // the filters rely on it.
+  if (source !== null && destination === null) {
+    throw new Invalid(`${path}.destination`, "source and destination are both set (service request) or both null");
   }
   if ((operator === null) !== (target === null)) {
     throw new Invalid(operator === null ? `${path}.operator` : `${path}.target`, "operator and target are both set (operator request) or both null");
   }
-  if ((source === null) === (operator === null)) {
-    throw new Invalid(`${path}.source`, "a record is either a service request (source, destination) or an operator request (operator, target)");
+  const agent = source === null && destination !== null;
+  if (operator !== null ? destination !== null : !agent && source === null) {
+    throw new Invalid(`${path}.source`, "a record is either a service request (source, destination), an operator request (operator, target) or an agent request (destination only)");
   }
 
   const latency = v.latency_us;

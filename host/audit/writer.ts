@@ -6,9 +6,10 @@
 // committed or spooled, so the set of durable records is always a prefix of the chain.
 import { performance } from "node:perf_hooks";
 import type { Sql } from "postgres";
-import { genesisHash, recordToRow } from "./chain.js";
-import { ensurePartition, insertLines, isDataError, type InsertOutcome } from "./insert.js";
+import { genesisHash, recordToRow, type AuditRow } from "./chain.js";
+import { ensurePartition, insertRows, insertRowsAfter, isDataError, type InsertOutcome } from "./insert.js";
 import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
+import { lineToRow, rowToLine } from "./row-line.js";
 import { Spool } from "./spool.js";
 import { normalizeRecord } from "./validate.js";
 
@@ -18,6 +19,12 @@ export const SPILL_AFTER_MS = 150;
 export const TICK_MS = 25;
 /** The promise: appended more than this long ago => in PostgreSQL or fsynced in the spool. */
 export const DURABILITY_WINDOW_MS = 500;
+
+/**
+ * Live batches in flight on the writer's connection: the next one is already queued at the
+ * server while the previous one executes, so PostgreSQL does not idle between batches.
+ */
+export const PIPELINE_DEPTH = 2;
 
 export type OnSpoolFailure = "deny" | "allow-and-count";
 
@@ -38,7 +45,9 @@ export interface WriterOptions {
 
 interface Entry {
   seq: number;
-  line: string;
+  row: AuditRow;
+  /** The spool line, made only if the record has to be spooled (most never are). */
+  line: string | null;
   month: string;
   t: number;
 }
@@ -50,7 +59,24 @@ interface Segment {
   lines: number;
   /** Holds records that are no longer in memory: must be replayed before newer records are inserted. */
   backlog: boolean;
+  /** Its unreadable lines are already in rejected.jsonl (a replay interrupted by an outage runs again). */
+  quarantined?: boolean;
 }
+
+/** A failed insert, as a value: flights are awaited in order, never left to reject unobserved. */
+interface Failed {
+  error: unknown;
+}
+
+interface Flight {
+  rows: AuditRow[];
+  /** Sequence number of the last row. */
+  last: number;
+  /** null: the predecessor batch was not stored, so this one inserted nothing (see insertRowsAfter). */
+  done: Promise<InsertOutcome | null | Failed>;
+}
+
+const WOKEN: unique symbol = Symbol("woken");
 
 interface Waiter {
   seq: number;
@@ -294,7 +320,7 @@ export class AuditWriter implements AuditSink {
       const seq = ++this.lastSeq;
       const row = recordToRow(r, this.chainId, seq, this.prevHash);
       this.prevHash = row.hash;
-      this.q.push({ seq, line: JSON.stringify(row), month: r.timestamp.slice(0, 7), t: ts[i] as number });
+      this.q.push({ seq, row, line: null, month: r.timestamp.slice(0, 7), t: ts[i] as number });
     }
     this.kick();
   }
@@ -338,6 +364,7 @@ export class AuditWriter implements AuditSink {
 
   private async pump(): Promise<void> {
     let backoff = 100;
+    const flights: Flight[] = [];
     while (!this.abort) {
       if (!this.pgUp) {
         await this.sleep(backoff);
@@ -354,26 +381,104 @@ export class AuditWriter implements AuditSink {
         }
         continue;
       }
-      const seg = this.segments.find((s) => s.backlog);
-      if (seg) {
-        await this.replay(seg);
-        continue;
+      if (flights.length === 0) {
+        const seg = this.segments.find((s) => s.backlog);
+        if (seg) {
+          await this.replay(seg);
+          continue;
+        }
+        if (this.stopping && this.qHead >= this.q.length) break;
       }
-      if (this.stopping && this.qHead >= this.q.length) break;
-      const end = Math.min(this.q.length, this.qHead + this.batchSize);
-      if (end === this.qHead) {
+      this.launch(flights);
+      const f = flights[0];
+      if (!f) {
         await this.sleep(1000);
         continue;
       }
-      const batch = this.q.slice(this.qHead, end);
-      await this.insertBatch(batch.map((e) => e.line), batch.map((e) => e.month));
-      if (!this.pgUp) continue;
-      this.commitThrough((batch[batch.length - 1] as Entry).seq);
+      // New records wake the pump so a full follow-up batch goes out while this one runs.
+      const out = await this.awaitOrWake(f.done);
+      if (out === WOKEN) continue;
+      flights.shift();
+      if (!(await this.settle(f, out))) {
+        // The pipeline is broken: what was sent after f inserted nothing (or is counted
+        // below); everything from the head of the queue is sent again.
+        const resend = flights.splice(0);
+        for (const rest of resend) {
+          const r = await rest.done;
+          if (r !== null && !("error" in r)) this.count(r);
+          else if (r !== null && !isDataError(r.error)) this.markDown(r.error);
+        }
+        if (resend.length > 0 && this.pgUp) this.log({ msg: "audit: batch did not commit in full; the batches pipelined after it are sent again", batches: resend.length });
+      }
     }
   }
 
-  /** Inserts one batch; on a data error isolates the offending rows. Leaves pgUp false on a connection problem. */
-  private async insertBatch(lines: string[], months: string[]): Promise<void> {
+  /** Sends live batches until PIPELINE_DEPTH are in flight; a follow-up batch only when full (fewer, larger commits). */
+  private launch(flights: Flight[]): void {
+    while (flights.length < PIPELINE_DEPTH && !this.segments.some((s) => s.backlog)) {
+      const prev = flights[flights.length - 1];
+      const head = this.headSeq();
+      const from = prev ? prev.last + 1 : head;
+      const start = this.qHead + (from - head);
+      if (start < this.qHead || start >= this.q.length) return;
+      const end = Math.min(this.q.length, start + this.batchSize);
+      if (prev && end - start < this.batchSize && !this.stopping) return;
+      const rows: AuditRow[] = new Array(end - start);
+      const months = new Set<string>();
+      for (let i = start; i < end; i++) {
+        const e = this.q[i] as Entry;
+        rows[i - start] = e.row;
+        months.add(e.month);
+      }
+      const after = prev ? (prev.rows[prev.rows.length - 1] as AuditRow) : null;
+      flights.push({ rows, last: (rows[rows.length - 1] as AuditRow).seq, done: this.send(rows, months, after) });
+    }
+  }
+
+  private send(rows: AuditRow[], months: Set<string>, after: AuditRow | null): Promise<InsertOutcome | null | Failed> {
+    const run = async (): Promise<InsertOutcome | null> => {
+      for (const m of months) {
+        if (!this.months.has(m)) {
+          await ensurePartition(this.sql, m);
+          this.months.add(m);
+        }
+      }
+      return after ? insertRowsAfter(this.sql, rows, after) : insertRows(this.sql, rows, true);
+    };
+    return run().catch((error: unknown): Failed => ({ error }));
+  }
+
+  private awaitOrWake<T>(p: Promise<T>): Promise<T | typeof WOKEN> {
+    return new Promise((resolve) => {
+      const wake = (): void => resolve(WOKEN);
+      this.wake = wake;
+      void p.then((v) => {
+        if (this.wake === wake) this.wake = null;
+        resolve(v);
+      });
+    });
+  }
+
+  /** Books a finished flight. False when the batches sent after it must be sent again. */
+  private async settle(f: Flight, out: InsertOutcome | null | Failed): Promise<boolean> {
+    if (out === null) return false;
+    if ("error" in out) {
+      if (!isDataError(out.error)) {
+        this.markDown(out.error);
+        return false;
+      }
+      await this.isolate(f.rows);
+      if (!this.pgUp) return false;
+      this.commitThrough(f.last);
+      return false;
+    }
+    this.count(out);
+    this.commitThrough(f.last);
+    return true;
+  }
+
+  /** Inserts one batch of replayed rows; on a data error isolates the offending rows. Leaves pgUp false on a connection problem. */
+  private async replayBatch(rows: AuditRow[], months: Iterable<string>): Promise<void> {
     try {
       for (const m of months) {
         if (!this.months.has(m)) {
@@ -381,29 +486,33 @@ export class AuditWriter implements AuditSink {
           this.months.add(m);
         }
       }
-      this.count(await insertLines(this.sql, lines));
+      this.count(await insertRows(this.sql, rows, false));
     } catch (e) {
       if (!isDataError(e)) {
         this.markDown(e);
         return;
       }
-      // One bad row must not block the trail: insert one by one, quarantine what fails.
-      const refused: string[] = [];
-      let reason = "";
-      for (const line of lines) {
-        try {
-          this.count(await insertLines(this.sql, [line]));
-        } catch (e2) {
-          if (!isDataError(e2)) {
-            this.markDown(e2);
-            break;
-          }
-          refused.push(line);
-          reason = (e2 as Error).message;
-        }
-      }
-      if (refused.length > 0) await this.reject(refused, reason);
+      await this.isolate(rows);
     }
+  }
+
+  /** One bad row must not block the trail: inserts one by one, quarantines what fails. Leaves pgUp false on a connection problem. */
+  private async isolate(rows: AuditRow[]): Promise<void> {
+    const refused: string[] = [];
+    let reason = "";
+    for (const row of rows) {
+      try {
+        this.count(await insertRows(this.sql, [row], false));
+      } catch (e) {
+        if (!isDataError(e)) {
+          this.markDown(e);
+          break;
+        }
+        refused.push(rowToLine(row));
+        reason = (e as Error).message;
+      }
+    }
+    if (refused.length > 0) await this.reject(refused, reason);
   }
 
   private count(out: InsertOutcome): void {
@@ -461,15 +570,25 @@ export class AuditWriter implements AuditSink {
       seg.backlog = false;
       return;
     }
-    if (content.corrupt.length > 0) await this.reject(content.corrupt, "corrupt spool line");
+    const quarantine = !seg.quarantined;
+    seg.quarantined = true;
+    if (quarantine && content.corrupt.length > 0) await this.reject(content.corrupt, "corrupt spool line");
     if (content.tornTail) this.log({ msg: "audit: spool segment ends with a partial line (crash during write; never acknowledged)", path: seg.path });
-    for (let i = 0; i < content.lines.length; i += this.batchSize) {
-      const lines = content.lines.slice(i, i + this.batchSize);
-      const months = [...new Set(lines.map((l) => (JSON.parse(l) as { ts: string }).ts.slice(0, 7)))];
-      await this.insertBatch(lines, months);
+    const rows: AuditRow[] = [];
+    const malformed: string[] = [];
+    for (const line of content.lines) {
+      const row = lineToRow(line);
+      if (row) rows.push(row);
+      else malformed.push(line);
+    }
+    if (quarantine && malformed.length > 0) await this.reject(malformed, "malformed spool line");
+    for (let i = 0; i < rows.length; i += this.batchSize) {
+      const batch = rows.slice(i, i + this.batchSize);
+      const months = new Set(batch.map((r) => r.ts.slice(0, 7)));
+      await this.replayBatch(batch, months);
       if (!this.pgUp || this.abort) return; // the whole segment is retried later
     }
-    this.counters.replayed += content.lines.length;
+    this.counters.replayed += rows.length;
     if (this.segments.includes(seg)) {
       this.backlogRecords = Math.max(0, this.backlogRecords - seg.lines);
       this.segments = this.segments.filter((s) => s !== seg);
@@ -500,7 +619,10 @@ export class AuditWriter implements AuditSink {
     }
     if (to >= from) {
       const lines: string[] = [];
-      for (let i = this.qHead + (from - head); i <= this.qHead + (to - head); i++) lines.push((this.q[i] as Entry).line);
+      for (let i = this.qHead + (from - head); i <= this.qHead + (to - head); i++) {
+        const e = this.q[i] as Entry;
+        lines.push((e.line ??= rowToLine(e.row)));
+      }
       this.spilling = true;
       try {
         const path = await this.spool.append(lines);

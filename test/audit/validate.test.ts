@@ -46,6 +46,15 @@ describe("audit record validation", () => {
     expect(errorOf("x")).toEqual({ path: "$", message: "must be an object" });
   });
 
+  it("refuses text that has no UTF-8 form (an unpaired surrogate would be stored as U+FFFD and break the hash)", () => {
+    const good = serviceRecord();
+    expect(errorOf({ ...good, reason: "a\uD800b" })).toEqual({ path: "$.reason", message: "must be valid Unicode (unpaired UTF-16 surrogate)" });
+    expect(errorOf({ ...good, caller: "\uDC00" }).path).toBe("$.caller");
+    expect(errorOf({ ...operatorRecord("alice", "db", "read"), operator: { subject: "alice", roles: ["ok", "x\uDBFF"], mfa: true, incident: null } }).path).toBe("$.operator.roles[1]");
+    // Paired surrogates (any astral character) are fine.
+    expect(normalizeRecord({ ...good, reason: "lock \u{1F510}" }).ok).toBe(true);
+  });
+
   it("validates the ingest body strictly, with the index of the bad record", () => {
     const body = { records: [serviceRecord(), { ...serviceRecord(), enforced: "yes" }] };
     const r = validateIngestBody(body);
