@@ -200,3 +200,14 @@ export const RECORD_COLUMNS = [
   "origin",
   "caller",
 ] as const;
+
+/**
+ * The SELECT list that reads RECORD_COLUMNS back in the shapes rowToRecord expects. The roles
+ * array comes back as JSON so that no connection needs postgres.js's array-type lookup at
+ * connect time (see connect() in index.ts).
+ */
+export function recordSelectList(): string {
+  return RECORD_COLUMNS.map((c) =>
+    c === "decision_id" ? "decision_id::text AS decision_id" : c === "operator_roles" ? "array_to_json(operator_roles) AS operator_roles" : c,
+  ).join(", ");
+}

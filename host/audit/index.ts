@@ -64,19 +64,19 @@ async function loadWriterId(dataDir: string): Promise<string> {
 }
 
 /**
- * `readsArrays`: only connections reading array columns (operator_roles) let postgres.js run
- * its array-type query at each connect. When the server goes away during that query the
- * driver rejects a promise nobody holds (porsager/postgres#1192): an unhandled rejection, so
- * the writer, migration and maintenance connections, which reconnect during outages, skip it.
+ * No connection runs postgres.js's array-type query at connect: when the server goes away
+ * during that query the driver rejects a promise nobody holds (porsager/postgres#1192), an
+ * unhandled rejection that would end the engine during an outage. Reads get the one array
+ * column as JSON instead (recordSelectList in chain.ts).
  */
-function connect(dsn: string, max: number, app: string, readsArrays = false): Sql {
+function connect(dsn: string, max: number, app: string): Sql {
   return postgres(dsn, {
     max,
     connect_timeout: 5,
     idle_timeout: 60,
     onnotice: () => undefined,
     connection: { application_name: app },
-    fetch_types: readsArrays,
+    fetch_types: false,
   });
 }
 
@@ -133,7 +133,7 @@ export async function openAudit(config: AuditConfig): Promise<Audit> {
 
   // Batches travel as text parameters: the writer reads and sends no arrays.
   const writerSql = connect(conns.engine, 1, "zt-audit-writer");
-  const querySql = connect(conns.engine, 4, "zt-audit-query", true);
+  const querySql = connect(conns.engine, 4, "zt-audit-query");
   const writer = new AuditWriter({
     sql: writerSql,
     spoolDir: join(config.dataDir, "spool"),

@@ -3,7 +3,7 @@
 // arriving (new rows sort before the cursor and never shift later pages).
 import type { Sql } from "postgres";
 import { parseSpiffeId, parseSpiffePattern } from "../../compiler/spiffe.js";
-import { RECORD_COLUMNS, rowToRecord, type StoredColumns } from "./chain.js";
+import { recordSelectList, rowToRecord, type StoredColumns } from "./chain.js";
 import { SCHEMA } from "./migrations.js";
 import type { AuditRecord } from "./record.js";
 import type { FieldError, Validated } from "./validate.js";
@@ -176,7 +176,7 @@ export async function queryAudit(sql: Sql, q: AuditQuery): Promise<AuditPage> {
     where.push(`(d.ts, d.decision_id) < (timestamptz 'epoch' + ${p(q.cursor.tsMicros)}::bigint * interval '1 microsecond', ${p(q.cursor.decisionId)}::uuid)`);
   }
   const text = `
-    SELECT ${RECORD_COLUMNS.map((c) => (c === "decision_id" ? "decision_id::text AS decision_id" : c)).join(", ")},
+    SELECT ${recordSelectList()},
            ((extract(epoch from ts) * 1000000)::bigint)::text AS ts_us
       FROM ${SCHEMA}.decisions d
      ${where.length ? "WHERE " + where.join(" AND ") : ""}

@@ -46,7 +46,7 @@ export async function auditVerifyCommand(argv: string[], env: NodeJS.ProcessEnv 
       embedded = await startEmbeddedPostgres({ dataDir: join(dataDir, "pg") });
       dsn = (await bootstrapRoles(embedded.dsn, dataDir)).engine;
     }
-    const sql = postgres(dsn, { max: 1, connect_timeout: 10, onnotice: () => undefined });
+    const sql = postgres(dsn, { max: 1, connect_timeout: 10, onnotice: () => undefined, fetch_types: false });
     try {
       const report = await verifyChains(sql);
       process.stdout.write(JSON.stringify(report, null, 2) + "\n");

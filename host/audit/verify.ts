@@ -4,7 +4,7 @@
 // each surviving one in retention_anchors). What a hash chain cannot show: records cut
 // from the *end* of a chain (docs/audit.md explains the limits).
 import type { Sql } from "postgres";
-import { genesisHash, linkHash, RECORD_COLUMNS, rowToRecord, type StoredColumns } from "./chain.js";
+import { genesisHash, linkHash, recordSelectList, rowToRecord, type StoredColumns } from "./chain.js";
 import { SCHEMA } from "./migrations.js";
 
 export interface BrokenLink {
@@ -78,7 +78,7 @@ export async function verifyChains(sql: Sql): Promise<VerifyReport> {
     });
   };
 
-  const cols = RECORD_COLUMNS.map((c) => (c === "decision_id" ? "decision_id::text AS decision_id" : c)).join(", ");
+  const cols = recordSelectList();
   const select = (table: string): string =>
     `SELECT ${cols}, chain_id, seq::text AS seq, encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash
        FROM ${SCHEMA}.${table} t ORDER BY t.chain_id, t.seq`;
