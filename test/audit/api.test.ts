@@ -115,6 +115,13 @@ describe("GET /v1/audit", () => {
     expect(await ids(`until=${encodeURIComponent(at(5))}`)).toEqual(idsOf((r) => r.timestamp < at(5)));
   });
 
+  it("reads every record back exactly as it was appended (operator roles included)", async () => {
+    const r = await get(`/v1/audit?since=${encodeURIComponent(at(0))}&limit=1000`);
+    const byId = new Map((r.body as Page).records.map((x) => [x.decision_id, x]));
+    for (const rec of all) expect(byId.get(rec.decision_id)).toEqual(rec);
+    expect(all.some((x) => x.operator !== null && x.operator.roles.length > 0)).toBe(true);
+  });
+
   it("rejects bad parameters with 400 and the parameter's path", async () => {
     const cases: Array<[string, string]> = [
       ["decision=MAYBE", "query.decision"],
