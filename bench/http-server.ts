@@ -1,7 +1,8 @@
-// Child process of bench/http.ts: serves either the engine (`engine`: real policies, real
-// audit trail on embedded PostgreSQL in a temporary data directory) or the baseline
-// (`baseline`: a minimal Hono handler returning a constant JSON), and prints
-// "READY <port>" once listening. Stops on SIGTERM.
+// Child process of bench/http.ts: serves the engine (`engine`: real policies, real audit
+// trail on embedded PostgreSQL in a temporary data directory), the same engine with a sink
+// that discards records (`engine-discard`: a comparator to measure what the audit trail
+// costs; the shipped engine has no such mode), or the baseline (`baseline`: a minimal Hono
+// handler returning a constant JSON); prints "READY <port>" once listening. Stops on SIGTERM.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +12,16 @@ import type { AddressInfo } from "node:net";
 import { auditConfigFromEnv, openAudit } from "../host/audit/index.js";
 import { loadConfig } from "../host/config.js";
 import { createLogger } from "../host/logger.js";
-import { startEngine } from "../host/server.js";
+import { type AuditHandle, startEngine } from "../host/server.js";
+
+/** Accepts every record and keeps none: only for measuring the audit trail's cost. */
+function discardingAudit(): AuditHandle {
+  const status = { accepting: true, queued: 0, dropped: 0, detail: "bench comparator: records discarded" };
+  return {
+    sink: { append: () => undefined, status: () => status, flush: async () => undefined, close: async () => undefined },
+    close: async () => undefined,
+  };
+}
 
 async function baseline(): Promise<() => Promise<void>> {
   const app = new Hono();
@@ -25,13 +35,13 @@ async function baseline(): Promise<() => Promise<void>> {
   });
 }
 
-async function engine(policyPath: string): Promise<() => Promise<void>> {
+async function engine(policyPath: string, discard: boolean): Promise<() => Promise<void>> {
   const dir = mkdtempSync(join(tmpdir(), "zt-bench-http-"));
   const cfg = loadConfig({ ZT_HOST: "127.0.0.1", ZT_PORT: "0", ZT_HEALTH_PORT: "0", ZT_POLICY_PATH: policyPath, ZT_DATA_DIR: dir, ZT_LOG_LEVEL: "warn", ZT_MAX_BATCH: "10000" });
   if (!cfg.ok) throw new Error(cfg.errors.join("; "));
   const log = createLogger({ level: "warn", write: (l) => void process.stderr.write(l + "\n") });
   const auditConfig = auditConfigFromEnv({ ZT_DATA_DIR: dir });
-  const audit = await openAudit(auditConfig);
+  const audit = discard ? discardingAudit() : await openAudit(auditConfig);
   const handle = await startEngine({ config: cfg.config, audit, log, adminToken: "bench-admin-token-0123456789" });
   process.stdout.write(`READY ${handle.port}\n`);
   return async () => {
@@ -43,8 +53,8 @@ async function engine(policyPath: string): Promise<() => Promise<void>> {
 
 async function main(): Promise<void> {
   const kind = process.argv[2];
-  const stop = kind === "baseline" ? await baseline() : kind === "engine" ? await engine(process.argv[3]!) : null;
-  if (!stop) throw new Error("usage: http-server baseline|engine <policy path>");
+  const stop = kind === "baseline" ? await baseline() : kind === "engine" || kind === "engine-discard" ? await engine(process.argv[3]!, kind === "engine-discard") : null;
+  if (!stop) throw new Error("usage: http-server baseline|engine|engine-discard <policy path>");
   process.once("SIGTERM", () => {
     void stop().then(() => process.exit(0));
   });

@@ -122,6 +122,27 @@ export const run: BenchFn = async (opts) => {
   } finally {
     await stopChild(eng.child);
   }
+  // The same engine with the audit records discarded: what the audit trail costs (issue 4's
+  // target: evaluate throughput with audit on >= 80% of the same run with audit off).
+  const off = await startChild(["engine-discard", join(root(), "policies")]);
+  try {
+    const url = `http://127.0.0.1:${off.port}/v1/evaluate`;
+    await load(url, SINGLE, { connections, seconds: 2 });
+    const single = await load(url, SINGLE, { connections, seconds });
+    rows.push({ case: "comparator: single request, audit off", connections, "req/s": Math.round(single.rps), "decisions/s": Math.round(single.rps), "p50 ms": single.p50, "p99 ms": single.p99, "vs baseline": (single.rps / baseline.rps).toFixed(2), errors: single.errors + single.non2xx, "audit refusals": null });
+    const batch = Array.from({ length: 1000 }, (_, i) => SINGLE[i % SINGLE.length]!);
+    await load(url, [batch], { connections: 4, seconds: 2 });
+    const batched = await load(url, [batch], { connections: 4, seconds });
+    rows.push({ case: "comparator: batches of 1,000, audit off", connections: 4, "req/s": Math.round(batched.rps), "decisions/s": Math.round(batched.rps * 1000), "p50 ms": batched.p50, "p99 ms": batched.p99, "vs baseline": null, errors: batched.errors + batched.non2xx, "audit refusals": null });
+    const on = rows.find((r) => r.case === "engine: single request, audit on");
+    if (on && typeof on["req/s"] === "number") {
+      const r = on["req/s"] / single.rps;
+      notes.push(`target (audit issue): single-request throughput with audit on >= 80% of audit off: ${r >= 0.8 ? "met" : "NOT met"} (${(r * 100).toFixed(0)}%)`);
+    }
+    notes.push("comparator rows: the same engine in the same run with a sink that discards records (bench only; the shipped engine always audits)");
+  } finally {
+    await stopChild(off.child);
+  }
   const section: BenchSection = { name: "http", title: "HTTP: POST /v1/evaluate (autocannon) vs a constant-JSON Hono handler", rows, notes };
   return section;
 };
