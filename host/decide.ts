@@ -102,6 +102,18 @@ function noteAuditRefusal(deps: DecideDeps, err: unknown, enforced: boolean): vo
   refusalsSuppressed = 0;
 }
 
+/** Hands a record to the audit sink; false (counted and logged) when the sink refused it. */
+function appendAudited(deps: DecideDeps, record: AuditRecord, enforced: boolean): boolean {
+  try {
+    deps.sink.append(record);
+    return true;
+  } catch (e) {
+    deps.metrics.error(e instanceof AuditUnavailableError ? "audit_unavailable" : "internal");
+    noteAuditRefusal(deps, e, enforced);
+    return false;
+  }
+}
+
 /** Evaluates every item with the same module generation (`active`), in order. */
 export function evaluateItems(active: ActivePolicies, items: readonly EvaluateItem[], deps: DecideDeps, nowMs: number): Verdict[] {
   if (items.length === 1) return [items[0]!.kind === "agent" ? AGENT_SLOT : evaluateOne(active, items[0]!, deps, nowMs)];
@@ -179,17 +191,11 @@ export function finishDecisions(
       origin: deps.origin,
       caller,
     };
-    try {
-      deps.sink.append(record);
-    } catch (e) {
-      deps.metrics.error(e instanceof AuditUnavailableError ? "audit_unavailable" : "internal");
+    if (!appendAudited(deps, record, enforced) && enforced) {
       // An unaudited decision must not let traffic through while enforcing.
-      if (enforced) {
-        allow = false;
-        reason = AUDIT_UNAVAILABLE;
-        matched = null;
-      }
-      noteAuditRefusal(deps, e, enforced);
+      allow = false;
+      reason = AUDIT_UNAVAILABLE;
+      matched = null;
     }
     const src = item.kind === "service" ? labels.workload(item.source.spiffe_id) : OPERATOR_SOURCE;
     const dst = item.kind === "service" ? labels.workload(item.destination.spiffe_id) : labels.service(item.target.service);
@@ -261,15 +267,9 @@ function finishAgent(
     policy_version: active.version,
     origin: deps.origin,
   };
-  try {
-    deps.sink.append(record);
-  } catch (e) {
-    deps.metrics.error(e instanceof AuditUnavailableError ? "audit_unavailable" : "internal");
-    if (enforced) {
-      allow = false;
-      reason = AUDIT_UNAVAILABLE;
-    }
-    noteAuditRefusal(deps, e, enforced);
+  if (!appendAudited(deps, record, enforced) && enforced) {
+    allow = false;
+    reason = AUDIT_UNAVAILABLE;
   }
   const dst = active.labels.workload(item.destination.spiffe_id);
   deps.metrics.decision(allow, AGENT_SOURCE, dst);
