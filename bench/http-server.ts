@@ -35,6 +35,27 @@ async function baseline(): Promise<() => Promise<void>> {
   });
 }
 
+/**
+ * A second baseline that does the transport work the engine cannot avoid: it reads the
+ * request body and answers with a response of the engine's size and headers.
+ */
+async function shapedBaseline(): Promise<() => Promise<void>> {
+  const app = new Hono();
+  const version = "sha256:" + "0".repeat(64);
+  const body = JSON.stringify({ decision: "ALLOW", enforced: true, policy_matched: "hanzo-core-policy/rule-2", reason: "allowed_by_rule", policy_version: version, latency_us: 12, decision_id: "00000000-0000-4000-8000-000000000000" });
+  let n = 0;
+  app.post("/v1/evaluate", async (c) => {
+    await c.req.text();
+    return new Response(body, { status: 200, headers: { "content-type": "application/json", "x-request-id": `bench-${n++}`, "x-zt-policy-version": version } });
+  });
+  return new Promise((resolve) => {
+    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => {
+      process.stdout.write(`READY ${info.port}\n`);
+      resolve(() => new Promise((r) => server.close(() => r())));
+    });
+  });
+}
+
 async function engine(policyPath: string, discard: boolean): Promise<() => Promise<void>> {
   const dir = mkdtempSync(join(tmpdir(), "zt-bench-http-"));
   const cfg = loadConfig({ ZT_HOST: "127.0.0.1", ZT_PORT: "0", ZT_HEALTH_PORT: "0", ZT_POLICY_PATH: policyPath, ZT_DATA_DIR: dir, ZT_LOG_LEVEL: "warn", ZT_MAX_BATCH: "10000" });
@@ -53,8 +74,8 @@ async function engine(policyPath: string, discard: boolean): Promise<() => Promi
 
 async function main(): Promise<void> {
   const kind = process.argv[2];
-  const stop = kind === "baseline" ? await baseline() : kind === "engine" || kind === "engine-discard" ? await engine(process.argv[3]!, kind === "engine-discard") : null;
-  if (!stop) throw new Error("usage: http-server baseline|engine|engine-discard <policy path>");
+  const stop = kind === "baseline" ? await baseline() : kind === "baseline-shaped" ? await shapedBaseline() : kind === "engine" || kind === "engine-discard" ? await engine(process.argv[3]!, kind === "engine-discard") : null;
+  if (!stop) throw new Error("usage: http-server baseline|baseline-shaped|engine|engine-discard <policy path>");
   process.once("SIGTERM", () => {
     void stop().then(() => process.exit(0));
   });
