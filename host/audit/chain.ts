@@ -127,30 +127,15 @@ export function recordToRow(r: AuditRecord, chainId: string, seq: number, prevHa
   };
 }
 
-/** Columns as read back from PostgreSQL (timestamps as Date, bigints as numbers). */
-export interface StoredColumns {
+/**
+ * Columns as read back from PostgreSQL: the record columns of AuditRow, with timestamps as
+ * Date, bigints possibly as strings and the decision as plain text.
+ */
+export type StoredColumns = Omit<AuditRow, "ts" | "decision" | "latency_us" | "chain_id" | "seq" | "prev_hash" | "hash"> & {
   ts: Date | string;
-  decision_id: string;
   decision: string;
-  source_spiffe_id: string | null;
-  source_pod: string | null;
-  source_node: string | null;
-  dest_spiffe_id: string | null;
-  dest_port: number | null;
-  operator_subject: string | null;
-  operator_roles: string[] | null;
-  operator_mfa: boolean | null;
-  operator_incident: string | null;
-  target_service: string | null;
-  target_action: string | null;
-  policy_matched: string | null;
   latency_us: number | string;
-  enforced: boolean;
-  reason: string;
-  policy_version: string;
-  origin: string;
-  caller: string | null;
-}
+};
 
 /** The seed-shaped record a row stands for (the API's response shape and the hashed content). */
 export function rowToRecord(c: StoredColumns): AuditRecord {

@@ -8,6 +8,7 @@ import { silentLogger } from "../../host/logger.js";
 import { type AuditHandle, type EngineHandle, type EngineOptions, startEngine } from "../../host/server.js";
 import { POLICIES_DIR } from "../support/seed.js";
 import { jsonlAudit, type JsonlAuditSink } from "./jsonl-sink.js";
+import type { Decision } from "../../host/decide.js";
 
 export const TOKEN = "test-admin-token-0123456789abcdef";
 export const H = "spiffe://hanzo.ai/hanzo-k8s/hanzo/";
@@ -103,12 +104,5 @@ export function op(roles: string[], service: string, action: string, mfa = false
   return { operator: { subject: "alice@hanzo.ai", roles, mfa, ...(incident !== undefined ? { incident } : {}) }, target: { service, action } };
 }
 
-export interface DecisionBody {
-  decision: "ALLOW" | "DENY";
-  enforced: boolean;
-  policy_matched: string | null;
-  reason: string;
-  policy_version: string;
-  latency_us: number;
-  decision_id: string;
-}
+/** The JSON of one decision, as the engine defines it. */
+export type DecisionBody = Decision;
