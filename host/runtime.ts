@@ -148,9 +148,10 @@ export class PolicyRuntime {
     const mem = this.view();
     const cap = L.IO_BUFFER_SIZE;
     let off = 0;
-    const parts = [req.service, req.action, ...req.roles];
-    for (let i = 0; i < parts.length; i++) {
-      const p = parts[i]!;
+    // service, action, then the roles: walked by index, no array built per call.
+    const count = 2 + req.roles.length;
+    for (let i = 0; i < count; i++) {
+      const p = i === 0 ? req.service : i === 1 ? req.action : req.roles[i - 2]!;
       if (p.length === 0 || off + p.length + 1 > cap || p.includes("\0")) {
         // Empty, oversized or NUL-carrying values cannot name anything in a policy.
         if (i < 2) return decodeResult(L.REASON_INVALID_REQUEST);
