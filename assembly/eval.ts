@@ -1,23 +1,29 @@
 // The evaluator: walks the tries of the policy image. Cost grows with the length of the
 // request's IDs (and the few wildcard patterns that match them), never with the number of rules.
 import {
-  E_FLAGS, E_PORTS, E_RULE, F_DENY, F_REQUIRE_INCIDENT, F_REQUIRE_MFA, H_ID_ROOT, H_OPERATOR_ROOT, MAX_MATCHED_PATTERNS,
-  N_END, N_ENTRY_COUNT, N_ENTRY_START, N_GLOB, N_STAR, NONE, OP_FLAG_INCIDENT, OP_FLAG_MFA, P_FROM, P_ROLLOUT_MASK,
-  P_ROLLOUT_SHIFT, PR_FIRST, PR_MORE_COUNT, PR_MORE_START, S_CHILD, S_END, S_END_FLAGS, REASON_ALLOWED_BY_RULE, REASON_CONDITION_INCIDENT, REASON_CONDITION_MFA,
-  REASON_DEFAULT_DENY, REASON_DENIED_BY_RULE, REASON_INTERNAL_ERROR, REASON_INVALID_REQUEST, REASON_ROLE_UNDECLARED,
-  REASON_SOURCE_UNDECLARED, RESULT_ROLLOUT_SHIFT, RESULT_RULE_SHIFT,
+  E_FLAGS, E_PORTS, E_RULE, F_DENY, F_REQUIRE_INCIDENT, F_REQUIRE_MFA, H_ID_ROOT, H_OPERATOR_ROOT, ID_SEED, MAX_MATCHED_PATTERNS,
+  N_END, N_ENTRY_COUNT, N_ENTRY_START, N_GLOB, N_STAR, NONE, OP_FLAG_INCIDENT, OP_FLAG_MFA, OP_SEED, P_FROM, P_PARTNER_SHIFT,
+  P_ROLLOUT_MASK, P_ROLLOUT_SHIFT, PARTNER_BIT_SHIFT, PR_A, PR_B, PR_DENY, PR_MANY, PR_VALUE_MASK, S_CHILD, S_END, S_END_FLAGS,
+  REASON_ALLOWED_BY_RULE, REASON_CONDITION_INCIDENT, REASON_CONDITION_MFA, REASON_DEFAULT_DENY, REASON_DENIED_BY_RULE,
+  REASON_INTERNAL_ERROR, REASON_INVALID_REQUEST, REASON_ROLE_UNDECLARED, REASON_SOURCE_UNDECLARED, RESULT_ROLLOUT_SHIFT,
+  RESULT_RULE_SHIFT,
 } from "./layout";
 import { image, isReady } from "./boot";
-import { dstSegPtr, srcSegPtr } from "./memory";
+import { globKey, segHash, starHash } from "./hash";
+import { dstSegPtr, SEG_HASH, SEG_LEN, SEG_OFF, SEG_STRIDE, srcSegPtr } from "./memory";
 import { splitSpiffeId } from "./spiffe";
-import { entryAddr, literalChild, literalSlot, nodeField, pairSlot, patternFlags } from "./trie";
+import { edgeHome, entryAddr, literalChild, literalSlot, nodeField, pairHome, pairSlot, patternFlags } from "./trie";
 
 const NO_RULE: u32 = 0xffffffff;
 
-// Matched patterns of the current request's source and destination, as (id, flags) pairs
-// (fixed buffers).
-const srcMatches = memory.data(MAX_MATCHED_PATTERNS * 8);
-const dstMatches = memory.data(MAX_MATCHED_PATTERNS * 8);
+// Matched patterns of the current request's source and destination: (id, flags, key)
+// records of MATCH_STRIDE bytes (fixed buffers).
+const MATCH_STRIDE: usize = 16;
+const M_ID: usize = 0;
+const M_FLAGS: usize = 4;
+const M_KEY: usize = 8;
+const srcMatches = memory.data(MAX_MATCHED_PATTERNS * <i32>MATCH_STRIDE);
+const dstMatches = memory.data(MAX_MATCHED_PATTERNS * <i32>MATCH_STRIDE);
 
 // Per-call state (globals, not allocations).
 let idPtr: usize = 0;
@@ -26,6 +32,8 @@ let idN: i32 = 0;
 let out: usize = 0;
 let outN: i32 = 0;
 let overflow: bool = false;
+/** Where touched cache lines are folded, so the loads stay in the code. */
+let touchSink: u32 = 0;
 
 // @ts-ignore: decorator
 @inline function result(reason: i32, rule: u32, rollout: u32): i32 {
@@ -34,59 +42,84 @@ let overflow: bool = false;
 }
 
 // @ts-ignore: decorator
-@inline function emitWithFlags(pattern: u32, flags: u32): void {
+@inline function emitWithFlags(pattern: u32, flags: u32, key: u32): void {
   if (pattern == <u32>NONE) return;
   if (outN >= MAX_MATCHED_PATTERNS) {
     overflow = true;
     return;
   }
-  const at = out + (<usize>outN << 3);
-  store<u32>(at, pattern);
-  store<u32>(at + 4, flags);
+  const at = out + <usize>outN * MATCH_STRIDE;
+  store<u32>(at + M_ID, pattern);
+  store<u32>(at + M_FLAGS, flags);
+  store<u32>(at + M_KEY, key);
   outN++;
 }
 
 // @ts-ignore: decorator
-@inline function emit(pattern: u32): void {
-  if (pattern != <u32>NONE) emitWithFlags(pattern, patternFlags(pattern));
+@inline function emit(pattern: u32, key: u32): void {
+  if (pattern != <u32>NONE) emitWithFlags(pattern, patternFlags(pattern), key);
 }
 
-/** Collects every pattern matching the current ID from segment i at `node`. */
-function collect(node: u32, i: i32): void {
+/**
+ * Collects every pattern matching the current ID from segment i at `node`, whose path hash
+ * is `h`. On the ID's own literal path the children's hashes are already in the segment table.
+ */
+function collect(node: u32, i: i32, h: u32, literal: bool): void {
   if (i == idN) {
-    emit(nodeField(node, N_END));
+    emit(nodeField(node, N_END), h);
     return;
   }
-  const seg = idSegs + (<usize>i << 3);
-  const slot = literalSlot(node, idPtr + <usize>load<u32>(seg), <i32>load<u32>(seg + 4));
+  const seg = idSegs + <usize>i * SEG_STRIDE;
+  const ptr = idPtr + <usize>load<u32>(seg + SEG_OFF);
+  const len = <i32>load<u32>(seg + SEG_LEN);
+  const ch = literal ? load<u32>(seg + SEG_HASH) : segHash(h, ptr, len);
+  const slot = literalSlot(node, ptr, len, ch);
   if (slot != 0) {
     // At the last segment only the child's END matters, and the slot carries it.
-    if (i + 1 == idN) emitWithFlags(load<u32>(slot + S_END), load<u32>(slot + S_END_FLAGS));
-    else collect(load<u32>(slot + S_CHILD), i + 1);
+    if (i + 1 == idN) emitWithFlags(load<u32>(slot + S_END), load<u32>(slot + S_END_FLAGS), ch);
+    else collect(load<u32>(slot + S_CHILD), i + 1, ch, literal);
   }
   if (i == 0) return; // the trust domain is always literal
   const star = nodeField(node, N_STAR);
-  if (star != <u32>NONE) collect(star, i + 1);
-  emit(nodeField(node, N_GLOB)); // "**": one or more remaining segments
+  if (star != <u32>NONE) collect(star, i + 1, starHash(h), false);
+  const glob = nodeField(node, N_GLOB); // "**": one or more remaining segments
+  if (glob != <u32>NONE) emit(glob, globKey(h));
 }
 
-/** Splits and matches one ID; returns the number of matched patterns, or -1 if the ID is invalid. */
-function matchId(ptr: usize, len: i32, segs: usize, buf: usize): i32 {
-  const n = splitSpiffeId(ptr, len, segs);
-  if (n < 0) return -1;
+/** Matches one split ID; returns the number of matched patterns. */
+function matchSplit(ptr: usize, segs: usize, n: i32, buf: usize): i32 {
   idPtr = ptr;
   idSegs = segs;
   idN = n;
   out = buf;
   outN = 0;
-  collect(load<u32>(image() + H_ID_ROOT), 0);
+  collect(load<u32>(image() + H_ID_ROOT), 0, <u32>ID_SEED, true);
   return outN;
+}
+
+/**
+ * Starts loading the edge slots of an ID's literal path, so that their cache misses overlap
+ * with each other (and with the other ID's) instead of following one another in the walk.
+ */
+function touchPath(segs: usize, n: i32): void {
+  let sink = touchSink;
+  for (let i = 0; i < n; i++) {
+    const home = edgeHome(load<u32>(segs + <usize>i * SEG_STRIDE + SEG_HASH));
+    // A linear probe often ends one slot on, in the next cache line.
+    sink ^= load<u32>(home) ^ load<u32>(home + 64);
+  }
+  touchSink = sink;
+}
+
+// @ts-ignore: decorator
+@inline function fullHash(segs: usize, n: i32): u32 {
+  return load<u32>(segs + <usize>(n - 1) * SEG_STRIDE + SEG_HASH);
 }
 
 function rolloutOf(nDst: i32): u32 {
   let mode: u32 = 0;
   for (let j = 0; j < nDst; j++) {
-    const m = (load<u32>(dstMatches + (<usize>j << 3) + 4) >>> P_ROLLOUT_SHIFT) & P_ROLLOUT_MASK;
+    const m = (load<u32>(dstMatches + <usize>j * MATCH_STRIDE + M_FLAGS) >>> P_ROLLOUT_SHIFT) & P_ROLLOUT_MASK;
     if (m > mode) mode = m;
   }
   return mode;
@@ -96,11 +129,9 @@ let bestAllow: u32 = NO_RULE;
 let bestDeny: u32 = NO_RULE;
 
 // @ts-ignore: decorator
-@inline function consider(e: usize, port: u32): void {
-  const ports = load<u32>(e + E_PORTS);
+@inline function consider(ports: u32, rule: u32, deny: bool, port: u32): void {
   if (port < (ports & 0xffff) || port > (ports >>> 16)) return;
-  const rule = load<u32>(e + E_RULE);
-  if (load<u32>(e + E_FLAGS) & F_DENY) {
+  if (deny) {
     if (rule < bestDeny) bestDeny = rule;
   } else if (rule < bestAllow) bestAllow = rule;
 }
@@ -112,27 +143,51 @@ let bestDeny: u32 = NO_RULE;
 export function evalService(src: usize, srcLen: i32, dst: usize, dstLen: i32, p: i32): i32 {
   if (!isReady()) return result(REASON_INTERNAL_ERROR, NO_RULE, 0);
   overflow = false;
-  const nDst = matchId(dst, dstLen, dstSegPtr(), dstMatches);
+  const dSegs = dstSegPtr();
+  const sSegs = srcSegPtr();
+  const dN = splitSpiffeId(dst, dstLen, dSegs);
+  const sN = splitSpiffeId(src, srcLen, sSegs);
+  if (dN > 0 && sN > 0) {
+    // Everything the exact (source, destination) decision reads, requested at once.
+    touchPath(dSegs, dN);
+    touchPath(sSegs, sN);
+    const pair = pairHome(fullHash(sSegs, sN), fullHash(dSegs, dN));
+    touchSink ^= load<u32>(pair) ^ load<u32>(pair + 64);
+  }
+  const nDst = dN < 0 ? -1 : matchSplit(dst, dSegs, dN, dstMatches);
   const rollout = nDst < 0 ? 0 : rolloutOf(nDst);
-  const nSrc = matchId(src, srcLen, srcSegPtr(), srcMatches);
-  if (nSrc < 0 || nDst < 0 || p < 0 || p > 65535) return result(REASON_INVALID_REQUEST, NO_RULE, rollout);
+  if (sN < 0 || nDst < 0 || p < 0 || p > 65535) return result(REASON_INVALID_REQUEST, NO_RULE, rollout);
+  const nSrc = matchSplit(src, sSegs, sN, srcMatches);
   if (overflow) return result(REASON_INTERNAL_ERROR, NO_RULE, rollout);
   const port = <u32>p;
   let declared = false;
   bestAllow = NO_RULE;
   bestDeny = NO_RULE;
   for (let i = 0; i < nSrc; i++) {
-    const at = srcMatches + (<usize>i << 3);
-    if (!(load<u32>(at + 4) & P_FROM)) continue;
+    const at = srcMatches + <usize>i * MATCH_STRIDE;
+    const flags = load<u32>(at + M_FLAGS);
+    if (!(flags & P_FROM)) continue;
     declared = true;
-    const s = load<u32>(at);
+    const s = load<u32>(at + M_ID);
+    const ks = load<u32>(at + M_KEY);
+    const partners = flags >>> P_PARTNER_SHIFT;
     for (let j = 0; j < nDst; j++) {
-      const slot = pairSlot(s, load<u32>(dstMatches + (<usize>j << 3)));
+      const dm = dstMatches + <usize>j * MATCH_STRIDE;
+      const kd = load<u32>(dm + M_KEY);
+      if (!(partners & (<u32>1 << (kd >>> PARTNER_BIT_SHIFT)))) continue; // the pair cannot exist
+      const slot = pairSlot(s, load<u32>(dm + M_ID), ks, kd);
       if (slot == 0) continue;
-      consider(slot + PR_FIRST, port);
-      const start = load<u32>(slot + PR_MORE_START);
-      const count = load<u32>(slot + PR_MORE_COUNT);
-      for (let k: u32 = 0; k < count; k++) consider(entryAddr(start + k), port);
+      const a = load<u32>(slot + PR_A);
+      const b = load<u32>(slot + PR_B);
+      if (!(b & PR_MANY)) {
+        consider(a, b & PR_VALUE_MASK, (b & PR_DENY) != 0, port);
+        continue;
+      }
+      const count = b & PR_VALUE_MASK;
+      for (let k: u32 = 0; k < count; k++) {
+        const e = entryAddr(a + k);
+        consider(load<u32>(e + E_PORTS), load<u32>(e + E_RULE), (load<u32>(e + E_FLAGS) & F_DENY) != 0, port);
+      }
     }
   }
   if (bestDeny != NO_RULE) return result(REASON_DENIED_BY_RULE, bestDeny, rollout);
@@ -144,8 +199,9 @@ export function evalService(src: usize, srcLen: i32, dst: usize, dstLen: i32, p:
 export function evalRollout(dst: usize, dstLen: i32): i32 {
   if (!isReady()) return 0;
   overflow = false;
-  const n = matchId(dst, dstLen, dstSegPtr(), dstMatches);
-  return n < 0 ? 0 : <i32>rolloutOf(n);
+  const segs = dstSegPtr();
+  const n = splitSpiffeId(dst, dstLen, segs);
+  return n < 0 ? 0 : <i32>rolloutOf(matchSplit(dst, segs, n, dstMatches));
 }
 
 // Operator state.
@@ -174,9 +230,9 @@ function scanOperator(leaf: u32): void {
   }
 }
 
-function scanActions(svc: u32, act: usize, actLen: i32): void {
+function scanActions(svc: u32, svcHash: u32, act: usize, actLen: i32): void {
   if (svc == <u32>NONE) return;
-  scanOperator(literalChild(svc, act, actLen));
+  scanOperator(literalChild(svc, svcHash, act, actLen));
   scanOperator(nodeField(svc, N_STAR));
 }
 
@@ -209,11 +265,13 @@ export function evalOperator(buf: usize, len: i32, flags: i32): i32 {
   let r = actEnd + 1;
   while (r < end) {
     const rEnd = nextNul(r, end);
-    const roleNode = literalChild(root, r, <i32>(rEnd - r));
+    const roleLen = <i32>(rEnd - r);
+    const roleNode = literalChild(root, <u32>OP_SEED, r, roleLen);
     if (roleNode != <u32>NONE) {
       roleDeclared = true;
-      scanActions(literalChild(roleNode, buf, svcLen), act, actLen);
-      scanActions(nodeField(roleNode, N_STAR), act, actLen);
+      const roleHash = segHash(<u32>OP_SEED, r, roleLen);
+      scanActions(literalChild(roleNode, roleHash, buf, svcLen), segHash(roleHash, buf, svcLen), act, actLen);
+      scanActions(nodeField(roleNode, N_STAR), starHash(roleHash), act, actLen);
     }
     r = rEnd + 1;
   }

@@ -15,7 +15,7 @@ export const IMAGE_GAP = 65536;
 
 // ---- Image header (offsets from the image start) ----
 export const IMAGE_MAGIC = 0x4d49545a; // "ZTIM"
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 export const H_MAGIC = 0;
 export const H_VERSION = 4;
 export const H_NODE_COUNT = 8;
@@ -50,8 +50,31 @@ export const N_END = 8; // ID trie: pattern id of the pattern that ends here
 export const N_ENTRY_START = 12; // operator trie: first payload entry
 export const N_ENTRY_COUNT = 16; // operator trie: number of payload entries
 
+// ---- Path hashes: where a trie node's edge slot and a pattern's pair slots live ----
+// Every trie node has a 32-bit path hash, a function of its path alone:
+//   ID trie root: ID_SEED; operator trie root: OP_SEED
+//   literal child along segment s: segHash(h, s); child along "*": saltHash(h, STAR_SALT)
+// segHash (murmur3's block step over the segment's bytes in little-endian 4-byte words, the
+// last word zero-padded, then fmix32(h ^ len)):
+//   for each word w: k = imul(w, H_C1); k = rotl(k, 15); k = imul(k, H_C2);
+//                    h = rotl(h ^ k, 13); h = imul(h, 5) + H_C3
+//   h = fmix32(h ^ len);  fmix32(h): h ^= h >>> 16; h = imul(h, H_F1); h ^= h >>> 13; h = imul(h, H_F2); h ^= h >>> 16
+//   saltHash(h, salt) = fmix32(h ^ salt)
+// Because a literal path's hash depends only on its bytes, the evaluator knows every edge
+// slot and the exact (source, destination) pair slot of a request before walking anything,
+// and touches them all at once: their cache misses overlap instead of following each other.
+export const ID_SEED = 0x5a54b001;
+export const OP_SEED = 0x5a54b002;
+export const STAR_SALT = 0x2a2a2a2a;
+export const GLOB_SALT = 0x2f2a2a2f;
+export const H_C1 = 0xcc9e2d51;
+export const H_C2 = 0x1b873593;
+export const H_C3 = 0xe6546b64;
+export const H_F1 = 0x85ebca6b;
+export const H_F2 = 0xc2b2ae35;
+
 // ---- Literal-edge hash table: 32-byte slots, open addressing, linear probing ----
-// Key: (parent node, segment bytes). hash = fnv1a32 seeded with the parent id, see hashSegment.
+// Key: (parent node, segment bytes); home slot: the child's path hash & (capacity - 1).
 // A slot also carries the segment's first 8 bytes and the pattern that ends at the child, so
 // the last segment of an ID is usually decided by one cache line.
 export const SLOT_SIZE = 32;
@@ -62,25 +85,33 @@ export const S_STR_LEN = 12;
 export const S_PREFIX = 16; // the first min(8, len) bytes of the segment, zero-padded (u64)
 export const S_END = 24; // the child's N_END pattern id (or NONE)
 export const S_END_FLAGS = 28; // that pattern's flags (pattern table), 0 if none
-export const FNV_OFFSET = 0x811c9dc5;
-export const FNV_PRIME = 0x01000193;
 
 // ---- Pattern table: 4 bytes per pattern: flags ----
+// A pattern's key is the path hash of the node it ends at (exact and "*" patterns), or
+// saltHash(that node's hash, GLOB_SALT) for "<node>/**".
 export const PATTERN_SIZE = 4;
 export const P_FROM = 1; // the pattern is the `from` of some service rule (its sources are declared)
 export const P_ROLLOUT_SHIFT = 1; // bits 1-2: rollout mode set for destinations it matches
 export const P_ROLLOUT_MASK = 3;
+// bits 16-31: a source pattern's partner filter: bit (key >>> 28) of every destination
+// pattern it has a pair with. A clear bit proves the pair absent without a probe.
+export const P_PARTNER_SHIFT = 16;
+export const PARTNER_BIT_SHIFT = 28;
 
 // ---- Pair hash table: (source pattern, destination pattern) -> payload entries ----
-// 32-byte slots, open addressing, linear probing. pairHash(src, dst):
-//   h = imul(src, MIX_A) ^ dst; h = imul(h ^ (h >>> 15), MIX_B); h = h ^ (h >>> 13)   (u32)
-// The pair's first entry is stored in the slot; further entries in the entry table.
-export const PAIR_SIZE = 32;
+// 16-byte slots (four to a cache line), open addressing, linear probing. Home slot:
+// pairHash(source key, destination key):
+//   h = imul(ks, MIX_A) ^ kd; h = imul(h ^ (h >>> 15), MIX_B); h = h ^ (h >>> 13)   (u32)
+// A slot is matched by pattern ids, never by hash. A pair with one entry (the common case)
+// keeps it in the slot; a pair with several keeps them in the entry table.
+export const PAIR_SIZE = 16;
 export const PR_SRC = 0; // NONE = empty slot
 export const PR_DST = 4;
-export const PR_MORE_START = 8; // entries after the first
-export const PR_MORE_COUNT = 12;
-export const PR_FIRST = 16; // the first entry (ENTRY_SIZE bytes), inline
+export const PR_A = 8; // one entry: its ports (as E_PORTS); several: index of the first entry
+export const PR_B = 12; // one entry: rule index | PR_DENY; several: PR_MANY | entry count
+export const PR_DENY = 0x80000000;
+export const PR_MANY = 0x40000000;
+export const PR_VALUE_MASK = 0x3fffffff; // rule indexes and counts are below 2^30
 export const MIX_A = 0x9e3779b1;
 export const MIX_B = 0x85ebca6b;
 /** Hash tables are sized to a power of two with a load factor of at most 4/5. */

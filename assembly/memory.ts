@@ -3,8 +3,15 @@
 // the arena, never managed objects.
 import { IO_BUFFER_SIZE, MAX_ID_BYTES } from "./layout";
 
-/** Segment tables for the two IDs of a service request: offset and length per segment. */
+/**
+ * Segment tables for the two IDs of a service request, SEG_STRIDE bytes per segment:
+ * offset, length, and the path hash of the ID's prefix up to and including the segment.
+ */
 export const MAX_SEGMENTS: i32 = MAX_ID_BYTES / 2 + 2;
+export const SEG_STRIDE: usize = 16;
+export const SEG_OFF: usize = 0;
+export const SEG_LEN: usize = 4;
+export const SEG_HASH: usize = 8;
 
 let ioBuffer: usize = 0;
 let srcSegs: usize = 0;
@@ -19,8 +26,8 @@ let arenaEnd: usize = 0;
 export function initBuffers(): void {
   if (ioBuffer != 0) return;
   ioBuffer = heap.alloc(IO_BUFFER_SIZE);
-  srcSegs = heap.alloc(<usize>MAX_SEGMENTS * 8);
-  dstSegs = heap.alloc(<usize>MAX_SEGMENTS * 8);
+  srcSegs = heap.alloc(<usize>MAX_SEGMENTS * SEG_STRIDE);
+  dstSegs = heap.alloc(<usize>MAX_SEGMENTS * SEG_STRIDE);
   arenaStart = heap.alloc(ARENA_SIZE);
   arenaNext = arenaStart;
   arenaEnd = arenaStart + ARENA_SIZE;

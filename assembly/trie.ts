@@ -1,10 +1,11 @@
 // Reading the policy image: nodes, literal edges (hash table), payload entries, rule ids.
 import {
-  FNV_OFFSET, FNV_PRIME, H_EDGE_CAP, H_EDGES_OFF, H_ENTRIES_OFF, H_NODES_OFF, H_PAIR_CAP, H_PAIRS_OFF, H_PATTERNS_OFF,
+  H_EDGE_CAP, H_EDGES_OFF, H_ENTRIES_OFF, H_NODES_OFF, H_PAIR_CAP, H_PAIRS_OFF, H_PATTERNS_OFF,
   H_RULE_COUNT, H_RULES_OFF, H_STRINGS_OFF, ENTRY_SIZE, MIX_A, MIX_B, NODE_SIZE, NONE, PAIR_SIZE, PATTERN_SIZE, PR_DST,
   PR_SRC, R_STR_LEN, R_STR_OFF, RULE_SIZE, S_CHILD, S_PARENT, S_PREFIX, S_STR_LEN, S_STR_OFF, SLOT_SIZE,
 } from "./layout";
 import { image } from "./boot";
+import { segHash } from "./hash";
 
 // @ts-ignore: decorator
 @inline export function nodeAddr(node: u32): usize {
@@ -38,11 +39,19 @@ function bytesEqual(a: usize, b: usize, len: i32): bool {
   return len >= 8 ? word : word & ((<u64>1 << (<u64>len << 3)) - 1);
 }
 
-/** The edge slot of `parent` along the literal segment [ptr, ptr+len), or 0. */
-export function literalSlot(parent: u32, ptr: usize, len: i32): usize {
+/** Where the edge whose child has path hash `h` starts its probe (layout.ts). */
+// @ts-ignore: decorator
+@inline export function edgeHome(h: u32): usize {
   const img = image();
-  let h: u32 = (<u32>FNV_OFFSET ^ parent) * <u32>FNV_PRIME;
-  for (let i = 0; i < len; i++) h = (h ^ <u32>load<u8>(ptr + <usize>i)) * <u32>FNV_PRIME;
+  return img + <usize>load<u32>(img + H_EDGES_OFF) + <usize>(h & (load<u32>(img + H_EDGE_CAP) - 1)) * SLOT_SIZE;
+}
+
+/**
+ * The edge slot of `parent` along the literal segment [ptr, ptr+len), or 0. `h` is the path
+ * hash the child would have (segHash of the parent's hash and the segment).
+ */
+export function literalSlot(parent: u32, ptr: usize, len: i32, h: u32): usize {
+  const img = image();
   const mask = load<u32>(img + H_EDGE_CAP) - 1;
   const table = img + <usize>load<u32>(img + H_EDGES_OFF);
   const prefix = prefixOf(ptr, len);
@@ -60,9 +69,9 @@ export function literalSlot(parent: u32, ptr: usize, len: i32): usize {
   }
 }
 
-/** The child of `parent` along a literal segment, or NONE. */
-export function literalChild(parent: u32, ptr: usize, len: i32): u32 {
-  const s = literalSlot(parent, ptr, len);
+/** The child of `parent` (path hash `parentHash`) along a literal segment, or NONE. */
+export function literalChild(parent: u32, parentHash: u32, ptr: usize, len: i32): u32 {
+  const s = literalSlot(parent, ptr, len, segHash(parentHash, ptr, len));
   return s == 0 ? <u32>NONE : load<u32>(s + S_CHILD);
 }
 
@@ -91,15 +100,26 @@ export function patternFlags(pattern: u32): u32 {
   return load<u32>(img + <usize>load<u32>(img + H_PATTERNS_OFF) + <usize>pattern * PATTERN_SIZE);
 }
 
-/** The pair slot of (source pattern, destination pattern), or 0 when the pair has no rules. */
-export function pairSlot(src: u32, dst: u32): usize {
-  const img = image();
-  let h: u32 = src * <u32>MIX_A ^ dst;
+// @ts-ignore: decorator
+@inline function pairIndex(srcKey: u32, dstKey: u32): u32 {
+  let h: u32 = srcKey * <u32>MIX_A ^ dstKey;
   h = (h ^ (h >>> 15)) * <u32>MIX_B;
-  h = h ^ (h >>> 13);
+  return h ^ (h >>> 13);
+}
+
+/** Where the pair of patterns with these keys starts its probe (layout.ts). */
+// @ts-ignore: decorator
+@inline export function pairHome(srcKey: u32, dstKey: u32): usize {
+  const img = image();
+  return img + <usize>load<u32>(img + H_PAIRS_OFF) + <usize>(pairIndex(srcKey, dstKey) & (load<u32>(img + H_PAIR_CAP) - 1)) * PAIR_SIZE;
+}
+
+/** The pair slot of (source pattern, destination pattern), or 0 when the pair has no rules. */
+export function pairSlot(src: u32, dst: u32, srcKey: u32, dstKey: u32): usize {
+  const img = image();
   const mask = load<u32>(img + H_PAIR_CAP) - 1;
   const table = img + <usize>load<u32>(img + H_PAIRS_OFF);
-  let slot = h & mask;
+  let slot = pairIndex(srcKey, dstKey) & mask;
   while (true) {
     const s = table + <usize>slot * PAIR_SIZE;
     const ps = load<u32>(s + PR_SRC);

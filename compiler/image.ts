@@ -3,6 +3,7 @@
 // - Service rules become entries under (source pattern, destination pattern) in a pair table.
 // - Operator rules live in a second trie: role / service|* / action|* -> entries.
 import * as L from "../assembly/layout.js";
+import { globKey, pairHash, partnerBit, segHash, starHash } from "./hash.js";
 import { allRules, type PolicySet } from "./model.js";
 import type { SpiffePattern } from "./spiffe.js";
 
@@ -12,7 +13,10 @@ interface Entry {
   flags: number;
 }
 
+const utf8 = new TextEncoder();
+
 class TrieNode {
+  constructor(readonly hash: number) {}
   readonly literal = new Map<string, TrieNode>();
   star: TrieNode | null = null;
   glob = L.NONE;
@@ -24,22 +28,14 @@ class TrieNode {
 function child(n: TrieNode, seg: string): TrieNode {
   let c = n.literal.get(seg);
   if (!c) {
-    c = new TrieNode();
+    c = new TrieNode(segHash(n.hash, utf8.encode(seg)));
     n.literal.set(seg, c);
   }
   return c;
 }
 
-export function hashSegment(parent: number, bytes: Uint8Array, off: number, len: number): number {
-  let h = Math.imul((L.FNV_OFFSET ^ parent) >>> 0, L.FNV_PRIME);
-  for (let i = 0; i < len; i++) h = Math.imul(h ^ bytes[off + i]!, L.FNV_PRIME);
-  return h >>> 0;
-}
-
-export function pairHash(src: number, dst: number): number {
-  let h = Math.imul(src, L.MIX_A) ^ dst;
-  h = Math.imul(h ^ (h >>> 15), L.MIX_B);
-  return (h ^ (h >>> 13)) >>> 0;
+function starChild(n: TrieNode): TrieNode {
+  return (n.star ??= new TrieNode(starHash(n.hash)));
 }
 
 class Strings {
@@ -80,8 +76,10 @@ export interface ImageStats {
 
 /** Interns SPIFFE patterns: one id per distinct pattern, in first-use order. */
 class Patterns {
-  readonly root = new TrieNode();
+  readonly root = new TrieNode(L.ID_SEED);
   readonly flags: number[] = [];
+  /** Each pattern's key (layout.ts): where its pairs live in the pair table. */
+  readonly keys: number[] = [];
   private readonly ids = new Map<string, number>();
 
   intern(p: SpiffePattern): number {
@@ -93,13 +91,15 @@ class Patterns {
     let cur = child(this.root, p.trustDomain);
     for (const seg of p.segments) {
       if (seg.kind === "literal") cur = child(cur, seg.value);
-      else if (seg.kind === "star") cur = cur.star ??= new TrieNode();
+      else if (seg.kind === "star") cur = starChild(cur);
       else {
         cur.glob = id;
+        this.keys.push(globKey(cur.hash));
         return id;
       }
     }
     cur.end = id;
+    this.keys.push(cur.hash);
     return id;
   }
 }
@@ -112,7 +112,7 @@ interface Built {
 
 function build(set: PolicySet): Built {
   const patterns = new Patterns();
-  const operator = new TrieNode();
+  const operator = new TrieNode(L.OP_SEED);
   const pairMap = new Map<number, Map<number, Entry[]>>();
   allRules(set).forEach((rule, index) => {
     if ("from" in rule) {
@@ -130,9 +130,9 @@ function build(set: PolicySet): Built {
       const flags = (rule.conditions.requireMFA ? L.F_REQUIRE_MFA : 0) | (rule.conditions.requireIncident ? L.F_REQUIRE_INCIDENT : 0);
       const roleNode = child(operator, rule.role);
       for (const t of rule.targets) {
-        const svc = t.service === "*" ? (roleNode.star ??= new TrieNode()) : child(roleNode, t.service);
+        const svc = t.service === "*" ? starChild(roleNode) : child(roleNode, t.service);
         for (const a of t.actions) {
-          const act = a === "*" ? (svc.star ??= new TrieNode()) : child(svc, a);
+          const act = a === "*" ? starChild(svc) : child(svc, a);
           act.entries.push({ ports: 0, rule: index, flags });
         }
       }
@@ -148,7 +148,12 @@ function build(set: PolicySet): Built {
     }
   }
   const pairs: Built["pairs"] = [];
-  for (const [src, row] of pairMap) for (const [dst, entries] of row) pairs.push({ src, dst, entries });
+  for (const [src, row] of pairMap) {
+    for (const [dst, entries] of row) {
+      pairs.push({ src, dst, entries });
+      patterns.flags[src] = (patterns.flags[src]! | (partnerBit(patterns.keys[dst]!) << L.P_PARTNER_SHIFT)) >>> 0;
+    }
+  }
   return { patterns, operator, pairs };
 }
 
@@ -195,7 +200,8 @@ export function buildImage(set: PolicySet): { image: Uint8Array; stats: ImageSta
   const pairCap = capacityFor(pairs.length);
   let entryCount = 0;
   for (const n of nodes) entryCount += n.entries.length;
-  for (const p of pairs) entryCount += p.entries.length - 1;
+  for (const p of pairs) if (p.entries.length > 1) entryCount += p.entries.length;
+  if (rules.length > L.PR_VALUE_MASK || entryCount > L.PR_VALUE_MASK) throw new Error(`policy set too large: ${rules.length} rules, ${entryCount} entries (limit ${L.PR_VALUE_MASK})`);
 
   const nodesOff = L.IMAGE_HEADER_SIZE;
   const edgesOff = align(nodesOff + nodes.length * L.NODE_SIZE, 16);
@@ -252,7 +258,7 @@ export function buildImage(set: PolicySet): { image: Uint8Array; stats: ImageSta
 
   for (let s = 0; s < edgeCap; s++) u32(edgesOff + s * L.SLOT_SIZE + L.S_PARENT, L.NONE);
   for (const e of edges) {
-    let slot = hashSegment(e.parent, blob, e.off, e.len) & (edgeCap - 1);
+    let slot = e.child.hash & (edgeCap - 1);
     while (dv.getUint32(edgesOff + slot * L.SLOT_SIZE + L.S_PARENT, true) !== L.NONE) slot = (slot + 1) & (edgeCap - 1);
     const so = edgesOff + slot * L.SLOT_SIZE;
     u32(so + L.S_PARENT, e.parent);
@@ -266,14 +272,19 @@ export function buildImage(set: PolicySet): { image: Uint8Array; stats: ImageSta
 
   for (let s = 0; s < pairCap; s++) u32(pairsOff + s * L.PAIR_SIZE + L.PR_SRC, L.NONE);
   for (const p of pairs) {
-    let slot = pairHash(p.src, p.dst) & (pairCap - 1);
+    let slot = pairHash(patterns.keys[p.src]!, patterns.keys[p.dst]!) & (pairCap - 1);
     while (dv.getUint32(pairsOff + slot * L.PAIR_SIZE + L.PR_SRC, true) !== L.NONE) slot = (slot + 1) & (pairCap - 1);
     const so = pairsOff + slot * L.PAIR_SIZE;
     u32(so + L.PR_SRC, p.src);
     u32(so + L.PR_DST, p.dst);
-    putEntry(so + L.PR_FIRST, p.entries[0]!);
-    u32(so + L.PR_MORE_START, putEntries(p.entries.slice(1)));
-    u32(so + L.PR_MORE_COUNT, p.entries.length - 1);
+    if (p.entries.length === 1) {
+      const e = p.entries[0]!;
+      u32(so + L.PR_A, e.ports);
+      u32(so + L.PR_B, e.rule | (e.flags & L.F_DENY ? L.PR_DENY : 0));
+    } else {
+      u32(so + L.PR_A, putEntries(p.entries));
+      u32(so + L.PR_B, L.PR_MANY | p.entries.length);
+    }
   }
 
   patterns.flags.forEach((f, i) => u32(patternsOff + i * L.PATTERN_SIZE, f));

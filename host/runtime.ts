@@ -54,7 +54,7 @@ export function decodeResult(r: number): Verdict {
 
 export class PolicyRuntime {
   private ex!: Exports;
-  private mem!: Uint8Array;
+  private mem!: Buffer;
   private io = 0;
   private ruleIds: Array<string | undefined> = [];
   private readonly agentScopes: Array<{ destination: SpiffePattern; scopes: readonly string[] }>;
@@ -90,29 +90,22 @@ export class PolicyRuntime {
     this.ex = instance.exports as unknown as Exports;
     this.ex._initialize();
     this.io = this.ex.zt_io();
-    this.mem = new Uint8Array(this.ex.memory.buffer);
+    this.mem = Buffer.from(this.ex.memory.buffer);
   }
 
-  private view(): Uint8Array {
+  private view(): Buffer {
     // A grown memory detaches the old buffer.
-    if (this.mem.byteLength === 0) this.mem = new Uint8Array(this.ex.memory.buffer);
+    if (this.mem.byteLength === 0) this.mem = Buffer.from(this.ex.memory.buffer);
     return this.mem;
   }
 
   /**
-   * Writes a string as bytes at io+off: ASCII as is, anything else as 0xFF (never valid in
-   * a SPIFFE ID or a token, so the module rejects it). Returns the string's length; at most
-   * `max` bytes are written, and a longer length makes the module reject the value.
+   * Writes a string as UTF-8 at io+off (Buffer#write: native, about twice as fast as a
+   * charCodeAt loop) and returns the bytes written, at most `max`. The module rejects any
+   * byte >= 0x80 in a SPIFFE ID, and a length over its limit, so callers pass the limit + 1.
    */
-  private put(mem: Uint8Array, s: string, off: number, max: number): number {
-    const n = s.length;
-    const m = n < max ? n : max;
-    const base = this.io + off;
-    for (let i = 0; i < m; i++) {
-      const c = s.charCodeAt(i);
-      mem[base + i] = c < 128 ? c : 0xff;
-    }
-    return n;
+  private put(mem: Buffer, s: string, off: number, max: number): number {
+    return mem.write(s, this.io + off, max, "utf8");
   }
 
   /** After a trap the instance's state is unknown: start a fresh one, and tell the caller. */
@@ -152,13 +145,15 @@ export class PolicyRuntime {
     const count = 2 + req.roles.length;
     for (let i = 0; i < count; i++) {
       const p = i === 0 ? req.service : i === 1 ? req.action : req.roles[i - 2]!;
-      if (p.length === 0 || off + p.length + 1 > cap || p.includes("\0")) {
-        // Empty, oversized or NUL-carrying values cannot name anything in a policy.
+      const bytes = Buffer.byteLength(p, "utf8");
+      if (bytes === 0 || off + bytes + 1 > cap || p.includes("\0")) {
+        // Empty, oversized or NUL-carrying values cannot name anything in a policy (and
+        // non-ASCII ones cannot either: policy names are ASCII tokens).
         if (i < 2) return decodeResult(L.REASON_INVALID_REQUEST);
         continue;
       }
       if (i > 0) mem[this.io + off++] = 0;
-      off += this.put(mem, p, off, p.length);
+      off += this.put(mem, p, off, bytes);
     }
     const flags = (req.mfa ? L.OP_FLAG_MFA : 0) | (req.incidentActive ? L.OP_FLAG_INCIDENT : 0);
     let r: number;

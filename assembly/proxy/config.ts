@@ -10,7 +10,7 @@ import { LOG_ERROR, LOG_WARN } from "./host";
 import { asciiCopy, logAscii, logWith } from "./bytes";
 import { CFG_AREA_SIZE, MODE_ENFORCE, MODE_OBSERVE, Root } from "./root";
 import { splitSpiffeId } from "../spiffe";
-import { MAX_SEGMENTS } from "../memory";
+import { MAX_SEGMENTS, SEG_STRIDE } from "../memory";
 
 // ---- parser state (one parse at a time) ----
 let jp: usize = 0;
@@ -24,7 +24,7 @@ let segScratch: usize = 0;
 
 /** Scratch for SPIFFE validation (segment table), allocated on first use at configure time. */
 export function spiffeScratch(): usize {
-  if (segScratch == 0) segScratch = heap.alloc(<usize>MAX_SEGMENTS * 8);
+  if (segScratch == 0) segScratch = heap.alloc(<usize>MAX_SEGMENTS * SEG_STRIDE);
   return segScratch;
 }
 

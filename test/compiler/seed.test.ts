@@ -60,6 +60,13 @@ describe("ServiceAccessPolicy hanzo-core-policy", () => {
     expect(REASON_NAMES[v.reason]).toBe("invalid_request");
     expect(v.allow).toBe(false);
   });
+  it("a non-ASCII character never stands in for the ASCII one it resembles or truncates to", () => {
+    // U+0167 and U+0161 truncate to "g" and "a" in one byte: an encoder that dropped the high
+    // byte would let this request through as gateway -> postgres.
+    const v = rt.evaluateService({ source: H + "\u0167atew\u0161y", destination: H + "postgres", port: 5432 });
+    expect(REASON_NAMES[v.reason]).toBe("invalid_request");
+    expect(rt.evaluateService({ source: H + "gateway", destination: H + "postgr\u00e9s", port: 5432 }).allow).toBe(false);
+  });
 });
 
 describe("OperatorAccessPolicy production-access", () => {
@@ -93,5 +100,10 @@ describe("OperatorAccessPolicy production-access", () => {
   });
   it("a role in no policy is denied as undeclared", () => {
     expect(op(["intern"], "chat", "logs").reason).toBe("role_undeclared");
+  });
+  it("non-ASCII roles, services and actions match nothing (U+0173 would truncate to \"s\")", () => {
+    expect(op(["\u0173re"], "postgres", "write").reason).toBe("role_undeclared");
+    expect(op(["sre"], "p\u00f6stgres", "write").v.allow).toBe(false);
+    expect(op(["sre", "\ud800"], "postgres", "wr\u0131te").v.allow).toBe(false);
   });
 });
