@@ -7,7 +7,6 @@ import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Hono } from "hono";
-import postgres, { type Sql } from "postgres";
 import type { Registry } from "prom-client";
 import type { AuditConfig } from "./config.js";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "./embedded.js";
@@ -17,7 +16,8 @@ import { checkSchemaVersion, migrate } from "./migrations.js";
 import { bootstrapRoles } from "./roles.js";
 import { auditRoutes } from "./routes.js";
 import { verifyChains, type VerifyReport } from "./verify.js";
-import { AuditWriter } from "./writer.js";
+import { connect } from "./connect.js";
+import { ThreadedAuditSink } from "./threaded-sink.js";
 
 export type { AuditConfig } from "./config.js";
 export { auditConfigFromEnv } from "./config.js";
@@ -37,7 +37,7 @@ export interface AuditConnections {
 }
 
 export interface Audit {
-  sink: AuditWriter;
+  sink: ThreadedAuditSink;
   /** GET /v1/audit, GET /v1/graph, POST /v1/audit/ingest (mount behind the auth middleware). */
   routes(): Hono;
   /** zt_audit_dropped_total, zt_audit_queue_depth, zt_audit_spool_backlog, ... */
@@ -61,23 +61,6 @@ async function loadWriterId(dataDir: string): Promise<string> {
   const id = `${hostname().replace(/[^A-Za-z0-9._-]/g, "-")}-${randomBytes(3).toString("hex")}`;
   await writeFile(file, id + "\n", { mode: 0o600 });
   return id;
-}
-
-/**
- * No connection runs postgres.js's array-type query at connect: when the server goes away
- * during that query the driver rejects a promise nobody holds (porsager/postgres#1192), an
- * unhandled rejection that would end the engine during an outage. Reads get the one array
- * column as JSON instead (recordSelectList in chain.ts).
- */
-function connect(dsn: string, max: number, app: string): Sql {
-  return postgres(dsn, {
-    max,
-    connect_timeout: 5,
-    idle_timeout: 60,
-    onnotice: () => undefined,
-    connection: { application_name: app },
-    fetch_types: false,
-  });
 }
 
 /** Connection-level trouble (server down, refused, restarting) as opposed to a real schema/permission error. */
@@ -131,18 +114,25 @@ export async function openAudit(config: AuditConfig): Promise<Audit> {
     log({ msg: "audit: PostgreSQL unreachable at start, spooling until it is back", error: String(e) });
   }
 
-  // Batches travel as text parameters: the writer reads and sends no arrays.
-  const writerSql = connect(conns.engine, 1, "zt-audit-writer");
+  // The writer (chaining, batching, PostgreSQL, spool) runs in its own thread.
   const querySql = connect(conns.engine, 4, "zt-audit-query");
-  const writer = new AuditWriter({
-    sql: writerSql,
-    spoolDir: join(config.dataDir, "spool"),
-    writerId: config.writerId ?? (await loadWriterId(config.dataDir)),
-    onSpoolFailure: config.onSpoolFailure,
-    maxQueue: config.maxQueue ?? 100_000,
-    logger: log,
-  });
-  await writer.start();
+  let writer: ThreadedAuditSink;
+  try {
+    writer = await ThreadedAuditSink.start(
+      {
+        dsn: conns.engine,
+        spoolDir: join(config.dataDir, "spool"),
+        writerId: config.writerId ?? (await loadWriterId(config.dataDir)),
+        onSpoolFailure: config.onSpoolFailure,
+        maxQueue: config.maxQueue ?? 100_000,
+      },
+      log,
+    );
+  } catch (e) {
+    await querySql.end({ timeout: 5 });
+    if (embedded) await embedded.stop();
+    throw e;
+  }
 
   const runMaintenance = async (): Promise<MaintenanceReport | { skipped: string }> => {
     await ensureSchema();
@@ -180,7 +170,7 @@ export async function openAudit(config: AuditConfig): Promise<Audit> {
       clearInterval(timer);
       await writer.close();
       log({ msg: "audit: chain head at shutdown", ...writer.head() });
-      await Promise.all([writerSql.end({ timeout: 5 }), querySql.end({ timeout: 5 })]);
+      await querySql.end({ timeout: 5 });
       if (embedded) await embedded.stop();
     },
   };

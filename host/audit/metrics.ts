@@ -1,7 +1,15 @@
 // Prometheus metrics of the audit trail, read from the writer at scrape time (no work on
 // the append path). zt_audit_dropped_total stays 0 unless records were really lost.
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { AuditWriter } from "./writer.js";
+import type { WriterCounters } from "./writer.js";
+
+/** What the metrics read from the writer (AuditWriter or ThreadedAuditSink). */
+export interface AuditWriterGauges {
+  readonly counters: WriterCounters;
+  readonly queueDepth: number;
+  readonly backlog: number;
+  readonly postgresUp: boolean;
+}
 
 function counter(registry: Registry, name: string, help: string, read: () => number): void {
   new Counter({
@@ -26,7 +34,7 @@ function gauge(registry: Registry, name: string, help: string, read: () => numbe
   });
 }
 
-export function registerAuditMetrics(registry: Registry, w: AuditWriter): void {
+export function registerAuditMetrics(registry: Registry, w: AuditWriterGauges): void {
   counter(registry, "zt_audit_dropped_total", "Audit records lost (PostgreSQL and spool both failing, or refused at the memory bound)", () => w.counters.dropped);
   counter(registry, "zt_audit_written_total", "Audit records inserted into PostgreSQL", () => w.counters.written);
   counter(registry, "zt_audit_spooled_total", "Audit records written to the local spool", () => w.counters.spooled);

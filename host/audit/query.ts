@@ -154,7 +154,8 @@ function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, "\\$&");
 }
 
-export async function queryAudit(sql: Sql, q: AuditQuery): Promise<AuditPage> {
+/** The SELECT for a query (exported so tests can EXPLAIN it). */
+export function auditQuerySql(q: AuditQuery): { text: string; params: (string | number | boolean)[] } {
   const where: string[] = [];
   const params: (string | number | boolean)[] = [];
   const p = (v: string | number | boolean): string => {
@@ -164,13 +165,15 @@ export async function queryAudit(sql: Sql, q: AuditQuery): Promise<AuditPage> {
   if (q.since) where.push(`ts >= ${p(q.since.toISOString())}::timestamptz`);
   if (q.until) where.push(`ts < ${p(q.until.toISOString())}::timestamptz`);
   if (q.decision) where.push(`decision = ${p(q.decision)}`);
-  if (q.source) where.push(q.source.includes("*") ? `source_spiffe_id ~ ${p(patternRegex(q.source))}` : `source_spiffe_id = ${p(q.source)}`);
-  if (q.destination) where.push(q.destination.includes("*") ? `dest_spiffe_id ~ ${p(patternRegex(q.destination))}` : `dest_spiffe_id = ${p(q.destination)}`);
+  // COLLATE "C" matches the filter indexes (migration 2): equality, and a pattern's literal
+  // prefix as an index range.
+  if (q.source) where.push(q.source.includes("*") ? `source_spiffe_id COLLATE "C" ~ ${p(patternRegex(q.source))}` : `source_spiffe_id COLLATE "C" = ${p(q.source)}`);
+  if (q.destination) where.push(q.destination.includes("*") ? `dest_spiffe_id COLLATE "C" ~ ${p(patternRegex(q.destination))}` : `dest_spiffe_id COLLATE "C" = ${p(q.destination)}`);
   if (q.port !== null) where.push(`dest_port = ${p(q.port)}::integer`);
   if (q.policy) {
-    where.push(q.policy.includes("/") ? `policy_matched = ${p(q.policy)}` : `policy_matched LIKE ${p(likeEscape(q.policy) + "/%")}`);
+    where.push(q.policy.includes("/") ? `policy_matched COLLATE "C" = ${p(q.policy)}` : `policy_matched COLLATE "C" LIKE ${p(likeEscape(q.policy) + "/%")}`);
   }
-  if (q.subject) where.push(`operator_subject = ${p(q.subject)}`);
+  if (q.subject) where.push(`operator_subject COLLATE "C" = ${p(q.subject)}`);
   if (q.enforced !== null) where.push(`enforced = ${p(q.enforced)}::boolean`);
   if (q.cursor) {
     where.push(`(d.ts, d.decision_id) < (timestamptz 'epoch' + ${p(q.cursor.tsMicros)}::bigint * interval '1 microsecond', ${p(q.cursor.decisionId)}::uuid)`);
@@ -182,6 +185,11 @@ export async function queryAudit(sql: Sql, q: AuditQuery): Promise<AuditPage> {
      ${where.length ? "WHERE " + where.join(" AND ") : ""}
      ORDER BY d.ts DESC, d.decision_id DESC
      LIMIT ${q.limit + 1}`;
+  return { text, params };
+}
+
+export async function queryAudit(sql: Sql, q: AuditQuery): Promise<AuditPage> {
+  const { text, params } = auditQuerySql(q);
   const rows = await sql.unsafe<(StoredColumns & { ts_us: string })[]>(text, params);
   const more = rows.length > q.limit;
   const page = more ? rows.slice(0, q.limit) : rows;

@@ -7,7 +7,7 @@ import { buildGraph, graphToDot, parseGraphQuery } from "./graph.js";
 import { parseAuditQuery, queryAudit } from "./query.js";
 import { AuditUnavailableError } from "./record.js";
 import { validateIngestBody, type FieldError } from "./validate.js";
-import type { AuditWriter } from "./writer.js";
+import type { ThreadedAuditSink } from "./threaded-sink.js";
 
 /** How long POST /v1/audit/ingest waits for its records to be durable before answering 503. */
 export const INGEST_DURABLE_TIMEOUT_MS = 5000;
@@ -22,7 +22,7 @@ function unavailable(c: Context, err: unknown) {
   return c.json({ error: { code: "audit_unavailable", message, path: null } }, 503);
 }
 
-export function auditRoutes(sql: Sql, writer: AuditWriter): Hono {
+export function auditRoutes(sql: Sql, writer: ThreadedAuditSink): Hono {
   const app = new Hono();
 
   app.get("/v1/audit", async (c) => {

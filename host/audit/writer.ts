@@ -182,8 +182,30 @@ export class AuditWriter implements AuditSink {
       this.logDrop(msg);
       return;
     }
+    this.accept(v.value);
+  }
+
+  /** A record normalizeRecord() already accepted (the writer thread: the engine thread validated it). */
+  appendNormalized(record: AuditRecord): void {
+    if (this.closed) {
+      this.counters.dropped++;
+      throw new AuditUnavailableError("audit sink is closed");
+    }
+    this.accept(record);
+  }
+
+  /** PostgreSQL and the spool both failing: a record appended now could not be made durable. */
+  get cannotSecure(): boolean {
+    return this.spoolFailed && !this.pgUp;
+  }
+
+  get onSpoolFailure(): OnSpoolFailure {
+    return this.mode;
+  }
+
+  private accept(record: AuditRecord): void {
     const depth = this.incoming.length + (this.q.length - this.qHead);
-    const cannotSecure = this.spoolFailed && !this.pgUp;
+    const cannotSecure = this.cannotSecure;
     if (depth >= this.maxQueue || (cannotSecure && this.mode === "deny")) {
       this.counters.dropped++;
       const msg = cannotSecure ? `audit trail unavailable: PostgreSQL (${this.pgError}) and spool (${this.spoolError}) both failing` : "audit queue full";
@@ -191,7 +213,7 @@ export class AuditWriter implements AuditSink {
       this.logDrop(msg);
       return;
     }
-    this.incoming.push(v.value);
+    this.incoming.push(record);
     this.incomingT.push(performance.now());
     if (!this.drainScheduled) {
       this.drainScheduled = true;

@@ -5,6 +5,7 @@ import postgres, { type Sql } from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAudit, type Audit } from "../../host/audit/index.js";
 import { LATEST_VERSION, migrate } from "../../host/audit/migrations.js";
+import { auditQuerySql, parseAuditQuery } from "../../host/audit/query.js";
 import { serviceRecord, tempDataDir } from "./helpers.js";
 
 let dir: string;
@@ -61,6 +62,33 @@ describe("migrations", () => {
     expect("partitions" in report && report.partitions).toHaveLength(3);
     const parts = await superuser`SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'zt_audit.decisions'::regclass`;
     expect(parts[0]?.n).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe("query plans", () => {
+  // The table is tiny, so the planner would scan it anyway: with sequential scans off, a
+  // plan still without the index means the index cannot serve the filter.
+  async function plan(params: Record<string, string[]>): Promise<string> {
+    const q = parseAuditQuery(params);
+    if (!q.ok) throw new Error(JSON.stringify(q));
+    const { text, params: values } = auditQuerySql(q.value);
+    return superuser.begin(async (tx) => {
+      await tx`SET LOCAL enable_seqscan = off`;
+      const rows = await tx.unsafe<{ "QUERY PLAN": string }[]>(`EXPLAIN ${text}`, values);
+      const out = rows.map((r) => r["QUERY PLAN"]).join("\n");
+      if (process.env.ZT_TEST_LOG) console.log(out);
+      return out;
+    });
+  }
+
+  it("every filter, exact or pattern, is an index condition (not a filter over a full index scan)", async () => {
+    // "Index Cond: ((source_spiffe_id)::text = '...'::text)", or >= / < for a pattern's prefix.
+    const cond = (column: string): RegExp => new RegExp(`Index Cond: .*\\b${column}\\)(::text)? (=|>=|~>=~) `);
+    expect(await plan({ source: ["spiffe://hanzo.ai/hanzo-k8s/hanzo/gateway"] })).toMatch(cond("source_spiffe_id"));
+    expect(await plan({ source: ["spiffe://hanzo.ai/hanzo-k8s/*/gateway"] })).toMatch(cond("source_spiffe_id"));
+    expect(await plan({ destination: ["spiffe://hanzo.ai/hanzo-k8s/**"] })).toMatch(cond("dest_spiffe_id"));
+    expect(await plan({ policy: ["hanzo-core-policy"] })).toMatch(cond("policy_matched"));
+    expect(await plan({ subject: ["alice@hanzo.ai"] })).toMatch(cond("operator_subject"));
   });
 });
 

@@ -1,0 +1,233 @@
+// The engine thread's side of the audit trail: append() validates a record, applies the
+// memory bound and the failure policy synchronously (so a refused record still turns into a
+// DENY), and hands accepted records to the writer thread once per event-loop turn. Chaining,
+// batching and PostgreSQL run in that thread (writer-thread.ts), off the request path.
+import { Worker } from "node:worker_threads";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
+import { normalizeRecord } from "./validate.js";
+import type { FromWriter, ToWriter, WriterSnapshot, WriterThreadOptions } from "./writer-protocol.js";
+import type { WriterCounters } from "./writer.js";
+
+/**
+ * Starts writer-thread.js next to this file. Run from TypeScript sources (tests, tsx), the
+ * thread first registers tsx so that it can load writer-thread.ts.
+ */
+function spawnWriterThread(opts: WriterThreadOptions): Worker {
+  const here = import.meta.url;
+  if (!here.endsWith(".ts")) return new Worker(new URL("./writer-thread.js", here), { workerData: opts });
+  const tsx = pathToFileURL(createRequire(here).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href;
+  const entry = new URL("./writer-thread.ts", here).href;
+  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(code, { eval: true, workerData: opts });
+}
+
+const EMPTY_COUNTERS: WriterCounters = { written: 0, duplicates: 0, conflicts: 0, dropped: 0, rejected: 0, spooled: 0, replayed: 0 };
+
+interface Pending {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class ThreadedAuditSink implements AuditSink {
+  private readonly worker: Worker;
+  private readonly mode: "deny" | "allow-and-count";
+  private readonly maxQueue: number;
+  private readonly log: (obj: Record<string, unknown>) => void;
+  private snap: WriterSnapshot;
+  private batch: AuditRecord[] = [];
+  private scheduled = false;
+  private appended = 0;
+  /** Records this side refused or lost (the writer thread counts its own). */
+  private dropped = 0;
+  private closed = false;
+  private failure: string | null = null;
+  private nextId = 1;
+  private readonly replies = new Map<number, Pending>();
+  private lastDropLog = 0;
+  private readonly exited: Promise<void>;
+
+  private constructor(opts: WriterThreadOptions, log: (obj: Record<string, unknown>) => void) {
+    this.mode = opts.onSpoolFailure;
+    this.maxQueue = opts.maxQueue;
+    this.log = log;
+    this.snap = { received: 0, queueDepth: 0, backlog: 0, postgresUp: true, cannotSecure: false, accepting: true, queued: 0, detail: "starting", counters: EMPTY_COUNTERS, head: { chain_id: "", seq: 0, hash: "" } };
+    this.worker = spawnWriterThread(opts);
+    this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));
+  }
+
+  /** Starts the writer thread; resolves once its spool is open and its pump runs. */
+  static start(opts: WriterThreadOptions, log: (obj: Record<string, unknown>) => void): Promise<ThreadedAuditSink> {
+    const sink = new ThreadedAuditSink(opts, log);
+    return new Promise((resolve, reject) => {
+      let started = false;
+      sink.worker.on("message", (m: FromWriter) => {
+        if (m.t === "fatal" && !started) {
+          started = true;
+          void sink.worker.terminate();
+          reject(new Error(`audit writer thread failed to start: ${m.error}`));
+          return;
+        }
+        sink.receive(m);
+        if (m.t === "snapshot" && !started) {
+          started = true;
+          resolve(sink);
+        }
+      });
+      sink.worker.on("error", (e) => {
+        if (!started) {
+          started = true;
+          reject(e);
+        }
+        sink.fail(`audit writer thread crashed: ${e.message}`);
+      });
+      sink.worker.on("exit", (code) => {
+        if (!started) {
+          started = true;
+          reject(new Error(`audit writer thread exited (${code}) before it started`));
+        }
+        if (!sink.closed) sink.fail(`audit writer thread exited (${code})`);
+      });
+    });
+  }
+
+  private receive(m: FromWriter): void {
+    if (m.t === "log") this.log(m.obj);
+    else if (m.t === "fatal") this.fail(`audit writer thread failed: ${m.error}`);
+    else {
+      this.snap = m.snapshot;
+      if (m.t === "done") {
+        const p = this.replies.get(m.id);
+        this.replies.delete(m.id);
+        if (p) {
+          if (m.error === null) p.resolve();
+          else p.reject(new AuditUnavailableError(m.error));
+        }
+      }
+    }
+  }
+
+  /** The writer thread is gone: fail closed, and count what it held as lost. */
+  private fail(reason: string): void {
+    if (this.failure !== null) return;
+    this.failure = reason;
+    const known = this.snap.received - this.snap.queueDepth;
+    const lost = Math.max(0, this.appended - known);
+    this.dropped += lost;
+    this.log({ msg: "audit: writer thread failed; refusing records (fail closed)", reason, lost });
+    for (const p of this.replies.values()) p.reject(new AuditUnavailableError(reason));
+    this.replies.clear();
+  }
+
+  /** Records appended here and not yet committed or spooled by the writer thread. */
+  get queueDepth(): number {
+    return this.appended - this.snap.received + this.snap.queueDepth;
+  }
+
+  append(record: AuditRecord): void {
+    if (this.closed || this.failure !== null) {
+      this.dropped++;
+      throw new AuditUnavailableError(this.failure ?? "audit sink is closed");
+    }
+    const v = normalizeRecord(record);
+    if (!v.ok) {
+      this.refuse(`invalid audit record at ${v.error.path}: ${v.error.message}`);
+      return;
+    }
+    if (this.queueDepth >= this.maxQueue) return this.refuse("audit queue full");
+    if (this.snap.cannotSecure && this.mode === "deny") return this.refuse(`audit trail unavailable: ${this.snap.detail}`);
+    this.batch.push(v.value);
+    this.appended++;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.send());
+    }
+  }
+
+  private refuse(msg: string): void {
+    this.dropped++;
+    if (this.mode === "deny") throw new AuditUnavailableError(msg);
+    const now = Date.now();
+    if (now - this.lastDropLog < 1000) return;
+    this.lastDropLog = now;
+    this.log({ msg: "audit: record dropped (ZT_AUDIT_ON_FAILURE=allow-and-count)", reason: msg, dropped_total: this.counters.dropped });
+  }
+
+  /** All or nothing (POST /v1/audit/ingest): every record is accepted, or none and AuditUnavailableError. */
+  appendMany(records: readonly AuditRecord[]): void {
+    if (this.closed || this.failure !== null) throw new AuditUnavailableError(this.failure ?? "audit sink is closed");
+    if (this.queueDepth + records.length > this.maxQueue) throw new AuditUnavailableError("audit queue full");
+    if (this.snap.cannotSecure) throw new AuditUnavailableError(`audit trail unavailable: ${this.snap.detail}`);
+    for (const r of records) this.append(r);
+  }
+
+  private send(): void {
+    this.scheduled = false;
+    if (this.batch.length === 0 || this.failure !== null) return;
+    const json = JSON.stringify(this.batch);
+    this.batch = [];
+    this.post({ t: "records", json });
+  }
+
+  private post(m: ToWriter): void {
+    this.worker.postMessage(m);
+  }
+
+  private request(m: (id: number) => ToWriter): Promise<void> {
+    if (this.failure !== null) return Promise.reject(new AuditUnavailableError(this.failure));
+    this.send();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.replies.set(id, { resolve, reject });
+      this.post(m(id));
+    });
+  }
+
+  status(): AuditSinkStatus {
+    const local = this.appended - this.snap.received;
+    return {
+      accepting: !this.closed && this.failure === null && this.snap.accepting,
+      queued: local + this.snap.queued,
+      dropped: this.counters.dropped,
+      detail: this.failure ?? this.snap.detail,
+    };
+  }
+
+  /** Resolves when every record appended so far is in PostgreSQL or fsynced in the spool. */
+  flush(timeoutMs?: number): Promise<void> {
+    if (this.closed) return Promise.reject(new AuditUnavailableError("audit sink is closed"));
+    return this.request((id) => (timeoutMs === undefined ? { t: "flush", id } : { t: "flush", id, timeoutMs }));
+  }
+
+  /** SIGTERM path: the writer pushes what PostgreSQL takes, spools the rest, and its thread ends. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const done = this.failure === null ? this.request((id) => ({ t: "close", id })) : Promise.resolve();
+    this.closed = true;
+    try {
+      await done;
+    } finally {
+      await Promise.race([this.exited, new Promise((r) => setTimeout(r, 2000).unref())]);
+      if (this.failure === null) await this.worker.terminate();
+    }
+  }
+
+  get counters(): WriterCounters {
+    const c = this.snap.counters;
+    return { ...c, dropped: c.dropped + this.dropped };
+  }
+
+  get backlog(): number {
+    return this.snap.backlog;
+  }
+
+  get postgresUp(): boolean {
+    return this.snap.postgresUp;
+  }
+
+  /** The newest link of the writer's chain (as of its last report). */
+  head(): { chain_id: string; seq: number; hash: string } {
+    return this.snap.head;
+  }
+}

@@ -1,0 +1,40 @@
+// Messages between the engine thread (ThreadedAuditSink) and the audit writer thread
+// (writer-thread.ts). Records cross as one JSON text per batch: one copy, no per-object
+// structured clone.
+import type { WriterCounters } from "./writer.js";
+
+export interface WriterThreadOptions {
+  dsn: string;
+  spoolDir: string;
+  writerId: string;
+  onSpoolFailure: "deny" | "allow-and-count";
+  maxQueue: number;
+}
+
+/** The writer's state as the engine thread sees it (sent every tick and with every reply). */
+export interface WriterSnapshot {
+  /** Records the writer thread has taken from the engine thread so far. */
+  received: number;
+  /** Of those, records still in the writer's memory (neither committed nor spooled). */
+  queueDepth: number;
+  backlog: number;
+  postgresUp: boolean;
+  cannotSecure: boolean;
+  accepting: boolean;
+  queued: number;
+  detail: string;
+  counters: WriterCounters;
+  head: { chain_id: string; seq: number; hash: string };
+}
+
+export type ToWriter =
+  /** A JSON array of records normalizeRecord() accepted, in append order. */
+  | { t: "records"; json: string }
+  | { t: "flush"; id: number; timeoutMs?: number }
+  | { t: "close"; id: number };
+
+export type FromWriter =
+  | { t: "snapshot"; snapshot: WriterSnapshot }
+  | { t: "done"; id: number; error: string | null; snapshot: WriterSnapshot }
+  | { t: "log"; obj: Record<string, unknown> }
+  | { t: "fatal"; error: string };
