@@ -6,7 +6,7 @@ import { type Context, Hono } from "hono";
 import { readBodyText } from "../body.js";
 import type { EngineEnv } from "../context.js";
 import { type DecideDeps, type Decision, evaluateItems, finishDecisions, internalErrorDecisions } from "../decide.js";
-import { decisionJson, decisionsJson } from "../decision-json.js";
+import { decisionJson, decisionsBody } from "../decision-json.js";
 import { type EvaluateItem, parseEvaluateItem } from "../evaluate-input.js";
 import { type AgentDecision, decideAgentAccess } from "../identity/agent.js";
 import type { JwtVerifier } from "../identity/jwt.js";
@@ -54,7 +54,7 @@ async function decideAgents(items: readonly EvaluateItem[], active: ActivePolici
   return out;
 }
 
-function respond(status: number, body: string, requestId: string, version: string | null): Response {
+function respond(status: number, body: string | Uint8Array<ArrayBuffer>, requestId: string, version: string | null): Response {
   const headers: Record<string, string> = { "content-type": "application/json", "x-request-id": requestId };
   if (version !== null) headers["x-zt-policy-version"] = version;
   return new Response(body, { status, headers });
@@ -137,7 +137,7 @@ export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
       log.error("evaluation failed; failing closed", { err: e, request_id: requestId, version: active.version });
       decisions = internalErrorDecisions(active.version, items, caller, deps, nowMs);
     }
-    return respond(200, batch ? decisionsJson(decisions) : decisionJson(decisions[0]!), requestId, active.version);
+    return respond(200, batch ? decisionsBody(decisions) : decisionJson(decisions[0]!), requestId, active.version);
   };
 
   app.post("/v1/evaluate", async (c) => {
