@@ -13,6 +13,7 @@ const opts = workerData as WriterThreadOptions;
 const send = (m: FromWriter): void => port.postMessage(m);
 
 const sql = connect(opts.dsn, 1, "zt-audit-writer");
+let reportQueued = false;
 const writer = new AuditWriter({
   sql,
   spoolDir: opts.spoolDir,
@@ -20,6 +21,16 @@ const writer = new AuditWriter({
   onSpoolFailure: opts.onSpoolFailure,
   maxQueue: opts.maxQueue,
   logger: (obj) => send({ t: "log", obj }),
+  // A fresh report as soon as records became durable, so the engine thread's view of the
+  // queue (its memory bound, a producer pacing itself on it) does not lag by a whole tick.
+  onProgress: () => {
+    if (reportQueued) return;
+    reportQueued = true;
+    setImmediate(() => {
+      reportQueued = false;
+      send({ t: "snapshot", snapshot: snapshot() });
+    });
+  },
 });
 let received = 0;
 

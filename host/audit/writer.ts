@@ -41,6 +41,8 @@ export interface WriterOptions {
   /** close(): how long to keep trying PostgreSQL before spooling the rest. */
   closeTimeoutMs?: number;
   logger?: (obj: Record<string, unknown>) => void;
+  /** Called whenever records became durable (committed or spooled): the writer thread reports its state then. */
+  onProgress?: () => void;
 }
 
 interface Entry {
@@ -107,6 +109,7 @@ export class AuditWriter implements AuditSink {
   private readonly tickMs: number;
   private readonly closeTimeoutMs: number;
   private readonly log: (obj: Record<string, unknown>) => void;
+  private readonly onProgress: () => void;
 
   // Appended, validated, not yet chained (chaining happens off the caller's stack).
   private incoming: AuditRecord[] = [];
@@ -150,6 +153,7 @@ export class AuditWriter implements AuditSink {
     this.tickMs = opts.tickMs ?? TICK_MS;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
     this.log = opts.logger ?? (() => undefined);
+    this.onProgress = opts.onProgress ?? (() => undefined);
     // One chain per writer run: a restarted writer never has to learn the head of its
     // previous chain (which may sit in an unreachable database) to continue correctly.
     const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
@@ -367,6 +371,7 @@ export class AuditWriter implements AuditSink {
   }
 
   private resolveWaiters(): void {
+    this.onProgress();
     const d = this.durableThrough();
     if (this.waiters.length === 0) return;
     const keep: Waiter[] = [];
