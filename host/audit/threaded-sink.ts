@@ -1,6 +1,6 @@
 // The engine thread's side of the audit trail: append() validates a record, applies the
 // memory bound and the failure policy synchronously (so a refused record still turns into a
-// DENY), and hands accepted records to the writer thread once per event-loop turn. Chaining,
+// DENY), and hands accepted records to the writer thread in small groups. Chaining,
 // batching and PostgreSQL run in that thread (writer-thread.ts), off the request path.
 import { Worker } from "node:worker_threads";
 import { createRequire } from "node:module";
@@ -23,6 +23,14 @@ function spawnWriterThread(opts: WriterThreadOptions): Worker {
   return new Worker(code, { eval: true, workerData: opts });
 }
 
+/**
+ * Records cross to the writer thread in groups: a message costs about as much as a few
+ * records, so a group is sent when it holds HANDOFF_BATCH records or HANDOFF_DELAY_MS after
+ * its first one (far inside the 500 ms durability window), whichever comes first.
+ */
+const HANDOFF_BATCH = 64;
+const HANDOFF_DELAY_MS = 1;
+
 const EMPTY_COUNTERS: WriterCounters = { written: 0, duplicates: 0, conflicts: 0, dropped: 0, rejected: 0, spooled: 0, replayed: 0 };
 
 interface Pending {
@@ -37,7 +45,7 @@ export class ThreadedAuditSink implements AuditSink {
   private readonly log: (obj: Record<string, unknown>) => void;
   private snap: WriterSnapshot;
   private batch: AuditRecord[] = [];
-  private scheduled = false;
+  private timer: NodeJS.Timeout | null = null;
   private appended = 0;
   /** Records this side refused or lost (the writer thread counts its own). */
   private dropped = 0;
@@ -139,10 +147,8 @@ export class ThreadedAuditSink implements AuditSink {
     if (this.snap.cannotSecure && this.mode === "deny") return this.refuse(`audit trail unavailable: ${this.snap.detail}`);
     this.batch.push(v.value);
     this.appended++;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.send());
-    }
+    if (this.batch.length >= HANDOFF_BATCH) this.send();
+    else if (this.timer === null) this.timer = setTimeout(this.sendLater, HANDOFF_DELAY_MS);
   }
 
   private refuse(msg: string): void {
@@ -162,12 +168,20 @@ export class ThreadedAuditSink implements AuditSink {
     for (const r of records) this.append(r);
   }
 
+  private readonly sendLater = (): void => {
+    this.timer = null;
+    this.send();
+  };
+
   private send(): void {
-    this.scheduled = false;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     if (this.batch.length === 0 || this.failure !== null) return;
-    const json = JSON.stringify(this.batch);
+    const records = this.batch;
     this.batch = [];
-    this.post({ t: "records", json });
+    this.post({ t: "records", records });
   }
 
   private post(m: ToWriter): void {

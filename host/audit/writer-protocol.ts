@@ -1,6 +1,7 @@
 // Messages between the engine thread (ThreadedAuditSink) and the audit writer thread
-// (writer-thread.ts). Records cross as one JSON text per batch: one copy, no per-object
-// structured clone.
+// (writer-thread.ts). Records cross in groups, by structured clone (cheaper than a JSON
+// round trip for these objects).
+import type { AuditRecord } from "./record.js";
 import type { WriterCounters } from "./writer.js";
 
 export interface WriterThreadOptions {
@@ -28,8 +29,8 @@ export interface WriterSnapshot {
 }
 
 export type ToWriter =
-  /** A JSON array of records normalizeRecord() accepted, in append order. */
-  | { t: "records"; json: string }
+  /** Records normalizeRecord() accepted, in append order. */
+  | { t: "records"; records: AuditRecord[] }
   | { t: "flush"; id: number; timeoutMs?: number }
   | { t: "close"; id: number };
 

@@ -50,8 +50,7 @@ function snapshot(): WriterSnapshot {
   };
 }
 
-function take(json: string): void {
-  const records = JSON.parse(json) as AuditRecord[];
+function take(records: AuditRecord[]): void {
   received += records.length;
   for (const r of records) {
     try {
@@ -81,7 +80,7 @@ async function settle(m: Extract<ToWriter, { t: "flush" | "close" }>): Promise<v
 // Records are taken synchronously, in arrival order, so a flush or close covers every
 // record sent before it; a slow flush never holds later records back.
 port.on("message", (m: ToWriter) => {
-  if (m.t === "records") take(m.json);
+  if (m.t === "records") take(m.records);
   else void settle(m);
 });
 
