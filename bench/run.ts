@@ -1,5 +1,8 @@
-// npm run bench [-- --quick] [-- --only name,name]: runs every benchmark section in one
-// process, prints the tables and writes bench/results/<section>.json.
+// npm run bench [-- --quick] [-- --only name,name]: runs the benchmark sections, prints the
+// tables and writes bench/results/<section>.json. Each section runs in a process of its own
+// (one after the other), so no section measures in a heap, JIT state or page cache that an
+// earlier one left behind.
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { arch, cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -16,6 +19,22 @@ function table(s: BenchSection): string {
   return [line(cols), line(widths.map((w) => "-".repeat(w))), ...s.rows.map((r) => line(cols.map((c) => cell(r[c]))))].join("\n");
 }
 
+/** Pause between sections: the previous section's servers and databases finish exiting. */
+const SETTLE_MS = 3000;
+
+function sectionsToRun(only: Set<string> | null): string[] {
+  return SECTIONS.filter((name) => (!only || only.has(name)) && existsSync(fileURLToPath(new URL(`./${name}.js`, import.meta.url))));
+}
+
+async function runSection(name: string, quick: boolean, outDir: string, machine: Record<string, unknown>): Promise<void> {
+  const mod = (await import(fileURLToPath(new URL(`./${name}.js`, import.meta.url)))) as { run: BenchFn };
+  const result = await mod.run({ quick });
+  for (const s of Array.isArray(result) ? result : [result]) {
+    process.stdout.write(`\n== ${s.title}\n${table(s)}\n${s.notes.map((n) => `  * ${n}`).join("\n")}\n`);
+    writeFileSync(`${outDir}${s.name}.json`, JSON.stringify({ ...s, machine, at: new Date().toISOString(), quick }, null, 2) + "\n");
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes("--quick");
@@ -24,17 +43,13 @@ async function main(): Promise<void> {
   const outDir = fileURLToPath(new URL("../../bench/results/", import.meta.url));
   mkdirSync(outDir, { recursive: true });
   const machine = { node: process.version, arch: arch(), cpus: cpus().length, cpu: cpus()[0]?.model ?? "?", memory_gb: Math.round(totalmem() / 2 ** 30) };
+  const names = sectionsToRun(only);
+  if (names.length === 1) return runSection(names[0]!, quick, outDir, machine);
   process.stdout.write(`machine: ${JSON.stringify(machine)}\n`);
-  for (const name of SECTIONS) {
-    if (only && !only.has(name)) continue;
-    const file = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
-    if (!existsSync(file)) continue;
-    const mod = (await import(file)) as { run: BenchFn };
-    const result = await mod.run({ quick });
-    for (const s of Array.isArray(result) ? result : [result]) {
-      process.stdout.write(`\n== ${s.title}\n${table(s)}\n${s.notes.map((n) => `  * ${n}`).join("\n")}\n`);
-      writeFileSync(`${outDir}${s.name}.json`, JSON.stringify({ ...s, machine, at: new Date().toISOString(), quick }, null, 2) + "\n");
-    }
+  for (let i = 0; i < names.length; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, quick ? 500 : SETTLE_MS));
+    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...(quick ? ["--quick"] : []), "--only", names[i]!], { stdio: "inherit" });
+    if (child.status !== 0) throw new Error(`bench section ${names[i]} failed (exit ${child.status ?? child.signal})`);
   }
 }
 
