@@ -232,7 +232,7 @@ function scanOperator(leaf: u32): void {
 
 function scanActions(svc: u32, svcHash: u32, act: usize, actLen: i32): void {
   if (svc == <u32>NONE) return;
-  scanOperator(literalChild(svc, svcHash, act, actLen));
+  scanOperator(literalChild(svc, act, actLen, segHash(svcHash, act, actLen)));
   scanOperator(nodeField(svc, N_STAR));
 }
 
@@ -266,11 +266,12 @@ export function evalOperator(buf: usize, len: i32, flags: i32): i32 {
   while (r < end) {
     const rEnd = nextNul(r, end);
     const roleLen = <i32>(rEnd - r);
-    const roleNode = literalChild(root, <u32>OP_SEED, r, roleLen);
+    const roleHash = segHash(<u32>OP_SEED, r, roleLen);
+    const roleNode = literalChild(root, r, roleLen, roleHash);
     if (roleNode != <u32>NONE) {
       roleDeclared = true;
-      const roleHash = segHash(<u32>OP_SEED, r, roleLen);
-      scanActions(literalChild(roleNode, roleHash, buf, svcLen), segHash(roleHash, buf, svcLen), act, actLen);
+      const svcHash = segHash(roleHash, buf, svcLen);
+      scanActions(literalChild(roleNode, buf, svcLen, svcHash), svcHash, act, actLen);
       scanActions(nodeField(roleNode, N_STAR), starHash(roleHash), act, actLen);
     }
     r = rEnd + 1;

@@ -5,7 +5,6 @@ import {
   PR_SRC, R_STR_LEN, R_STR_OFF, RULE_SIZE, S_CHILD, S_PARENT, S_PREFIX, S_STR_LEN, S_STR_OFF, SLOT_SIZE,
 } from "./layout";
 import { image } from "./boot";
-import { segHash } from "./hash";
 
 // @ts-ignore: decorator
 @inline export function nodeAddr(node: u32): usize {
@@ -69,9 +68,9 @@ export function literalSlot(parent: u32, ptr: usize, len: i32, h: u32): usize {
   }
 }
 
-/** The child of `parent` (path hash `parentHash`) along a literal segment, or NONE. */
-export function literalChild(parent: u32, parentHash: u32, ptr: usize, len: i32): u32 {
-  const s = literalSlot(parent, ptr, len, segHash(parentHash, ptr, len));
+/** The child of `parent` along a literal segment, whose path hash is `childHash`, or NONE. */
+export function literalChild(parent: u32, ptr: usize, len: i32, childHash: u32): u32 {
+  const s = literalSlot(parent, ptr, len, childHash);
   return s == 0 ? <u32>NONE : load<u32>(s + S_CHILD);
 }
 

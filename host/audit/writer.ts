@@ -203,10 +203,6 @@ export class AuditWriter implements AuditSink {
     return this.spoolFailed && !this.pgUp;
   }
 
-  get onSpoolFailure(): OnSpoolFailure {
-    return this.mode;
-  }
-
   private accept(record: AuditRecord): void {
     const depth = this.incoming.length + (this.q.length - this.qHead);
     const cannotSecure = this.cannotSecure;
