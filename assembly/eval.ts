@@ -12,7 +12,7 @@ import { image, isReady } from "./boot";
 import { globKey, segHash, starHash } from "./hash";
 import { dstSegPtr, SEG_HASH, SEG_LEN, SEG_OFF, SEG_STRIDE, srcSegPtr } from "./memory";
 import { splitSpiffeId } from "./spiffe";
-import { edgeHome, entryAddr, literalChild, literalSlot, nodeField, pairHome, pairSlot, patternFlags } from "./trie";
+import { entryAddr, literalChild, literalSlot, nodeField, pairSlot, patternFlags } from "./trie";
 
 const NO_RULE: u32 = 0xffffffff;
 
@@ -32,8 +32,6 @@ let idN: i32 = 0;
 let out: usize = 0;
 let outN: i32 = 0;
 let overflow: bool = false;
-/** Where touched cache lines are folded, so the loads stay in the code. */
-let touchSink: u32 = 0;
 
 // @ts-ignore: decorator
 @inline function result(reason: i32, rule: u32, rollout: u32): i32 {
@@ -97,25 +95,6 @@ function matchSplit(ptr: usize, segs: usize, n: i32, buf: usize): i32 {
   return outN;
 }
 
-/**
- * Starts loading the edge slots of an ID's literal path, so that their cache misses overlap
- * with each other (and with the other ID's) instead of following one another in the walk.
- */
-function touchPath(segs: usize, n: i32): void {
-  let sink = touchSink;
-  for (let i = 0; i < n; i++) {
-    const home = edgeHome(load<u32>(segs + <usize>i * SEG_STRIDE + SEG_HASH));
-    // A linear probe often ends one slot on, in the next cache line.
-    sink ^= load<u32>(home) ^ load<u32>(home + 64);
-  }
-  touchSink = sink;
-}
-
-// @ts-ignore: decorator
-@inline function fullHash(segs: usize, n: i32): u32 {
-  return load<u32>(segs + <usize>(n - 1) * SEG_STRIDE + SEG_HASH);
-}
-
 function rolloutOf(nDst: i32): u32 {
   let mode: u32 = 0;
   for (let j = 0; j < nDst; j++) {
@@ -147,13 +126,6 @@ export function evalService(src: usize, srcLen: i32, dst: usize, dstLen: i32, p:
   const sSegs = srcSegPtr();
   const dN = splitSpiffeId(dst, dstLen, dSegs);
   const sN = splitSpiffeId(src, srcLen, sSegs);
-  if (dN > 0 && sN > 0) {
-    // Everything the exact (source, destination) decision reads, requested at once.
-    touchPath(dSegs, dN);
-    touchPath(sSegs, sN);
-    const pair = pairHome(fullHash(sSegs, sN), fullHash(dSegs, dN));
-    touchSink ^= load<u32>(pair) ^ load<u32>(pair + 64);
-  }
   const nDst = dN < 0 ? -1 : matchSplit(dst, dSegs, dN, dstMatches);
   const rollout = nDst < 0 ? 0 : rolloutOf(nDst);
   if (sN < 0 || nDst < 0 || p < 0 || p > 65535) return result(REASON_INVALID_REQUEST, NO_RULE, rollout);

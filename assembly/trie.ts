@@ -38,13 +38,6 @@ function bytesEqual(a: usize, b: usize, len: i32): bool {
   return len >= 8 ? word : word & ((<u64>1 << (<u64>len << 3)) - 1);
 }
 
-/** Where the edge whose child has path hash `h` starts its probe (layout.ts). */
-// @ts-ignore: decorator
-@inline export function edgeHome(h: u32): usize {
-  const img = image();
-  return img + <usize>load<u32>(img + H_EDGES_OFF) + <usize>(h & (load<u32>(img + H_EDGE_CAP) - 1)) * SLOT_SIZE;
-}
-
 /**
  * The edge slot of `parent` along the literal segment [ptr, ptr+len), or 0. `h` is the path
  * hash the child would have (segHash of the parent's hash and the segment).
@@ -104,13 +97,6 @@ export function patternFlags(pattern: u32): u32 {
   let h: u32 = srcKey * <u32>MIX_A ^ dstKey;
   h = (h ^ (h >>> 15)) * <u32>MIX_B;
   return h ^ (h >>> 13);
-}
-
-/** Where the pair of patterns with these keys starts its probe (layout.ts). */
-// @ts-ignore: decorator
-@inline export function pairHome(srcKey: u32, dstKey: u32): usize {
-  const img = image();
-  return img + <usize>load<u32>(img + H_PAIRS_OFF) + <usize>(pairIndex(srcKey, dstKey) & (load<u32>(img + H_PAIR_CAP) - 1)) * PAIR_SIZE;
 }
 
 /** The pair slot of (source pattern, destination pattern), or 0 when the pair has no rules. */
