@@ -130,7 +130,7 @@ export const run: BenchFn = async (opts) => {
     notes.push(`target: >= 500,000 decisions/s in batches of 1,000: ${dps >= 500_000 ? "met" : "NOT met"} (${Math.round(dps).toLocaleString("en")})`);
     notes.push(`target: p99 < 10 ms at 80% of peak: ${paced.p99 < 10 ? "met" : "NOT met"} (${paced.p99} ms)`);
     notes.push("audit refusals: decisions the engine turned into DENY audit_unavailable because the audit trail refused the record (queue full / unavailable); they are answered, but are not a sustainable rate");
-    notes.push("server in one child process, autocannon in the bench process, both on this machine; audit = real AuditWriter on embedded PostgreSQL");
+    notes.push("server in one child process, autocannon in the bench process, both on this machine; audit = the engine's audit trail (validation on the request thread, chaining and PostgreSQL in its writer thread) on embedded PostgreSQL");
   } finally {
     await stopChild(eng.child);
   }
