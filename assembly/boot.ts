@@ -3,6 +3,7 @@
 // before any other top-level code allocates.
 import { IMAGE_HEADER_SIZE, IMAGE_MAGIC, FORMAT_VERSION, H_MAGIC, H_TOTAL_LEN, H_VERSION, LH_IMAGE_LEN, LH_IMAGE_PTR, LH_MAGIC, LINK_HEADER_ADDR, LINK_MAGIC } from "./layout";
 import { initBuffers } from "./memory";
+import { initCharClasses } from "./spiffe";
 
 let imageBase: usize = 0;
 let ready: bool = false;
@@ -31,6 +32,7 @@ export function boot(): void {
   booted = true;
   reserveImage();
   initBuffers();
+  initCharClasses();
 }
 
 boot();

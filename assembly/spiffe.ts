@@ -16,18 +16,15 @@ import { MAX_SEGMENTS, SEG_HASH, SEG_LEN, SEG_OFF, SEG_STRIDE } from "./memory";
 const TD_CHAR: u8 = 1; // [a-z0-9.-_]
 const PATH_CHAR: u8 = 2; // [a-zA-Z0-9.-_]
 /** Character classes of the 256 byte values: one load per byte instead of a chain of compares. */
-let charClass: usize = 0;
+const charClass = memory.data(256);
 
-function classTable(): usize {
-  if (charClass != 0) return charClass;
-  const t = heap.alloc(256);
+/** Fills the class table (static data, no allocation); boot runs it once. */
+export function initCharClasses(): void {
   for (let c: u32 = 0; c < 256; c++) {
     const lower = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2e || c == 0x2d || c == 0x5f;
     const upper = c >= 0x41 && c <= 0x5a;
-    store<u8>(t + c, (lower ? TD_CHAR | PATH_CHAR : 0) | (upper ? PATH_CHAR : 0));
+    store<u8>(charClass + c, (lower ? TD_CHAR | PATH_CHAR : 0) | (upper ? PATH_CHAR : 0));
   }
-  charClass = t;
-  return t;
 }
 
 // @ts-ignore: decorator
@@ -41,7 +38,7 @@ function classTable(): usize {
 export function splitSpiffeId(ptr: usize, len: i32, segs: usize): i32 {
   if (len < 10 || len > MAX_ID_BYTES) return -1;
   if (!isScheme(ptr)) return -1;
-  const cls = classTable();
+  const cls = charClass;
   const end = ptr + <usize>len;
   let p = ptr + 9;
   let start = p;

@@ -1,6 +1,6 @@
 // Configuration of the audit trail, from the environment of `zt serve` / `zt audit verify`.
 import { resolve } from "node:path";
-import type { OnSpoolFailure } from "./writer.js";
+import type { OnSpoolFailure } from "./refusal.js";
 
 export interface AuditConfig {
   /** ZT_AUDIT_DSN: the engine's role on an external server. Absent: embedded PostgreSQL in <dataDir>/pg. */

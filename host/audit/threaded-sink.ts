@@ -6,6 +6,7 @@ import { Worker } from "node:worker_threads";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
+import { RecordRefusal } from "./refusal.js";
 import { normalizeRecord } from "./validate.js";
 import type { FromWriter, ToWriter, WriterSnapshot, WriterThreadOptions } from "./writer-protocol.js";
 import type { WriterCounters } from "./writer.js";
@@ -40,7 +41,7 @@ interface Pending {
 
 export class ThreadedAuditSink implements AuditSink {
   private readonly worker: Worker;
-  private readonly mode: "deny" | "allow-and-count";
+  private readonly refusal: RecordRefusal;
   private readonly maxQueue: number;
   private readonly log: (obj: Record<string, unknown>) => void;
   private snap: WriterSnapshot;
@@ -53,11 +54,10 @@ export class ThreadedAuditSink implements AuditSink {
   private failure: string | null = null;
   private nextId = 1;
   private readonly replies = new Map<number, Pending>();
-  private lastDropLog = 0;
   private readonly exited: Promise<void>;
 
   private constructor(opts: WriterThreadOptions, log: (obj: Record<string, unknown>) => void) {
-    this.mode = opts.onSpoolFailure;
+    this.refusal = new RecordRefusal(opts.onSpoolFailure, log);
     this.maxQueue = opts.maxQueue;
     this.log = log;
     this.snap = { received: 0, queueDepth: 0, backlog: 0, postgresUp: true, cannotSecure: false, accepting: true, queued: 0, detail: "starting", counters: EMPTY_COUNTERS, head: { chain_id: "", seq: 0, hash: "" } };
@@ -144,20 +144,16 @@ export class ThreadedAuditSink implements AuditSink {
       return;
     }
     if (this.queueDepth >= this.maxQueue) return this.refuse("audit queue full");
-    if (this.snap.cannotSecure && this.mode === "deny") return this.refuse(`audit trail unavailable: ${this.snap.detail}`);
+    if (this.snap.cannotSecure && this.refusal.mode === "deny") return this.refuse(`audit trail unavailable: ${this.snap.detail}`);
     this.batch.push(v.value);
     this.appended++;
     if (this.batch.length >= HANDOFF_BATCH) this.send();
     else if (this.timer === null) this.timer = setTimeout(this.sendLater, HANDOFF_DELAY_MS);
   }
 
-  private refuse(msg: string): void {
+  private refuse(reason: string): void {
     this.dropped++;
-    if (this.mode === "deny") throw new AuditUnavailableError(msg);
-    const now = Date.now();
-    if (now - this.lastDropLog < 1000) return;
-    this.lastDropLog = now;
-    this.log({ msg: "audit: record dropped (ZT_AUDIT_ON_FAILURE=allow-and-count)", reason: msg, dropped_total: this.counters.dropped });
+    this.refusal.refuse(reason, this.counters.dropped);
   }
 
   /** All or nothing (POST /v1/audit/ingest): every record is accepted, or none and AuditUnavailableError. */

@@ -2,13 +2,14 @@
 // (writer-thread.ts). Records cross in groups, by structured clone (cheaper than a JSON
 // round trip for these objects).
 import type { AuditRecord } from "./record.js";
+import type { OnSpoolFailure } from "./refusal.js";
 import type { WriterCounters } from "./writer.js";
 
 export interface WriterThreadOptions {
   dsn: string;
   spoolDir: string;
   writerId: string;
-  onSpoolFailure: "deny" | "allow-and-count";
+  onSpoolFailure: OnSpoolFailure;
   maxQueue: number;
 }
 

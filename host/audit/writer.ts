@@ -10,6 +10,7 @@ import { genesisHash, recordToRow, type AuditRow } from "./chain.js";
 import { ensurePartition, insertRows, insertRowsAfter, isDataError, type InsertOutcome } from "./insert.js";
 import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
 import { lineToRow, rowToLine } from "./row-line.js";
+import { RecordRefusal, type OnSpoolFailure } from "./refusal.js";
 import { Spool } from "./spool.js";
 import { normalizeRecord } from "./validate.js";
 
@@ -26,7 +27,7 @@ export const DURABILITY_WINDOW_MS = 500;
  */
 export const PIPELINE_DEPTH = 2;
 
-export type OnSpoolFailure = "deny" | "allow-and-count";
+export type { OnSpoolFailure } from "./refusal.js";
 
 export interface WriterOptions {
   sql: Sql;
@@ -110,6 +111,7 @@ export class AuditWriter implements AuditSink {
   private readonly closeTimeoutMs: number;
   private readonly log: (obj: Record<string, unknown>) => void;
   private readonly onProgress: () => void;
+  private readonly refusal: RecordRefusal;
 
   // Appended, validated, not yet chained (chaining happens off the caller's stack).
   private incoming: AuditRecord[] = [];
@@ -139,7 +141,6 @@ export class AuditWriter implements AuditSink {
   private waiters: Waiter[] = [];
   private timer: NodeJS.Timeout | null = null;
   private pumpDone: Promise<void> = Promise.resolve();
-  private lastDropLog = 0;
 
   readonly counters: WriterCounters = { written: 0, duplicates: 0, conflicts: 0, dropped: 0, rejected: 0, spooled: 0, replayed: 0 };
 
@@ -153,6 +154,7 @@ export class AuditWriter implements AuditSink {
     this.tickMs = opts.tickMs ?? TICK_MS;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
     this.log = opts.logger ?? (() => undefined);
+    this.refusal = new RecordRefusal(opts.onSpoolFailure, this.log);
     this.onProgress = opts.onProgress ?? (() => undefined);
     // One chain per writer run: a restarted writer never has to learn the head of its
     // previous chain (which may sit in an unreachable database) to continue correctly.
@@ -174,27 +176,13 @@ export class AuditWriter implements AuditSink {
   }
 
   append(record: AuditRecord): void {
-    if (this.closed) {
-      this.counters.dropped++;
-      throw new AuditUnavailableError("audit sink is closed");
-    }
     const v = normalizeRecord(record);
-    if (!v.ok) {
-      this.counters.dropped++;
-      const msg = `invalid audit record at ${v.error.path}: ${v.error.message}`;
-      if (this.mode === "deny") throw new AuditUnavailableError(msg);
-      this.logDrop(msg);
-      return;
-    }
+    if (!v.ok) return this.refuse(`invalid audit record at ${v.error.path}: ${v.error.message}`);
     this.accept(v.value);
   }
 
   /** A record normalizeRecord() already accepted (the writer thread: the engine thread validated it). */
   appendNormalized(record: AuditRecord): void {
-    if (this.closed) {
-      this.counters.dropped++;
-      throw new AuditUnavailableError("audit sink is closed");
-    }
     this.accept(record);
   }
 
@@ -204,14 +192,14 @@ export class AuditWriter implements AuditSink {
   }
 
   private accept(record: AuditRecord): void {
+    if (this.closed) {
+      this.counters.dropped++;
+      throw new AuditUnavailableError("audit sink is closed");
+    }
     const depth = this.incoming.length + (this.q.length - this.qHead);
     const cannotSecure = this.cannotSecure;
     if (depth >= this.maxQueue || (cannotSecure && this.mode === "deny")) {
-      this.counters.dropped++;
-      const msg = cannotSecure ? `audit trail unavailable: PostgreSQL (${this.pgError}) and spool (${this.spoolError}) both failing` : "audit queue full";
-      if (this.mode === "deny") throw new AuditUnavailableError(msg);
-      this.logDrop(msg);
-      return;
+      return this.refuse(cannotSecure ? `audit trail unavailable: PostgreSQL (${this.pgError}) and spool (${this.spoolError}) both failing` : "audit queue full");
     }
     this.incoming.push(record);
     this.incomingT.push(performance.now());
@@ -221,16 +209,9 @@ export class AuditWriter implements AuditSink {
     }
   }
 
-  /**
-   * All or nothing (POST /v1/audit/ingest): either every record is accepted or none is and
-   * AuditUnavailableError is thrown, so a refused request can be re-sent whole.
-   */
-  appendMany(records: readonly AuditRecord[]): void {
-    if (this.closed) throw new AuditUnavailableError("audit sink is closed");
-    const depth = this.incoming.length + (this.q.length - this.qHead);
-    if (depth + records.length > this.maxQueue) throw new AuditUnavailableError("audit queue full");
-    if (this.spoolFailed && !this.pgUp) throw new AuditUnavailableError(`audit trail unavailable: PostgreSQL (${this.pgError}) and spool (${this.spoolError}) both failing`);
-    for (const r of records) this.append(r);
+  private refuse(reason: string): void {
+    this.counters.dropped++;
+    this.refusal.refuse(reason, this.counters.dropped);
   }
 
   status(): AuditSinkStatus {
@@ -694,12 +675,5 @@ export class AuditWriter implements AuditSink {
     // New spills must not land in a segment the replay is about to read and delete.
     void this.spool.seal();
     if (n > 0) this.kick();
-  }
-
-  private logDrop(msg: string): void {
-    const now = Date.now();
-    if (now - this.lastDropLog < 1000) return;
-    this.lastDropLog = now;
-    this.log({ msg: "audit: record dropped (ZT_AUDIT_ON_FAILURE=allow-and-count)", reason: msg, dropped_total: this.counters.dropped });
   }
 }
