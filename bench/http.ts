@@ -129,7 +129,7 @@ export const run: BenchFn = async (opts) => {
     notes.push(`engine (audit on) vs the baseline that reads the body and sends an engine-sized answer: ${((single.rps / shaped.rps) * 100).toFixed(0)}%`);
     notes.push(`target: >= 500,000 decisions/s in batches of 1,000: ${dps >= 500_000 ? "met" : "NOT met"} (${Math.round(dps).toLocaleString("en")})`);
     notes.push(`target: p99 < 10 ms at 80% of peak: ${paced.p99 < 10 ? "met" : "NOT met"} (${paced.p99} ms)`);
-    notes.push("audit refusals: decisions the engine turned into DENY audit_unavailable because the audit trail refused the record (queue full / unavailable); they are answered, but are not a sustainable rate");
+    notes.push("audit refusals: decisions the engine turned into DENY audit_unavailable because the audit trail refused the record; with backpressure (docs/audit.md) a request waits for room in the audit queue instead, so this stays 0 unless a wait runs out");
     notes.push("server in one child process, autocannon in the bench process, both on this machine; audit = the engine's audit trail (validation on the request thread, chaining and PostgreSQL in its writer thread) on embedded PostgreSQL");
   } finally {
     await stopChild(eng.child);

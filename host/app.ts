@@ -30,6 +30,8 @@ export interface AppDeps {
   auditRoutes?: Hono | null;
   maxBodyBytes?: number;
   maxBatch?: number;
+  /** Longest wait for room in the audit queue (backpressure) before decisions fail closed. */
+  auditWaitMs?: number;
   maxPolicyBytes?: number;
   /** `origin` written into audit records. */
   origin?: string;
@@ -58,6 +60,7 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
       origin: deps.origin ?? "engine",
       maxBodyBytes: deps.maxBodyBytes ?? 4 * 1024 * 1024,
       maxBatch: deps.maxBatch ?? 10_000,
+      auditWaitMs: deps.auditWaitMs ?? 1_000,
       identify: deps.identifyEvaluateCaller ?? null,
       authorize: deps.authorizeEvaluate ?? null,
       agentVerifier: deps.agentVerifier ?? null,

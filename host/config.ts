@@ -21,6 +21,8 @@ export interface EngineConfig {
   readonly spireSocket: string | null;
   readonly maxBodyBytes: number;
   readonly maxBatch: number;
+  /** How long a request waits for room in the audit queue before its decisions fail closed (0: never waits). */
+  readonly auditWaitMs: number;
   readonly watchDebounceMs: number;
   readonly rescanIntervalMs: number;
   readonly shutdownTimeoutMs: number;
@@ -79,6 +81,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     spireSocket: strVar(env, "ZT_SPIRE_SOCKET"),
     maxBodyBytes: intVar(env, "ZT_MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024, errors),
     maxBatch: intVar(env, "ZT_MAX_BATCH", 10_000, 1, 1_000_000, errors),
+    auditWaitMs: intVar(env, "ZT_AUDIT_BACKPRESSURE_MS", 1_000, 0, 60_000, errors),
     watchDebounceMs: intVar(env, "ZT_WATCH_DEBOUNCE_MS", 200, 0, 60_000, errors),
     rescanIntervalMs: intVar(env, "ZT_RESCAN_INTERVAL_MS", 30_000, 0, 86_400_000, errors),
     shutdownTimeoutMs: intVar(env, "ZT_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000, errors),

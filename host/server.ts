@@ -151,6 +151,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       auditRoutes: audit.routes?.() ?? null,
       maxBodyBytes: config.maxBodyBytes,
       maxBatch: config.maxBatch,
+      auditWaitMs: config.auditWaitMs,
       identifyEvaluateCaller: opts.identifyEvaluateCaller ?? null,
       authorizeEvaluate: opts.authorizeEvaluate ?? null,
       agentVerifier: opts.agentVerifier ?? null,

@@ -1,6 +1,7 @@
 // Prometheus metrics of the audit trail, read from the writer at scrape time (no work on
 // the append path). zt_audit_dropped_total stays 0 unless records were really lost.
 import { Counter, Gauge, type Registry } from "prom-client";
+import type { BackpressureCounters } from "./threaded-sink.js";
 import type { WriterCounters } from "./writer.js";
 
 /** What the metrics read from the writer (AuditWriter or ThreadedAuditSink). */
@@ -9,6 +10,10 @@ export interface AuditWriterGauges {
   readonly queueDepth: number;
   readonly backlog: number;
   readonly postgresUp: boolean;
+  /** Age in ms of the oldest record neither committed nor spooled (0: none). */
+  readonly lagMs?: number;
+  /** Requests that waited for room in the audit queue (the threaded sink only). */
+  readonly backpressure?: BackpressureCounters;
 }
 
 function counter(registry: Registry, name: string, help: string, read: () => number): void {
@@ -44,5 +49,20 @@ export function registerAuditMetrics(registry: Registry, w: AuditWriterGauges): 
   counter(registry, "zt_audit_rejected_total", "Audit records PostgreSQL refused, quarantined in spool/rejected.jsonl", () => w.counters.rejected);
   gauge(registry, "zt_audit_queue_depth", "Audit records in memory not yet committed", () => w.queueDepth);
   gauge(registry, "zt_audit_spool_backlog", "Spooled audit records waiting for replay into PostgreSQL", () => w.backlog);
+  const bp = w.backpressure;
+  if (bp) {
+    new Counter({
+      name: "zt_audit_backpressure_total",
+      help: "Requests that waited for room in the audit queue, by outcome (timed_out: their decisions failed closed)",
+      labelNames: ["outcome"] as const,
+      registers: [registry],
+      collect(this: Counter<"outcome">) {
+        this.reset();
+        this.inc({ outcome: "admitted" }, bp.admitted);
+        this.inc({ outcome: "timed_out" }, bp.timedOut);
+      },
+    });
+  }
+  if (w.lagMs !== undefined) gauge(registry, "zt_audit_lag_seconds", "Age of the oldest audit record neither in PostgreSQL nor in the spool", () => (w.lagMs ?? 0) / 1000);
   gauge(registry, "zt_audit_postgres_up", "1 when the audit writer reaches PostgreSQL", () => (w.postgresUp ? 1 : 0));
 }

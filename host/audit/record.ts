@@ -58,6 +58,13 @@ export interface AuditSink {
    * spool failing); the caller then denies the request (fail closed) by default.
    */
   append(record: AuditRecord): void;
+  /**
+   * Backpressure, checked before a request is evaluated: null when `n` more records fit in
+   * memory now; otherwise a promise that resolves once they fit, or after `timeoutMs` (then
+   * append() refuses as usual and the engine fails closed). A sink without a memory bound
+   * of its own need not implement it.
+   */
+  admit?(n: number, timeoutMs: number): Promise<void> | null;
   status(): AuditSinkStatus;
   /** Resolves when every record appended so far is in PostgreSQL or fsynced to the spool. */
   flush(): Promise<void>;

@@ -63,6 +63,9 @@ export function auditRoutes(sql: Sql, writer: ThreadedAuditSink): Hono {
       const v = validateIngestBody(body);
       if (!v.ok) return badRequest(c, v.error);
       try {
+        // Backpressure as on /v1/evaluate: wait (bounded) for room rather than refuse a burst.
+        const room = writer.admit(v.value.length, INGEST_DURABLE_TIMEOUT_MS);
+        if (room !== null) await room;
         writer.appendMany(v.value);
         // Answer only once the records are durable, so a sidecar may forget them.
         await writer.flush(INGEST_DURABLE_TIMEOUT_MS);

@@ -32,11 +32,33 @@ function spawnWriterThread(opts: WriterThreadOptions): Worker {
 const HANDOFF_BATCH = 64;
 const HANDOFF_DELAY_MS = 1;
 
+/**
+ * Backpressure starts when this many records wait for PostgreSQL: enough for the writer's
+ * pipeline (two batches of 2,000 in flight, the next one filling), while more only ages
+ * records towards the spill deadline, where they are written twice (spool, then table).
+ */
+const ADMIT_DEPTH = 8192;
+
 const EMPTY_COUNTERS: WriterCounters = { written: 0, duplicates: 0, conflicts: 0, dropped: 0, rejected: 0, spooled: 0, replayed: 0 };
 
 interface Pending {
   resolve: () => void;
   reject: (e: Error) => void;
+}
+
+/** A request waiting for room for its `n` records (admit()). */
+interface Admission {
+  n: number;
+  resolve: () => void;
+  timer: NodeJS.Timeout;
+}
+
+/** How requests fared under backpressure (zt_audit_backpressure_total). */
+export interface BackpressureCounters {
+  /** Requests that waited and got their room. */
+  admitted: number;
+  /** Requests that waited the whole timeout (their records were then refused: fail closed). */
+  timedOut: number;
 }
 
 export class ThreadedAuditSink implements AuditSink {
@@ -55,12 +77,17 @@ export class ThreadedAuditSink implements AuditSink {
   private nextId = 1;
   private readonly replies = new Map<number, Pending>();
   private readonly exited: Promise<void>;
+  // Requests waiting for room, first come first served, and the room promised to the ones
+  // released but not yet appended (they resume in the microtasks after this message).
+  private admissions: Admission[] = [];
+  private promised = 0;
+  readonly backpressure: BackpressureCounters = { admitted: 0, timedOut: 0 };
 
   private constructor(opts: WriterThreadOptions, log: (obj: Record<string, unknown>) => void) {
     this.refusal = new RecordRefusal(opts.onSpoolFailure, log);
     this.maxQueue = opts.maxQueue;
     this.log = log;
-    this.snap = { received: 0, queueDepth: 0, backlog: 0, postgresUp: true, cannotSecure: false, accepting: true, queued: 0, detail: "starting", counters: EMPTY_COUNTERS, head: { chain_id: "", seq: 0, hash: "" } };
+    this.snap = { received: 0, queueDepth: 0, lagMs: 0, backlog: 0, postgresUp: true, cannotSecure: false, accepting: true, queued: 0, detail: "starting", counters: EMPTY_COUNTERS, head: { chain_id: "", seq: 0, hash: "" } };
     this.worker = spawnWriterThread(opts);
     this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));
   }
@@ -105,6 +132,8 @@ export class ThreadedAuditSink implements AuditSink {
     else if (m.t === "fatal") this.fail(`audit writer thread failed: ${m.error}`);
     else {
       this.snap = m.snapshot;
+      this.promised = 0;
+      this.releaseAdmissions();
       if (m.t === "done") {
         const p = this.replies.get(m.id);
         this.replies.delete(m.id);
@@ -126,6 +155,60 @@ export class ThreadedAuditSink implements AuditSink {
     this.log({ msg: "audit: writer thread failed; refusing records (fail closed)", reason, lost });
     for (const p of this.replies.values()) p.reject(new AuditUnavailableError(reason));
     this.replies.clear();
+    // Waiting is pointless now: append() refuses, and each refusal is counted.
+    this.releaseAdmissions(true);
+  }
+
+  /**
+   * Room for `n` more records without pushing the writer into its overload modes: at most
+   * ADMIT_DEPTH waiting, and never beyond a quarter of the memory bound (from half of it
+   * the writer spools and evicts everything, to be replayed later). A larger request gets
+   * an empty queue (requests behind it wait their turn, so it does get one).
+   */
+  private fits(n: number): boolean {
+    const depth = this.queueDepth + this.promised;
+    return depth === 0 || depth + n <= Math.min(ADMIT_DEPTH, this.maxQueue / 4);
+  }
+
+  /**
+   * Backpressure instead of refusals: when the writer thread (or PostgreSQL and the spool
+   * behind it) cannot keep up, a request waits for room before it is evaluated, so a burst
+   * slows callers down rather than turning into audit_unavailable denials. The wait is
+   * bounded; after it append() refuses and the engine fails closed as before.
+   */
+  admit(n: number, timeoutMs: number): Promise<void> | null {
+    // Refused at once when waiting cannot help: closed, failed, or (deny) nothing can secure records.
+    if (this.closed || this.failure !== null || (this.snap.cannotSecure && this.refusal.mode === "deny")) return null;
+    if (this.admissions.length === 0 && this.fits(n)) return null;
+    return new Promise<void>((resolve) => {
+      const a: Admission = {
+        n,
+        resolve,
+        timer: setTimeout(() => {
+          this.admissions = this.admissions.filter((x) => x !== a);
+          this.backpressure.timedOut++;
+          resolve();
+          // The head may have been the only one too large for the room there is.
+          this.releaseAdmissions();
+        }, timeoutMs),
+      };
+      this.admissions.push(a);
+    });
+  }
+
+  /** Lets waiting requests go, in arrival order, while their records fit (all of them when `all`). */
+  private releaseAdmissions(all = false): void {
+    while (this.admissions.length > 0) {
+      const a = this.admissions[0] as Admission;
+      if (!all && !this.fits(a.n)) return;
+      this.admissions.shift();
+      clearTimeout(a.timer);
+      if (!all) {
+        this.promised += a.n;
+        this.backpressure.admitted++;
+      }
+      a.resolve();
+    }
   }
 
   /** Records appended here and not yet committed or spooled by the writer thread. */
@@ -147,6 +230,7 @@ export class ThreadedAuditSink implements AuditSink {
     if (this.snap.cannotSecure && this.refusal.mode === "deny") return this.refuse(`audit trail unavailable: ${this.snap.detail}`);
     this.batch.push(v.value);
     this.appended++;
+    if (this.promised > 0) this.promised--;
     if (this.batch.length >= HANDOFF_BATCH) this.send();
     else if (this.timer === null) this.timer = setTimeout(this.sendLater, HANDOFF_DELAY_MS);
   }
@@ -215,6 +299,7 @@ export class ThreadedAuditSink implements AuditSink {
     if (this.closed) return;
     const done = this.failure === null ? this.request((id) => ({ t: "close", id })) : Promise.resolve();
     this.closed = true;
+    this.releaseAdmissions(true);
     try {
       await done;
     } finally {
@@ -234,6 +319,11 @@ export class ThreadedAuditSink implements AuditSink {
 
   get postgresUp(): boolean {
     return this.snap.postgresUp;
+  }
+
+  /** How far PostgreSQL (or the spool) lags behind, as of the writer's last report. */
+  get lagMs(): number {
+    return this.snap.lagMs;
   }
 
   /** The newest link of the writer's chain (as of its last report). */

@@ -19,6 +19,8 @@ export interface WriterSnapshot {
   received: number;
   /** Of those, records still in the writer's memory (neither committed nor spooled). */
   queueDepth: number;
+  /** Age of the oldest of those records that is neither committed nor spooled, in ms (0: none). */
+  lagMs: number;
   backlog: number;
   postgresUp: boolean;
   cannotSecure: boolean;

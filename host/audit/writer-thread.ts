@@ -39,6 +39,7 @@ function snapshot(): WriterSnapshot {
   return {
     received,
     queueDepth: writer.queueDepth,
+    lagMs: writer.pendingAgeMs(),
     backlog: writer.backlog,
     postgresUp: writer.postgresUp,
     cannotSecure: writer.cannotSecure,

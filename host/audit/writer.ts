@@ -232,6 +232,15 @@ export class AuditWriter implements AuditSink {
     return this.incoming.length + (this.q.length - this.qHead);
   }
 
+  /** Age in ms of the oldest record neither committed nor spooled (0: none): how far PostgreSQL lags. */
+  pendingAgeMs(now: number = performance.now()): number {
+    const head = this.headSeq();
+    const i = this.qHead + Math.max(0, this.durableThrough() + 1 - head);
+    if (i < this.q.length) return now - (this.q[i] as Entry).t;
+    const t = this.incomingT[0];
+    return t === undefined ? 0 : now - t;
+  }
+
   /** Records in spool segments that are no longer in memory (to be replayed). */
   get backlog(): number {
     return this.backlogRecords;

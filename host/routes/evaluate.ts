@@ -25,6 +25,8 @@ export interface EvaluateRouteDeps extends DecideDeps {
   readonly store: PolicyStore;
   readonly maxBodyBytes: number;
   readonly maxBatch: number;
+  /** Longest wait for room in the audit queue (AuditSink.admit) before decisions fail closed. */
+  readonly auditWaitMs: number;
   readonly identify?: EvaluateIdentify | null;
   readonly authorize?: EvaluateAuthorize | null;
   /** Verifies agent JWTs (ZT_JWKS_URL); null: every agent request is denied (agent_auth_not_configured). */
@@ -85,7 +87,7 @@ export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
     }
     const body = await readBodyText(c, deps.maxBodyBytes);
     if (!body.ok) return fail(body.status, requestId, body.code, body.message, "$");
-    const t0 = performance.now();
+    let t0 = performance.now();
     let json: unknown;
     try {
       json = JSON.parse(body.text);
@@ -116,8 +118,16 @@ export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
       const refused = deps.authorize(caller, items, c, batch);
       if (refused !== null) return withRequestId(refused, requestId);
     }
-    // One generation for the whole request, read after the body arrived: a swap in between
-    // is simply not seen by this request.
+    // Backpressure: wait (bounded) until the audit queue has room for this request's
+    // records; the wait is not evaluation latency.
+    const room = deps.auditWaitMs > 0 && deps.sink.admit ? deps.sink.admit(items.length, deps.auditWaitMs) : null;
+    if (room !== null) {
+      const w0 = performance.now();
+      await room;
+      t0 += performance.now() - w0;
+    }
+    // One generation for the whole request, read after the body arrived (and after any
+    // backpressure wait): a swap in between is simply not seen by this request.
     const active = deps.store.current();
     if (active === null) return fail(503, requestId, "no_module", "no policy module is loaded");
     let nowMs = Date.now();

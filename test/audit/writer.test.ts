@@ -147,6 +147,7 @@ describe("when even the spool fails", () => {
     audit = a;
     await breakSpool(a);
     expect(a.sink.status().accepting).toBe(false);
+    expect(a.sink.admit(1, 10_000)).toBeNull(); // no waiting: nothing can secure the records
     const before = a.sink.counters.dropped;
     for (let i = 0; i < 5; i++) expect(() => a.sink.append(serviceRecord())).toThrow(AuditUnavailableError);
     expect(a.sink.counters.dropped).toBe(before + 5);
@@ -167,6 +168,11 @@ describe("when even the spool fails", () => {
     const before = a.sink.counters.dropped;
     for (let i = 0; i < 100; i++) a.sink.append(serviceRecord());
     expect(a.sink.counters.dropped).toBeGreaterThanOrEqual(before + 50);
+    // Backpressure cannot make room while nothing drains: the wait ends at its timeout.
+    const room = a.sink.admit(1, 100);
+    expect(room).not.toBeNull();
+    await room;
+    expect(a.sink.backpressure.timedOut).toBe(1);
     await repair();
     await a.close();
     audit = null;

@@ -3,13 +3,16 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { auditConfigFromEnv, openAudit } from "../../host/audit/index.js";
+import postgres from "postgres";
+import { type Audit, auditConfigFromEnv, openAudit } from "../../host/audit/index.js";
 import { call, type DecisionBody, H, op, startTestEngine, svc, type TestEngine, TOKEN } from "./harness.js";
-import { parseMetrics } from "./metrics-text.js";
+import { parseMetrics, value } from "./metrics-text.js";
 
 let e: TestEngine;
+let audit: Audit;
 beforeAll(async () => {
-  e = await startTestEngine({ audit: (dir) => openAudit(auditConfigFromEnv({ ZT_DATA_DIR: join(dir, "data") })) });
+  // A small memory bound, so that a burst of batches outruns the writer thread (backpressure test).
+  e = await startTestEngine({ audit: async (dir) => (audit = await openAudit(auditConfigFromEnv({ ZT_DATA_DIR: join(dir, "data"), ZT_AUDIT_MAX_QUEUE: "300" }))) });
 });
 afterAll(async () => {
   await e?.dispose();
@@ -58,6 +61,31 @@ describe("engine + PostgreSQL audit trail", () => {
     }
     const g = await call<{ edges: unknown[] }>(e.url, "GET", "/v1/graph", { token: TOKEN });
     expect(g.status).toBe(200);
+  });
+
+  it("a burst larger than the audit queue waits for room instead of failing closed: no decision is audit_unavailable, no record is dropped", async () => {
+    // 40 concurrent batches of 100 = 4,000 decisions against a bound of 300 records in memory.
+    const batch = Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? svc("gateway", "postgres", 5432) : svc("chat", "postgres", 5432)));
+    const replies = await Promise.all(Array.from({ length: 40 }, () => call<DecisionBody[]>(e.url, "POST", "/v1/evaluate", { body: batch })));
+    for (const r of replies) {
+      expect(r.status).toBe(200);
+      expect(r.body.map((d) => d.reason)).toEqual(batch.map((_, i) => (i % 2 === 0 ? "allowed_by_rule" : "default_deny")));
+    }
+    const { samples } = parseMetrics(await (await fetch(e.url + "/metrics")).text());
+    expect(value(samples, "zt_audit_backpressure_total", { outcome: "admitted" })).toBeGreaterThan(0);
+    expect(value(samples, "zt_audit_backpressure_total", { outcome: "timed_out" })).toBe(0);
+    expect(value(samples, "zt_evaluation_errors_total", { kind: "audit_unavailable" })).toBe(0);
+    expect(value(samples, "zt_audit_dropped_total")).toBe(0);
+    // And every one of the 4,000 reaches PostgreSQL.
+    await audit.sink.flush();
+    const ids = replies.flatMap((r) => r.body.map((d) => d.decision_id));
+    const sql = postgres(audit.connections.engine, { max: 1, onnotice: () => undefined });
+    try {
+      const [row] = await sql`SELECT count(*)::int AS n FROM zt_audit.decisions WHERE decision_id = ANY(${ids}::uuid[])`;
+      expect(row?.n).toBe(4000);
+    } finally {
+      await sql.end();
+    }
   });
 
   it("exposes one audit queue gauge (the audit trail's own) and still passes promtool", async () => {

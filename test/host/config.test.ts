@@ -8,7 +8,7 @@ describe("loadConfig", () => {
     const r = loadConfig({}, "/srv/zt");
     expect(r.ok).toBe(true);
     if (!r.ok) return;
-    expect(r.config).toMatchObject({ host: "127.0.0.1", port: 8054, healthPort: 8055, mode: "enforce", policyPath: "/srv/zt/policies", dataDir: "/srv/zt/data" });
+    expect(r.config).toMatchObject({ host: "127.0.0.1", port: 8054, healthPort: 8055, mode: "enforce", policyPath: "/srv/zt/policies", dataDir: "/srv/zt/data", auditWaitMs: 1000 });
   });
 
   it("listens on every interface when a workload identity is configured", () => {
@@ -21,12 +21,13 @@ describe("loadConfig", () => {
   });
 
   it("reports every bad value at once", () => {
-    const r = loadConfig({ ZT_PORT: "http", ZT_MODE: "audit" }, "/srv/zt");
+    const r = loadConfig({ ZT_PORT: "http", ZT_MODE: "audit", ZT_AUDIT_BACKPRESSURE_MS: "-1" }, "/srv/zt");
     expect(r.ok).toBe(false);
     if (!r.ok) {
-      expect(r.errors.length).toBe(2);
+      expect(r.errors.length).toBe(3);
       expect(r.errors.join("\n")).toMatch(/ZT_PORT/);
       expect(r.errors.join("\n")).toMatch(/ZT_MODE/);
+      expect(r.errors.join("\n")).toMatch(/ZT_AUDIT_BACKPRESSURE_MS/);
     }
   });
 });
