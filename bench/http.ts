@@ -3,9 +3,11 @@
 // run, plus batch throughput. The servers run in a child process; autocannon in this one.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
+import { cpuAccountingAvailable, type CpuSplit, startCpuMeter } from "./cpu.js";
 import type { BenchFn, BenchSection, Cell } from "./types.js";
 
 const H = "spiffe://hanzo.ai/hanzo-k8s/hanzo/";
@@ -49,10 +51,13 @@ interface Load {
   p99: number;
   errors: number;
   non2xx: number;
+  /** Where the CPU went (when the server's pid was given and /proc is there). */
+  cpu: CpuSplit | null;
 }
 
-async function load(url: string, bodies: readonly unknown[], opts: { connections: number; seconds: number; rate?: number }): Promise<Load> {
+async function load(url: string, bodies: readonly unknown[], opts: { connections: number; seconds: number; rate?: number; pid?: number }): Promise<Load> {
   const payloads = bodies.map((b) => JSON.stringify(b));
+  const meter = opts.pid !== undefined && cpuAccountingAvailable() ? startCpuMeter(opts.pid) : null;
   const result = await autocannon({
     url,
     method: "POST",
@@ -62,7 +67,8 @@ async function load(url: string, bodies: readonly unknown[], opts: { connections
     requests: payloads.map((body) => ({ method: "POST", body })),
     ...(opts.rate ? { overallRate: opts.rate } : {}),
   });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx };
+  const cpu = meter ? meter.stop(result.requests.total) : null;
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx, cpu };
 }
 
 /** Decisions the engine turned into DENY because the audit trail refused them, so far. */
@@ -72,20 +78,47 @@ async function auditRefusals(port: number): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
+/** Where each case's CPU went, per request (per decision for batches), and what a target needs. */
+function cpuSection(cases: Array<{ case: string; load: Load; perDecision: number }>, baseline: Load): BenchSection {
+  const cores = availableParallelism();
+  const rows = cases.map(({ case: name, load: l, perDecision }) => {
+    const c = l.cpu;
+    const per = (us: number | undefined): Cell => (us === undefined ? null : Math.round((us / perDecision) * 10) / 10);
+    return {
+      case: name,
+      "req/s": Math.round(l.rps),
+      "server main thread µs": per(c?.mainUs),
+      "server other threads µs": per(c?.otherThreadsUs),
+      "PostgreSQL µs": per(c?.childrenUs),
+      "autocannon µs": per(c?.loadGenUs),
+      "total µs": per(c?.totalUs),
+      "machine busy": c ? `${Math.round(c.busy * 100)}%` : null,
+    };
+  });
+  const budget = (share: number): number => Math.round((cores * 1e6) / (baseline.rps * share));
+  const notes = [
+    `CPU time per request from /proc over each measured run (utime + stime): the server's main thread (HTTP, validation, evaluation, the audit hand-off), its other threads (audit writer thread, V8 GC helpers), the processes it started (embedded PostgreSQL: backend, WAL writer, checkpointer), and the bench process running autocannon; ${cores} cores shared by all of them`,
+    `budget: ${cores} cores at 70% of the baseline's ${Math.round(baseline.rps).toLocaleString("en")} req/s leave ${budget(0.7)} µs of machine CPU per request for everything above (load generator included); the baseline itself uses ${baseline.cpu?.totalUs ?? "?"} µs`,
+  ];
+  return { name: "http-cpu", title: "HTTP: CPU per request by component (same runs)", rows, notes };
+}
+
 export const run: BenchFn = async (opts) => {
   const seconds = opts.quick ? 3 : 10;
   const connections = 32;
   const rows: Array<Record<string, Cell>> = [];
   const notes: string[] = [];
+  const cpuRows: Array<{ case: string; load: Load; perDecision: number }> = [];
 
   const base = await startChild(["baseline"]);
   let baseline: Load;
   try {
     await load(`http://127.0.0.1:${base.port}/v1/evaluate`, [{}], { connections, seconds: 1 });
-    baseline = await load(`http://127.0.0.1:${base.port}/v1/evaluate`, [{}], { connections, seconds });
+    baseline = await load(`http://127.0.0.1:${base.port}/v1/evaluate`, [{}], { connections, seconds, pid: base.child.pid! });
   } finally {
     await stopChild(base.child);
   }
+  cpuRows.push({ case: "baseline: Hono constant JSON", load: baseline, perDecision: 1 });
   rows.push({ case: "baseline: Hono constant JSON", connections, "req/s": Math.round(baseline.rps), "decisions/s": null, "p50 ms": baseline.p50, "p99 ms": baseline.p99, "vs baseline": "1.00", errors: baseline.errors + baseline.non2xx, "audit refusals": null });
 
   const shapedChild = await startChild(["baseline-shaped"]);
@@ -93,10 +126,11 @@ export const run: BenchFn = async (opts) => {
   try {
     const url = `http://127.0.0.1:${shapedChild.port}/v1/evaluate`;
     await load(url, SINGLE, { connections, seconds: 1 });
-    shaped = await load(url, SINGLE, { connections, seconds });
+    shaped = await load(url, SINGLE, { connections, seconds, pid: shapedChild.child.pid! });
   } finally {
     await stopChild(shapedChild.child);
   }
+  cpuRows.push({ case: "baseline: reads the body, engine-sized answer", load: shaped, perDecision: 1 });
   rows.push({ case: "baseline: reads the body, engine-sized answer", connections, "req/s": Math.round(shaped.rps), "decisions/s": null, "p50 ms": shaped.p50, "p99 ms": shaped.p99, "vs baseline": (shaped.rps / baseline.rps).toFixed(2), errors: shaped.errors + shaped.non2xx, "audit refusals": null });
 
   const eng = await startChild(["engine", join(root(), "policies")]);
@@ -110,8 +144,9 @@ export const run: BenchFn = async (opts) => {
       refused = now;
       return d;
     };
-    const single = await load(url, SINGLE, { connections, seconds });
+    const single = await load(url, SINGLE, { connections, seconds, pid: eng.child.pid! });
     const ratio = single.rps / baseline.rps;
+    cpuRows.push({ case: "engine: single request, audit on", load: single, perDecision: 1 });
     rows.push({ case: "engine: single request, audit on", connections, "req/s": Math.round(single.rps), "decisions/s": Math.round(single.rps), "p50 ms": single.p50, "p99 ms": single.p99, "vs baseline": ratio.toFixed(2), errors: single.errors + single.non2xx, "audit refusals": await refusedSince() });
 
     const rate = Math.round(single.rps * 0.8);
@@ -121,8 +156,9 @@ export const run: BenchFn = async (opts) => {
     const batch = Array.from({ length: 1000 }, (_, i) => SINGLE[i % SINGLE.length]!);
     await load(url, [batch], { connections: 4, seconds: 2 });
     await refusedSince();
-    const batched = await load(url, [batch], { connections: 4, seconds });
+    const batched = await load(url, [batch], { connections: 4, seconds, pid: eng.child.pid! });
     const dps = batched.rps * 1000;
+    cpuRows.push({ case: "engine: batches of 1,000, audit on (per decision)", load: batched, perDecision: 1000 });
     rows.push({ case: "engine: batches of 1,000, audit on", connections: 4, "req/s": Math.round(batched.rps), "decisions/s": Math.round(dps), "p50 ms": batched.p50, "p99 ms": batched.p99, "vs baseline": null, errors: batched.errors + batched.non2xx, "audit refusals": await refusedSince() });
 
     notes.push(`target: single requests >= 70% of the baseline: ${ratio >= 0.7 ? "met" : "NOT met"} (${(ratio * 100).toFixed(0)}%)`);
@@ -140,11 +176,13 @@ export const run: BenchFn = async (opts) => {
   try {
     const url = `http://127.0.0.1:${off.port}/v1/evaluate`;
     await load(url, SINGLE, { connections, seconds: 2 });
-    const single = await load(url, SINGLE, { connections, seconds });
+    const single = await load(url, SINGLE, { connections, seconds, pid: off.child.pid! });
+    cpuRows.push({ case: "comparator: single request, audit off", load: single, perDecision: 1 });
     rows.push({ case: "comparator: single request, audit off", connections, "req/s": Math.round(single.rps), "decisions/s": Math.round(single.rps), "p50 ms": single.p50, "p99 ms": single.p99, "vs baseline": (single.rps / baseline.rps).toFixed(2), errors: single.errors + single.non2xx, "audit refusals": null });
     const batch = Array.from({ length: 1000 }, (_, i) => SINGLE[i % SINGLE.length]!);
     await load(url, [batch], { connections: 4, seconds: 2 });
-    const batched = await load(url, [batch], { connections: 4, seconds });
+    const batched = await load(url, [batch], { connections: 4, seconds, pid: off.child.pid! });
+    cpuRows.push({ case: "comparator: batches of 1,000, audit off (per decision)", load: batched, perDecision: 1000 });
     rows.push({ case: "comparator: batches of 1,000, audit off", connections: 4, "req/s": Math.round(batched.rps), "decisions/s": Math.round(batched.rps * 1000), "p50 ms": batched.p50, "p99 ms": batched.p99, "vs baseline": null, errors: batched.errors + batched.non2xx, "audit refusals": null });
     const on = rows.find((r) => r.case === "engine: single request, audit on");
     if (on && typeof on["req/s"] === "number") {
@@ -157,5 +195,5 @@ export const run: BenchFn = async (opts) => {
     await stopChild(off.child);
   }
   const section: BenchSection = { name: "http", title: "HTTP: POST /v1/evaluate (autocannon) vs a constant-JSON Hono handler", rows, notes };
-  return section;
+  return cpuRows.some((r) => r.load.cpu !== null) ? [section, cpuSection(cpuRows, baseline)] : section;
 };
