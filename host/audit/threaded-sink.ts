@@ -161,13 +161,16 @@ export class ThreadedAuditSink implements AuditSink {
 
   /**
    * Room for `n` more records without pushing the writer into its overload modes: at most
-   * ADMIT_DEPTH waiting, and never beyond a quarter of the memory bound (from half of it
-   * the writer spools and evicts everything, to be replayed later). A larger request gets
-   * an empty queue (requests behind it wait their turn, so it does get one).
+   * ADMIT_DEPTH waiting for PostgreSQL, and never beyond a quarter of the memory bound (from
+   * half of it the writer spools and evicts everything, to be replayed later). While
+   * PostgreSQL is down the spool is the sink and records wait for the spill tick by design,
+   * so only the quarter applies. A request larger than the bound gets an empty queue
+   * (requests behind it wait their turn, so it does get one).
    */
   private fits(n: number): boolean {
     const depth = this.queueDepth + this.promised;
-    return depth === 0 || depth + n <= Math.min(ADMIT_DEPTH, this.maxQueue / 4);
+    const bound = this.snap.postgresUp ? Math.min(ADMIT_DEPTH, this.maxQueue / 4) : this.maxQueue / 4;
+    return depth === 0 || depth + n <= bound;
   }
 
   /**

@@ -2,9 +2,13 @@
 // POST /v1/audit/ingest (strict validation, durable acknowledgement, re-sends) against
 // records written through the sink into a real PostgreSQL.
 import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import postgres from "postgres";
 import type { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAudit, type Audit } from "../../host/audit/index.js";
+import { auditRoutes } from "../../host/audit/routes.js";
+import { ThreadedAuditSink } from "../../host/audit/threaded-sink.js";
 import type { AuditRecord } from "../../host/audit/record.js";
 import type { Graph } from "../../host/audit/graph.js";
 import { operatorRecord, serviceRecord, tempDataDir } from "./helpers.js";
@@ -181,6 +185,7 @@ describe("GET /v1/graph", () => {
 describe("POST /v1/audit/ingest", () => {
   const post = (body: string): Promise<Response> => Promise.resolve(app.request("/v1/audit/ingest", { method: "POST", body, headers: { "content-type": "application/json" } }));
 
+
   it("stores sidecar records durably before answering", async () => {
     const recs = [serviceRecord({ source: CHAT, destination: DB, port: 5432 }), serviceRecord({ source: CHAT, destination: DB, port: 5432, decision: "DENY" })].map((r) => ({
       ...r,
@@ -218,5 +223,29 @@ describe("POST /v1/audit/ingest", () => {
     await settle();
     expect(audit.sink.counters.written).toBe(before);
     expect(audit.sink.counters.dropped).toBe(0);
+  });
+});
+
+describe("ingest backpressure", () => {
+  it("a burst of sidecar batches larger than the memory bound waits for room (backpressure) instead of being refused", async () => {
+    // Its own writer with a bound of 400 records, on the same PostgreSQL.
+    const sink = await ThreadedAuditSink.start({ dsn: audit.connections.engine, spoolDir: join(dir, "spool-bp"), writerId: "ingest-bp", onSpoolFailure: "deny", maxQueue: 400 }, () => undefined);
+    const sql = postgres(audit.connections.engine, { max: 1, onnotice: () => undefined });
+    try {
+      const small = auditRoutes(sql, sink);
+      const batches = Array.from({ length: 12 }, () => Array.from({ length: 100 }, () => ({ ...serviceRecord({ source: "spiffe://hanzo.ai/do-sfo3/hanzo/burst", destination: DB, port: 5432 }), origin: "sidecar/burst" })));
+      const replies = await Promise.all(
+        batches.map((records) => Promise.resolve(small.request("/v1/audit/ingest", { method: "POST", body: JSON.stringify({ records }), headers: { "content-type": "application/json" } }))),
+      );
+      expect(replies.map((r) => r.status)).toEqual(batches.map(() => 200));
+      expect(sink.backpressure.admitted).toBeGreaterThan(0);
+      expect(sink.counters.dropped).toBe(0);
+      const ids = batches.flat().map((r) => r.decision_id);
+      const [row] = await sql`SELECT count(*)::int AS n FROM zt_audit.decisions WHERE decision_id = ANY(${ids}::uuid[])`;
+      expect(row?.n).toBe(1200);
+    } finally {
+      await sink.close();
+      await sql.end();
+    }
   });
 });
