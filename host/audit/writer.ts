@@ -27,6 +27,14 @@ export const DURABILITY_WINDOW_MS = 500;
  */
 export const PIPELINE_DEPTH = 2;
 
+/**
+ * A live batch that is not full waits up to this long for more records, unless a flush is
+ * waiting for it: PostgreSQL's cost per row falls with the batch size (each commit is a
+ * statement, a WAL flush and an fsync), and under a steady stream of single decisions the
+ * batches would otherwise be as small as one commit's latency lets records pile up.
+ */
+export const BATCH_LINGER_MS = 20;
+
 export type { OnSpoolFailure } from "./refusal.js";
 
 export interface WriterOptions {
@@ -41,6 +49,8 @@ export interface WriterOptions {
   tickMs?: number;
   /** close(): how long to keep trying PostgreSQL before spooling the rest. */
   closeTimeoutMs?: number;
+  /** How long a batch that is not full waits for more records (default BATCH_LINGER_MS). */
+  batchLingerMs?: number;
   logger?: (obj: Record<string, unknown>) => void;
   /** Called whenever records became durable (committed or spooled): the writer thread reports its state then. */
   onProgress?: () => void;
@@ -109,6 +119,9 @@ export class AuditWriter implements AuditSink {
   private readonly spillAfterMs: number;
   private readonly tickMs: number;
   private readonly closeTimeoutMs: number;
+  private readonly lingerMs: number;
+  /** When launch() held back a batch to let it fill: the time it goes anyway. */
+  private lingerUntil: number | null = null;
   private readonly log: (obj: Record<string, unknown>) => void;
   private readonly onProgress: () => void;
   private readonly refusal: RecordRefusal;
@@ -153,6 +166,7 @@ export class AuditWriter implements AuditSink {
     this.spillAfterMs = opts.spillAfterMs ?? SPILL_AFTER_MS;
     this.tickMs = opts.tickMs ?? TICK_MS;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    this.lingerMs = opts.batchLingerMs ?? BATCH_LINGER_MS;
     this.log = opts.logger ?? (() => undefined);
     this.refusal = new RecordRefusal(opts.onSpoolFailure, this.log);
     this.onProgress = opts.onProgress ?? (() => undefined);
@@ -264,6 +278,8 @@ export class AuditWriter implements AuditSink {
     return new Promise<void>((resolve, reject) => {
       const w: Waiter = { seq, resolve, reject };
       this.waiters.push(w);
+      // A batch held back to fill up goes now (launch() does not linger while a flush waits).
+      this.kick();
       if (timeoutMs !== undefined) {
         const t = setTimeout(() => {
           this.waiters = this.waiters.filter((x) => x !== w);
@@ -405,7 +421,7 @@ export class AuditWriter implements AuditSink {
       this.launch(flights);
       const f = flights[0];
       if (!f) {
-        await this.sleep(1000);
+        await this.sleep(this.lingerUntil === null ? 1000 : Math.max(1, this.lingerUntil - performance.now()));
         continue;
       }
       // New records wake the pump so a full follow-up batch goes out while this one runs.
@@ -428,6 +444,7 @@ export class AuditWriter implements AuditSink {
 
   /** Sends live batches until PIPELINE_DEPTH are in flight; a follow-up batch only when full (fewer, larger commits). */
   private launch(flights: Flight[]): void {
+    this.lingerUntil = null;
     while (flights.length < PIPELINE_DEPTH && !this.segments.some((s) => s.backlog)) {
       const prev = flights[flights.length - 1];
       const head = this.headSeq();
@@ -436,6 +453,13 @@ export class AuditWriter implements AuditSink {
       if (start < this.qHead || start >= this.q.length) return;
       const end = Math.min(this.q.length, start + this.batchSize);
       if (prev && end - start < this.batchSize && !this.stopping) return;
+      if (!prev && end - start < this.batchSize && !this.stopping && this.waiters.length === 0) {
+        const until = (this.q[start] as Entry).t + this.lingerMs;
+        if (performance.now() < until) {
+          this.lingerUntil = until;
+          return;
+        }
+      }
       const rows: AuditRow[] = new Array(end - start);
       const months = new Set<string>();
       for (let i = start; i < end; i++) {
