@@ -3,6 +3,7 @@
 // Unknown fields are refused so a typo (`"prot": 5432`) is an error, not a silent default.
 import type { ServiceRequest } from "../compiler/model.js";
 import { parseSpiffeId } from "../compiler/spiffe.js";
+import { unstorableText } from "./audit/storable-text.js";
 
 export interface ServiceItem {
   readonly kind: "service";
@@ -77,8 +78,15 @@ function typeName(v: unknown): string {
 function optionalString(v: unknown, max: number, index: number, rest: string): string | null | InputError {
   if (v === undefined || v === null) return null;
   if (typeof v !== "string") return fail(index, rest, `expected a string or null, got ${typeName(v)}`);
+  if (v.length === 0) return fail(index, rest, "must not be empty (omit it or use null)");
   if (v.length > max) return fail(index, rest, `longer than ${max} characters`);
-  return v;
+  return storable(v, index, rest);
+}
+
+/** Text the audit trail could not store is refused here, with its path, not later as a refused record. */
+function storable(v: string, index: number, rest: string): string | InputError {
+  const problem = unstorableText(v);
+  return problem === null ? v : fail(index, rest, problem);
 }
 
 function requiredName(v: unknown, max: number, index: number, rest: string): string | InputError {
@@ -86,7 +94,7 @@ function requiredName(v: unknown, max: number, index: number, rest: string): str
   if (typeof v !== "string") return fail(index, rest, `expected a string, got ${typeName(v)}`);
   if (v.length === 0) return fail(index, rest, "must not be empty");
   if (v.length > max) return fail(index, rest, `longer than ${max} characters`);
-  return v;
+  return storable(v, index, rest);
 }
 
 function isError(v: unknown): v is InputError {

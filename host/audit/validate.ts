@@ -4,6 +4,7 @@
 // integers, no timestamps without a partition).
 import { parseSpiffeId } from "../../compiler/spiffe.js";
 import type { AuditRecord } from "./record.js";
+import { unstorableText } from "./storable-text.js";
 
 export interface FieldError {
   /** JSONPath of the offending value, e.g. `$.records[3].source.spiffe_id`. */
@@ -19,9 +20,6 @@ const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
 const MAX_TEXT = 4096;
 const MAX_ROLES = 64;
 
-// An unpaired UTF-16 surrogate has no UTF-8 form: the driver would send U+FFFD instead, and
-// the stored row would no longer match the record's hash.
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
@@ -74,9 +72,8 @@ function text(v: unknown, path: string, opts: { nullable?: boolean; max?: number
   if (v.length === 0) throw new Invalid(path, "must not be empty");
   const max = opts.max ?? MAX_TEXT;
   if (v.length > max) throw new Invalid(path, `must be at most ${max} characters`);
-  // PostgreSQL text cannot hold NUL: one such record would fail its whole batch.
-  if (v.includes("\u0000")) throw new Invalid(path, "must not contain NUL characters");
-  if (LONE_SURROGATE.test(v)) throw new Invalid(path, "must be valid Unicode (unpaired UTF-16 surrogate)");
+  const problem = unstorableText(v);
+  if (problem !== null) throw new Invalid(path, problem);
   return v;
 }
 

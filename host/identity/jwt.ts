@@ -5,6 +5,10 @@
 import { createRemoteJWKSet, jwtVerify, errors, type JWTPayload } from "jose";
 import type { JwtConfig } from "./config.js";
 import type { IdentityMetrics } from "./metrics.js";
+import { unstorableText } from "../audit/storable-text.js";
+
+/** Longest `sub` accepted: it is stored in the audit record's caller (at most 2,048 characters with the caller's SPIFFE ID). */
+const MAX_SUBJECT = 1024;
 
 export type JwtRejectReason =
   | "malformed_token"
@@ -123,6 +127,9 @@ export function createJwtVerifier(opts: JwtVerifierOptions): JwtVerifier {
     const t = at.getTime() / 1000;
     const exp = payload.exp!;
     if (typeof payload.sub !== "string" || payload.sub === "") return reject("missing_subject", 'the "sub" claim is empty');
+    // The subject goes into the audit record (caller): it must be text the audit trail can store.
+    const subProblem = payload.sub.length > MAX_SUBJECT ? `must be at most ${MAX_SUBJECT} characters` : unstorableText(payload.sub);
+    if (subProblem !== null) return reject("invalid_claim", `the "sub" claim ${subProblem}`);
     if (payload.iat !== undefined && payload.iat > t + tolerance) {
       return reject("iat_in_future", `the token claims to be issued at ${new Date(payload.iat * 1000).toISOString()}, in the future`);
     }

@@ -228,8 +228,8 @@ describe("POST /v1/audit/ingest", () => {
 
 describe("ingest backpressure", () => {
   it("a burst of sidecar batches larger than the memory bound waits for room (backpressure) instead of being refused", async () => {
-    // Its own writer with a bound of 400 records, on the same PostgreSQL.
-    const sink = await ThreadedAuditSink.start({ dsn: audit.connections.engine, spoolDir: join(dir, "spool-bp"), writerId: "ingest-bp", onSpoolFailure: "deny", maxQueue: 400 }, () => undefined);
+    // Its own writer with a bound of 800 records, on the same PostgreSQL.
+    const sink = await ThreadedAuditSink.start({ dsn: audit.connections.engine, spoolDir: join(dir, "spool-bp"), writerId: "ingest-bp", onSpoolFailure: "deny", maxQueue: 800 }, () => undefined);
     const sql = postgres(audit.connections.engine, { max: 1, onnotice: () => undefined });
     try {
       const small = auditRoutes(sql, sink);

@@ -11,8 +11,12 @@ import { parseMetrics, value } from "./metrics-text.js";
 let e: TestEngine;
 let audit: Audit;
 beforeAll(async () => {
-  // A small memory bound, so that a burst of batches outruns the writer thread (backpressure test).
-  e = await startTestEngine({ audit: async (dir) => (audit = await openAudit(auditConfigFromEnv({ ZT_DATA_DIR: join(dir, "data"), ZT_AUDIT_MAX_QUEUE: "300" }))) });
+  // A small memory bound, so that a burst of batches outruns the writer thread, and a wait
+  // bound far beyond it, so that the backpressure test does not depend on the machine's speed.
+  e = await startTestEngine({
+    env: { ZT_AUDIT_BACKPRESSURE_MS: "60000" },
+    audit: async (dir) => (audit = await openAudit(auditConfigFromEnv({ ZT_DATA_DIR: join(dir, "data"), ZT_AUDIT_MAX_QUEUE: "1200" }))),
+  });
 });
 afterAll(async () => {
   await e?.dispose();
@@ -64,7 +68,7 @@ describe("engine + PostgreSQL audit trail", () => {
   });
 
   it("a burst larger than the audit queue waits for room instead of failing closed: no decision is audit_unavailable, no record is dropped", async () => {
-    // 40 concurrent batches of 100 = 4,000 decisions against a bound of 300 records in memory.
+    // 40 concurrent batches of 100 = 4,000 decisions against a bound of 1,200 records in memory.
     const batch = Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? svc("gateway", "postgres", 5432) : svc("chat", "postgres", 5432)));
     const replies = await Promise.all(Array.from({ length: 40 }, () => call<DecisionBody[]>(e.url, "POST", "/v1/evaluate", { body: batch })));
     for (const r of replies) {

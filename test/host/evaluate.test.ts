@@ -117,6 +117,16 @@ describe("POST /v1/evaluate: malformed input", () => {
     ["incident a number", { operator: { subject: "a", roles: [], mfa: false, incident: 7 }, target: { service: "x", action: "y" } }, "$.operator.incident"],
     ["missing target", { operator: { subject: "a", roles: [], mfa: false } }, "$.target"],
     ["empty action", { operator: { subject: "a", roles: [], mfa: false }, target: { service: "x", action: "" } }, "$.target.action"],
+    // Text the audit trail cannot store (PostgreSQL text holds no NUL; a lone surrogate has no
+    // UTF-8 form) is refused here, with its path, rather than turning into a refused audit
+    // record and a DENY audit_unavailable.
+    ["empty pod", { source: { spiffe_id: H + "a", pod: "" }, destination: { spiffe_id: H + "b", port: 1 } }, "$.source.pod"],
+    ["NUL in node", { source: { spiffe_id: H + "a", node: "worker\u0000-3" }, destination: { spiffe_id: H + "b", port: 1 } }, "$.source.node"],
+    ["lone surrogate in pod", { source: { spiffe_id: H + "a", pod: "gw-\ud800" }, destination: { spiffe_id: H + "b", port: 1 } }, "$.source.pod"],
+    ["NUL in subject", { operator: { subject: "a\u0000", roles: [], mfa: false }, target: { service: "x", action: "y" } }, "$.operator.subject"],
+    ["lone surrogate in a role", { operator: { subject: "a", roles: ["\udc00"], mfa: false }, target: { service: "x", action: "y" } }, "$.operator.roles[0]"],
+    ["empty incident", { operator: { subject: "a", roles: [], mfa: false, incident: "" }, target: { service: "x", action: "y" } }, "$.operator.incident"],
+    ["NUL in service", { operator: { subject: "a", roles: [], mfa: false }, target: { service: "x\u0000", action: "y" } }, "$.target.service"],
   ];
   for (const [name, body, path] of cases) {
     it(`400 for ${name} at ${path}`, async () => {

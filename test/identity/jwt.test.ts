@@ -94,6 +94,12 @@ describe("agent JWTs: rejected, each for its precise reason", () => {
     expectReject(await verifier().verify(await mint(k1, { sub: null })), "missing_subject");
   });
 
+  it("with a sub the audit trail could not store (NUL, lone surrogate, over 1,024 characters)", async () => {
+    for (const sub of ["agent\u0000x", "agent-\ud800", "a".repeat(1025)]) {
+      expectReject(await verifier().verify(await mint(k1, { sub })), "invalid_claim");
+    }
+  });
+
   it("wrongly signed: a known kid, another key", async () => {
     const forger = await signingKey("k1");
     expectReject(await verifier().verify(await mint(forger)), "bad_signature");
