@@ -54,8 +54,16 @@ export function canonicalJson(v: unknown): string {
 
 const str = JSON.stringify;
 
+// Nothing JSON.stringify would escape: no quote, backslash, control character or surrogate.
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+/** JSON.stringify(s) for a string, without the call for the common plain case (half the cost). */
+function qs(s: string): string {
+  return PLAIN.test(s) ? '"' + s + '"' : str(s);
+}
+
 function strOrNull(v: string | null): string {
-  return v === null ? "null" : str(v);
+  return v === null ? "null" : qs(v);
 }
 
 /**
@@ -69,24 +77,24 @@ export function canonicalLink(chainId: string, seq: number, r: AuditRecord): str
   const s = r.source;
   const t = r.target;
   return (
-    '{"chain_id":' + str(chainId) +
+    '{"chain_id":' + qs(chainId) +
     ',"record":{"caller":' + strOrNull(r.caller) +
-    ',"decision":' + str(r.decision) +
-    ',"decision_id":' + str(r.decision_id) +
-    ',"destination":' + (d === null ? "null" : '{"port":' + str(d.port) + ',"spiffe_id":' + str(d.spiffe_id) + "}") +
+    ',"decision":' + qs(r.decision) +
+    ',"decision_id":' + qs(r.decision_id) +
+    ',"destination":' + (d === null ? "null" : '{"port":' + str(d.port) + ',"spiffe_id":' + qs(d.spiffe_id) + "}") +
     ',"enforced":' + str(r.enforced) +
     ',"latency_us":' + str(r.latency_us) +
     ',"operator":' +
     (o === null
       ? "null"
-      : '{"incident":' + strOrNull(o.incident) + ',"mfa":' + str(o.mfa) + ',"roles":[' + o.roles.map((x) => str(x)).join(",") + '],"subject":' + str(o.subject) + "}") +
-    ',"origin":' + str(r.origin) +
+      : '{"incident":' + strOrNull(o.incident) + ',"mfa":' + str(o.mfa) + ',"roles":[' + o.roles.map((x) => qs(x)).join(",") + '],"subject":' + qs(o.subject) + "}") +
+    ',"origin":' + qs(r.origin) +
     ',"policy_matched":' + strOrNull(r.policy_matched) +
-    ',"policy_version":' + str(r.policy_version) +
-    ',"reason":' + str(r.reason) +
-    ',"source":' + (s === null ? "null" : '{"node":' + strOrNull(s.node) + ',"pod":' + strOrNull(s.pod) + ',"spiffe_id":' + str(s.spiffe_id) + "}") +
-    ',"target":' + (t === null ? "null" : '{"action":' + str(t.action) + ',"service":' + str(t.service) + "}") +
-    ',"timestamp":' + str(r.timestamp) +
+    ',"policy_version":' + qs(r.policy_version) +
+    ',"reason":' + qs(r.reason) +
+    ',"source":' + (s === null ? "null" : '{"node":' + strOrNull(s.node) + ',"pod":' + strOrNull(s.pod) + ',"spiffe_id":' + qs(s.spiffe_id) + "}") +
+    ',"target":' + (t === null ? "null" : '{"action":' + qs(t.action) + ',"service":' + qs(t.service) + "}") +
+    ',"timestamp":' + qs(r.timestamp) +
     '},"seq":' + str(seq) + "}"
   );
 }

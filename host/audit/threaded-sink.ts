@@ -264,7 +264,7 @@ export class ThreadedAuditSink implements AuditSink {
     if (this.batch.length === 0 || this.failure !== null) return;
     const records = this.batch;
     this.batch = [];
-    this.post({ t: "records", records });
+    this.post({ t: "records", json: JSON.stringify(records) });
   }
 
   private post(m: ToWriter): void {

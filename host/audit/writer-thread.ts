@@ -81,7 +81,7 @@ async function settle(m: Extract<ToWriter, { t: "flush" | "close" }>): Promise<v
 // Records are taken synchronously, in arrival order, so a flush or close covers every
 // record sent before it; a slow flush never holds later records back.
 port.on("message", (m: ToWriter) => {
-  if (m.t === "records") take(m.records);
+  if (m.t === "records") take(JSON.parse(m.json) as AuditRecord[]);
   else void settle(m);
 });
 
