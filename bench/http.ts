@@ -78,8 +78,14 @@ async function auditRefusals(port: number): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
+interface CpuCase {
+  case: string;
+  load: Load;
+  perDecision: number;
+}
+
 /** Where each case's CPU went, per request (per decision for batches), and what a target needs. */
-function cpuSection(cases: Array<{ case: string; load: Load; perDecision: number }>, baseline: Load): BenchSection {
+function cpuSection(cases: readonly CpuCase[], baseline: Load): BenchSection {
   const cores = availableParallelism();
   const rows = cases.map(({ case: name, load: l, perDecision }) => {
     const c = l.cpu;
@@ -108,7 +114,13 @@ export const run: BenchFn = async (opts) => {
   const connections = 32;
   const rows: Array<Record<string, Cell>> = [];
   const notes: string[] = [];
-  const cpuRows: Array<{ case: string; load: Load; perDecision: number }> = [];
+  const cpuRows: CpuCase[] = [];
+  /** One measured case: its row in the http table and, when measured, in the http-cpu table. */
+  const add = (name: string, l: Load, o: { connections: number; decisionsPerRequest: number | null; vs: string | null; refusals: number | null }): void => {
+    const per = o.decisionsPerRequest;
+    rows.push({ case: name, connections: o.connections, "req/s": Math.round(l.rps), "decisions/s": per === null ? null : Math.round(l.rps * per), "p50 ms": l.p50, "p99 ms": l.p99, "vs baseline": o.vs, errors: l.errors + l.non2xx, "audit refusals": o.refusals });
+    if (l.cpu) cpuRows.push({ case: per !== null && per > 1 ? `${name} (per decision)` : name, load: l, perDecision: per ?? 1 });
+  };
 
   const base = await startChild(["baseline"]);
   let baseline: Load;
@@ -118,8 +130,8 @@ export const run: BenchFn = async (opts) => {
   } finally {
     await stopChild(base.child);
   }
-  cpuRows.push({ case: "baseline: Hono constant JSON", load: baseline, perDecision: 1 });
-  rows.push({ case: "baseline: Hono constant JSON", connections, "req/s": Math.round(baseline.rps), "decisions/s": null, "p50 ms": baseline.p50, "p99 ms": baseline.p99, "vs baseline": "1.00", errors: baseline.errors + baseline.non2xx, "audit refusals": null });
+  const vs = (l: Load): string => (l.rps / baseline.rps).toFixed(2);
+  add("baseline: Hono constant JSON", baseline, { connections, decisionsPerRequest: null, vs: "1.00", refusals: null });
 
   const shapedChild = await startChild(["baseline-shaped"]);
   let shaped: Load;
@@ -130,9 +142,10 @@ export const run: BenchFn = async (opts) => {
   } finally {
     await stopChild(shapedChild.child);
   }
-  cpuRows.push({ case: "baseline: reads the body, engine-sized answer", load: shaped, perDecision: 1 });
-  rows.push({ case: "baseline: reads the body, engine-sized answer", connections, "req/s": Math.round(shaped.rps), "decisions/s": null, "p50 ms": shaped.p50, "p99 ms": shaped.p99, "vs baseline": (shaped.rps / baseline.rps).toFixed(2), errors: shaped.errors + shaped.non2xx, "audit refusals": null });
+  add("baseline: reads the body, engine-sized answer", shaped, { connections, decisionsPerRequest: null, vs: vs(shaped), refusals: null });
 
+  const batch = Array.from({ length: 1000 }, (_, i) => SINGLE[i % SINGLE.length]!);
+  let singleOn: Load;
   const eng = await startChild(["engine", join(root(), "policies")]);
   try {
     const url = `http://127.0.0.1:${eng.port}/v1/evaluate`;
@@ -144,25 +157,21 @@ export const run: BenchFn = async (opts) => {
       refused = now;
       return d;
     };
-    const single = await load(url, SINGLE, { connections, seconds, pid: eng.child.pid! });
-    const ratio = single.rps / baseline.rps;
-    cpuRows.push({ case: "engine: single request, audit on", load: single, perDecision: 1 });
-    rows.push({ case: "engine: single request, audit on", connections, "req/s": Math.round(single.rps), "decisions/s": Math.round(single.rps), "p50 ms": single.p50, "p99 ms": single.p99, "vs baseline": ratio.toFixed(2), errors: single.errors + single.non2xx, "audit refusals": await refusedSince() });
+    singleOn = await load(url, SINGLE, { connections, seconds, pid: eng.child.pid! });
+    const ratio = singleOn.rps / baseline.rps;
+    add("engine: single request, audit on", singleOn, { connections, decisionsPerRequest: 1, vs: vs(singleOn), refusals: await refusedSince() });
 
-    const rate = Math.round(single.rps * 0.8);
-    const paced = await load(url, SINGLE, { connections, seconds, rate });
-    rows.push({ case: "engine: single at 80% of peak", connections, "req/s": Math.round(paced.rps), "decisions/s": Math.round(paced.rps), "p50 ms": paced.p50, "p99 ms": paced.p99, "vs baseline": (paced.rps / baseline.rps).toFixed(2), errors: paced.errors + paced.non2xx, "audit refusals": await refusedSince() });
+    const paced = await load(url, SINGLE, { connections, seconds, rate: Math.round(singleOn.rps * 0.8) });
+    add("engine: single at 80% of peak", paced, { connections, decisionsPerRequest: 1, vs: vs(paced), refusals: await refusedSince() });
 
-    const batch = Array.from({ length: 1000 }, (_, i) => SINGLE[i % SINGLE.length]!);
     await load(url, [batch], { connections: 4, seconds: 2 });
     await refusedSince();
     const batched = await load(url, [batch], { connections: 4, seconds, pid: eng.child.pid! });
     const dps = batched.rps * 1000;
-    cpuRows.push({ case: "engine: batches of 1,000, audit on (per decision)", load: batched, perDecision: 1000 });
-    rows.push({ case: "engine: batches of 1,000, audit on", connections: 4, "req/s": Math.round(batched.rps), "decisions/s": Math.round(dps), "p50 ms": batched.p50, "p99 ms": batched.p99, "vs baseline": null, errors: batched.errors + batched.non2xx, "audit refusals": await refusedSince() });
+    add("engine: batches of 1,000, audit on", batched, { connections: 4, decisionsPerRequest: 1000, vs: null, refusals: await refusedSince() });
 
     notes.push(`target: single requests >= 70% of the baseline: ${ratio >= 0.7 ? "met" : "NOT met"} (${(ratio * 100).toFixed(0)}%)`);
-    notes.push(`engine (audit on) vs the baseline that reads the body and sends an engine-sized answer: ${((single.rps / shaped.rps) * 100).toFixed(0)}%`);
+    notes.push(`engine (audit on) vs the baseline that reads the body and sends an engine-sized answer: ${((singleOn.rps / shaped.rps) * 100).toFixed(0)}%`);
     notes.push(`target: >= 500,000 decisions/s in batches of 1,000: ${dps >= 500_000 ? "met" : "NOT met"} (${Math.round(dps).toLocaleString("en")})`);
     notes.push(`target: p99 < 10 ms at 80% of peak: ${paced.p99 < 10 ? "met" : "NOT met"} (${paced.p99} ms)`);
     notes.push("audit refusals: decisions the engine turned into DENY audit_unavailable because the audit trail refused the record; with backpressure (docs/audit.md) a request waits for room in the audit queue instead, so this stays 0 unless a wait runs out");
@@ -177,23 +186,17 @@ export const run: BenchFn = async (opts) => {
     const url = `http://127.0.0.1:${off.port}/v1/evaluate`;
     await load(url, SINGLE, { connections, seconds: 2 });
     const single = await load(url, SINGLE, { connections, seconds, pid: off.child.pid! });
-    cpuRows.push({ case: "comparator: single request, audit off", load: single, perDecision: 1 });
-    rows.push({ case: "comparator: single request, audit off", connections, "req/s": Math.round(single.rps), "decisions/s": Math.round(single.rps), "p50 ms": single.p50, "p99 ms": single.p99, "vs baseline": (single.rps / baseline.rps).toFixed(2), errors: single.errors + single.non2xx, "audit refusals": null });
-    const batch = Array.from({ length: 1000 }, (_, i) => SINGLE[i % SINGLE.length]!);
+    add("comparator: single request, audit off", single, { connections, decisionsPerRequest: 1, vs: vs(single), refusals: null });
     await load(url, [batch], { connections: 4, seconds: 2 });
     const batched = await load(url, [batch], { connections: 4, seconds, pid: off.child.pid! });
-    cpuRows.push({ case: "comparator: batches of 1,000, audit off (per decision)", load: batched, perDecision: 1000 });
-    rows.push({ case: "comparator: batches of 1,000, audit off", connections: 4, "req/s": Math.round(batched.rps), "decisions/s": Math.round(batched.rps * 1000), "p50 ms": batched.p50, "p99 ms": batched.p99, "vs baseline": null, errors: batched.errors + batched.non2xx, "audit refusals": null });
-    const on = rows.find((r) => r.case === "engine: single request, audit on");
-    if (on && typeof on["req/s"] === "number") {
-      const r = on["req/s"] / single.rps;
-      notes.push(`target (audit issue): single-request throughput with audit on >= 80% of audit off: ${r >= 0.8 ? "met" : "NOT met"} (${(r * 100).toFixed(0)}%)`);
-      notes.push(`engine (audit off) vs the baseline that reads the body and sends an engine-sized answer: ${((single.rps / shaped.rps) * 100).toFixed(0)}%`);
-    }
+    add("comparator: batches of 1,000, audit off", batched, { connections: 4, decisionsPerRequest: 1000, vs: null, refusals: null });
+    const r = singleOn.rps / single.rps;
+    notes.push(`target (audit issue): single-request throughput with audit on >= 80% of audit off: ${r >= 0.8 ? "met" : "NOT met"} (${(r * 100).toFixed(0)}%)`);
+    notes.push(`engine (audit off) vs the baseline that reads the body and sends an engine-sized answer: ${((single.rps / shaped.rps) * 100).toFixed(0)}%`);
     notes.push("comparator rows: the same engine in the same run with a sink that discards records (bench only; the shipped engine always audits)");
   } finally {
     await stopChild(off.child);
   }
   const section: BenchSection = { name: "http", title: "HTTP: POST /v1/evaluate (autocannon) vs a constant-JSON Hono handler", rows, notes };
-  return cpuRows.some((r) => r.load.cpu !== null) ? [section, cpuSection(cpuRows, baseline)] : section;
+  return cpuRows.length > 0 ? [section, cpuSection(cpuRows, baseline)] : section;
 };

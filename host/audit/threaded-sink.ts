@@ -159,6 +159,11 @@ export class ThreadedAuditSink implements AuditSink {
     this.releaseAdmissions(true);
   }
 
+  /** Deny mode with PostgreSQL and the spool both failing (the writer's last report): every record is refused. */
+  private get refusingAll(): boolean {
+    return this.snap.cannotSecure && this.refusal.mode === "deny";
+  }
+
   /**
    * Room for `n` more records without pushing the writer into its overload modes: at most
    * ADMIT_DEPTH waiting for PostgreSQL, and never beyond a quarter of the memory bound (from
@@ -181,7 +186,7 @@ export class ThreadedAuditSink implements AuditSink {
    */
   admit(n: number, timeoutMs: number): Promise<void> | null {
     // Refused at once when waiting cannot help: closed, failed, or (deny) nothing can secure records.
-    if (this.closed || this.failure !== null || (this.snap.cannotSecure && this.refusal.mode === "deny")) return null;
+    if (this.closed || this.failure !== null || this.refusingAll) return null;
     if (this.admissions.length === 0 && this.fits(n)) return null;
     return new Promise<void>((resolve) => {
       const a: Admission = {
@@ -230,7 +235,7 @@ export class ThreadedAuditSink implements AuditSink {
       return;
     }
     if (this.queueDepth >= this.maxQueue) return this.refuse("audit queue full");
-    if (this.snap.cannotSecure && this.refusal.mode === "deny") return this.refuse(`audit trail unavailable: ${this.snap.detail}`);
+    if (this.refusingAll) return this.refuse(`audit trail unavailable: ${this.snap.detail}`);
     this.batch.push(v.value);
     this.appended++;
     if (this.promised > 0) this.promised--;

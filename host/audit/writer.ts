@@ -113,7 +113,6 @@ export class AuditWriter implements AuditSink {
   readonly chainId: string;
   private readonly sql: Sql;
   private readonly spool: Spool;
-  private readonly mode: OnSpoolFailure;
   private readonly maxQueue: number;
   private readonly batchSize: number;
   private readonly spillAfterMs: number;
@@ -160,7 +159,6 @@ export class AuditWriter implements AuditSink {
   constructor(opts: WriterOptions) {
     this.sql = opts.sql;
     this.spool = new Spool(opts.spoolDir);
-    this.mode = opts.onSpoolFailure;
     this.maxQueue = opts.maxQueue ?? 100_000;
     this.batchSize = opts.batchSize ?? 2000;
     this.spillAfterMs = opts.spillAfterMs ?? SPILL_AFTER_MS;
@@ -212,7 +210,7 @@ export class AuditWriter implements AuditSink {
     }
     const depth = this.incoming.length + (this.q.length - this.qHead);
     const cannotSecure = this.cannotSecure;
-    if (depth >= this.maxQueue || (cannotSecure && this.mode === "deny")) {
+    if (depth >= this.maxQueue || (cannotSecure && this.refusal.mode === "deny")) {
       return this.refuse(cannotSecure ? `audit trail unavailable: PostgreSQL (${this.pgError}) and spool (${this.spoolError}) both failing` : "audit queue full");
     }
     this.incoming.push(record);
@@ -234,7 +232,7 @@ export class AuditWriter implements AuditSink {
     if (this.spoolFailed) detail += `; spool failing: ${this.spoolError}`;
     if (this.backlogRecords > 0 && this.pgUp) detail += `; replaying ${this.backlogRecords} spooled records`;
     return {
-      accepting: !this.closed && !(this.mode === "deny" && this.spoolFailed && !this.pgUp),
+      accepting: !this.closed && !(this.refusal.mode === "deny" && this.cannotSecure),
       queued,
       dropped: this.counters.dropped,
       detail,
