@@ -9,7 +9,7 @@ import { buildPolicySet } from "../compiler/load.js";
 import type { PolicySet, ServiceRequest } from "../compiler/model.js";
 import { parsePolicyText } from "../compiler/parse.js";
 import { evaluateServiceReference } from "../compiler/reference.js";
-import { PolicyRuntime } from "../host/runtime.js";
+import { PolicyRuntime } from "../host/engine/runtime.js";
 import { measure, round, type Timing } from "./measure.js";
 import { generateRequests, generateRules, type GeneratedRule, policyYaml } from "./policy-gen.js";
 import type { BenchFn, BenchSection, Cell } from "./types.js";

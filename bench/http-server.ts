@@ -10,9 +10,9 @@ import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import type { AddressInfo } from "node:net";
 import { auditConfigFromEnv, openAudit } from "../host/audit/index.js";
-import { loadConfig } from "../host/config.js";
-import { createLogger } from "../host/logger.js";
-import { type AuditHandle, startEngine } from "../host/server.js";
+import { loadConfig } from "../host/common/config.js";
+import { createLogger } from "../host/common/logger.js";
+import { type AuditHandle, startEngine } from "../host/http/server.js";
 
 /** Accepts every record and keeps none: only for measuring the audit trail's cost. */
 function discardingAudit(): AuditHandle {

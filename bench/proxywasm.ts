@@ -9,7 +9,7 @@ import { compilePolicySet, evaluatorPath } from "../compiler/compile.js";
 import { buildPolicySet } from "../compiler/load.js";
 import type { ServiceRequest } from "../compiler/model.js";
 import { parsePolicyText } from "../compiler/parse.js";
-import { PolicyRuntime } from "../host/runtime.js";
+import { PolicyRuntime } from "../host/engine/runtime.js";
 import { ProxyWasmHost, type Plugin } from "../test/proxywasm/harness.js";
 import { measure, round, type Timing } from "./measure.js";
 import { generateRequests, generateRules, policyYaml } from "./policy-gen.js";

@@ -1,12 +1,12 @@
 // The audit trail as the server sees it: openAudit() starts (or connects to) PostgreSQL,
 // applies migrations, starts the writer (replaying any spool left by a crash), schedules
-// retention, and hands back the sink, the routes, the metrics hook and verify.
+// retention, and hands back the sink, the query connection, the metrics hook and verify.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import type { Hono } from "hono";
+import type { Sql } from "postgres";
 import type { Registry } from "prom-client";
 import type { AuditConfig } from "./config.js";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "./embedded.js";
@@ -14,7 +14,6 @@ import { runRetention, type MaintenanceReport } from "./maintenance.js";
 import { registerAuditMetrics } from "./metrics.js";
 import { checkSchemaVersion, migrate } from "./migrations.js";
 import { bootstrapRoles } from "./roles.js";
-import { auditRoutes } from "./routes.js";
 import { verifyChains, type VerifyReport } from "./verify.js";
 import { connect } from "./connect.js";
 import { ThreadedAuditSink } from "./threaded-sink.js";
@@ -38,8 +37,8 @@ export interface AuditConnections {
 
 export interface Audit {
   sink: ThreadedAuditSink;
-  /** GET /v1/audit, GET /v1/graph, POST /v1/audit/ingest (mount behind the auth middleware). */
-  routes(): Hono;
+  /** The engine role's pool for reads (GET /v1/audit, GET /v1/graph: see http/routes/audit.ts). */
+  readonly query: Sql;
   /** zt_audit_dropped_total, zt_audit_queue_depth, zt_audit_spool_backlog, ... */
   registerMetrics(registry: Registry): void;
   verify(): Promise<VerifyReport>;
@@ -154,11 +153,10 @@ export async function openAudit(config: AuditConfig): Promise<Audit> {
   const timer = setInterval(maintain, config.maintenanceIntervalMs ?? HOUR_MS);
   timer.unref();
 
-  let app: Hono | null = null;
   let closed = false;
   return {
     sink: writer,
-    routes: () => (app ??= auditRoutes(querySql, writer)),
+    query: querySql,
     registerMetrics: (registry) => registerAuditMetrics(registry, writer),
     verify: () => verifyChains(querySql),
     runMaintenance,

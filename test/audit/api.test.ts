@@ -7,7 +7,7 @@ import postgres from "postgres";
 import type { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAudit, type Audit } from "../../host/audit/index.js";
-import { auditRoutes } from "../../host/audit/routes.js";
+import { auditRoutes } from "../../host/http/routes/audit.js";
 import { ThreadedAuditSink } from "../../host/audit/threaded-sink.js";
 import type { AuditRecord } from "../../host/audit/record.js";
 import type { Graph } from "../../host/audit/graph.js";
@@ -36,7 +36,7 @@ async function settle(): Promise<void> {
 beforeAll(async () => {
   dir = await tempDataDir("api");
   audit = await openAudit({ dataDir: dir, retentionDays: 365, onSpoolFailure: "deny" });
-  app = audit.routes();
+  app = auditRoutes(audit.query, audit.sink);
   let m = 0;
   const add = (r: AuditRecord): void => {
     all.push(r);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import postgres, { type Sql } from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAudit, type Audit } from "../../host/audit/index.js";
-import { auditVerifyCommand } from "../../host/audit/verify-command.js";
+import { auditVerifyCommand } from "../../host/cli/audit-verify.js";
 import { AuditWriter } from "../../host/audit/writer.js";
 import { serviceRecord, tempDataDir } from "./helpers.js";
 

@@ -5,7 +5,7 @@ import { compilePolicySet } from "../../compiler/compile.js";
 import { buildPolicySet, formatDiagnostic } from "../../compiler/load.js";
 import { parsePolicyText } from "../../compiler/parse.js";
 import { requiredScopesReference } from "../../compiler/reference.js";
-import { PolicyRuntime } from "../../host/runtime.js";
+import { PolicyRuntime } from "../../host/engine/runtime.js";
 import { spiffeId, spiffePattern } from "../support/policy-arbitraries.js";
 
 const doc = (agentScopes: string) => `apiVersion: zt.hanzo.ai/v1

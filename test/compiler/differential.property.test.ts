@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { compilePolicySet } from "../../compiler/compile.js";
 import { evaluateOperatorReference, evaluateServiceReference } from "../../compiler/reference.js";
-import { PolicyRuntime } from "../../host/runtime.js";
+import { PolicyRuntime } from "../../host/engine/runtime.js";
 import { operatorRequest, policyTexts, serviceRequest, setFromTexts } from "../support/policy-arbitraries.js";
 
 const POLICY_SETS = 1500;

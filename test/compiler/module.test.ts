@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { compilePolicySet, loadEvaluator, sha256Hex } from "../../compiler/compile.js";
 import { linkModule, MANIFEST_SECTION } from "../../compiler/link.js";
 import { loadPolicyFiles } from "../../compiler/load.js";
-import { hostImports, PolicyRuntime } from "../../host/runtime.js";
+import { hostImports, PolicyRuntime } from "../../host/engine/runtime.js";
 import { POLICIES_DIR, seedModule } from "../support/seed.js";
 
 describe("policy module", () => {

@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { REASON_NAMES, type OperatorRequest, type PolicySet, type ServiceRequest, type Verdict } from "../../compiler/model.js";
 import { evaluateOperatorReference, evaluateServiceReference } from "../../compiler/reference.js";
-import { PolicyRuntime } from "../../host/runtime.js";
+import { PolicyRuntime } from "../../host/engine/runtime.js";
 import { H, seedModule } from "../support/seed.js";
 
 let rt: PolicyRuntime;

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compilePolicySet } from "../../compiler/compile.js";
 import { REASON_NAMES, type ServiceRequest, type Verdict } from "../../compiler/model.js";
-import { PolicyRuntime } from "../../host/runtime.js";
+import { PolicyRuntime } from "../../host/engine/runtime.js";
 import { policyTexts, serviceRequest, setFromTexts } from "../support/policy-arbitraries.js";
 import { ProxyWasmHost } from "./harness.js";
 import { startIngestServer, type IngestServer } from "./fixtures.js";

@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
-import { envoyConfigCommand, envoyConfigText } from "../../host/envoy/config.js";
-import { UsageError } from "../../host/commands/io.js";
+import { envoyConfigCommand, envoyConfigText } from "../../host/cli/envoy-config.js";
+import { UsageError } from "../../host/cli/io.js";
 import { ProxyWasmHost } from "./harness.js";
 import { buildModule, CHAT, CORE_POLICY, IAM, mtlsProperties, POSTGRES } from "./fixtures.js";
 

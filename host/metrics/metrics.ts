@@ -1,0 +1,103 @@
+// The engine's Prometheus metrics (HIP-0044 "Prometheus Metrics" plus ZT's own).
+// Cardinality is bounded twice: label values come from the policy text (metric-labels.ts)
+// and each labelled decision metric keeps at most `maxSeries` (source, dest) pairs.
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import { PairCounts, pairCounter, WindowSummary } from "./series.js";
+
+export type ErrorKind = "module_trap" | "audit_unavailable" | "internal";
+export type ReloadTrigger = "startup" | "file" | "api";
+
+export interface EngineMetrics {
+  readonly registry: Registry;
+  /** One decision: labels already resolved by MetricLabels. */
+  decision(allow: boolean, source: string, dest: string): void;
+  /** A DENY computed but not enforced (observe mode). */
+  observedDeny(source: string, dest: string): void;
+  /** Evaluation latency of one decision. */
+  latency(seconds: number, nowMs: number): void;
+  /** The same latency for `n` decisions of one batch. */
+  latencyMany(seconds: number, n: number, nowMs: number): void;
+  error(kind: ErrorKind): void;
+  reload(result: "success" | "failure", trigger: ReloadTrigger): void;
+  policyVersion(version: string, loadedAtMs: number, policies: number, rules: number): void;
+  /** Reports the audit queue depth at scrape time, unless the audit code exports its own gauge. */
+  auditQueue(read: () => number): void;
+  /**
+   * Registers the seed's zt_svid_rotations_total{service} and zt_wireguard_peer_up{cluster}
+   * unless another part (identity, tunnels) registered them on this registry already: call
+   * it after they had their turn. Returns the metrics now in the registry.
+   */
+  ensureSeedMetrics(): { svidRotations: Counter<"service">; wireguardPeerUp: Gauge<"cluster"> };
+}
+
+export interface MetricsOptions {
+  maxSeries?: number;
+  /** Node.js process metrics (process_*, nodejs_*); on by default. */
+  processMetrics?: boolean;
+}
+
+export const DECISION_METRIC = "zt_decisions_total";
+export const AUDIT_QUEUE_METRIC = "zt_audit_queue_depth";
+
+export function createMetrics(opts: MetricsOptions = {}): EngineMetrics {
+  const registry = new Registry();
+  const maxSeries = opts.maxSeries ?? 2000;
+  if (opts.processMetrics ?? true) {
+    collectDefaultMetrics({ register: registry });
+    // Gauges named *_total fail `promtool check metrics`; the per-type gauges without the
+    // suffix (nodejs_active_handles{type} etc.) carry the same information.
+    for (const n of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) registry.removeSingleMetric(n);
+  }
+
+  const decisions = new PairCounts(2, maxSeries);
+  pairCounter(registry, DECISION_METRIC, "Access decisions by decision, source and destination workload (labels bounded by the policy set)", ["decision", "source", "dest"] as const, decisions, (source, dest, slot) => ({ decision: slot === 0 ? "allow" : "deny", source, dest }), 2);
+
+  const observed = new PairCounts(1, maxSeries);
+  pairCounter(registry, "zt_observed_denials_total", "Decisions that were DENY but not enforced (observe mode): what enforcement would block", ["source", "dest"] as const, observed, (source, dest) => ({ source, dest }), 1);
+
+  const duration = new WindowSummary(registry, "zt_evaluation_duration_seconds", "Policy evaluation latency per decision (quantiles over the last 10 minutes)", [0.5, 0.9, 0.99], 65536, 600);
+
+  const errors = new Counter({ name: "zt_evaluation_errors_total", help: "Internal errors during evaluation; each one fails closed (DENY) while enforcing", labelNames: ["kind"] as const, registers: [registry] });
+  for (const k of ["module_trap", "audit_unavailable", "internal"] as const) errors.inc({ kind: k }, 0);
+
+  const reloads = new Counter({ name: "zt_policy_reloads_total", help: "Policy module builds by result and trigger", labelNames: ["result", "trigger"] as const, registers: [registry] });
+  const info = new Gauge({ name: "zt_policy_version_info", help: "The active policy module version (value is always 1)", labelNames: ["version"] as const, registers: [registry] });
+  const loadedAt = new Gauge({ name: "zt_policy_loaded_timestamp_seconds", help: "When the active policy module was swapped in (Unix time)", registers: [registry] });
+  const policies = new Gauge({ name: "zt_policies", help: "Number of active policies", registers: [registry] });
+  const rules = new Gauge({ name: "zt_policy_rules", help: "Number of rules in the active policies", registers: [registry] });
+
+  return {
+    registry,
+    decision: (allow, source, dest) => decisions.add(source, dest, allow ? 0 : 1),
+    observedDeny: (source, dest) => observed.add(source, dest, 0),
+    latency: (seconds, nowMs) => duration.record(seconds, nowMs),
+    latencyMany: (seconds, n, nowMs) => duration.recordMany(seconds, n, nowMs),
+    error: (kind) => errors.inc({ kind }),
+    reload: (result, trigger) => reloads.inc({ result, trigger }),
+    policyVersion(version, loadedAtMs, policyCount, ruleCount) {
+      info.reset();
+      info.set({ version }, 1);
+      loadedAt.set(loadedAtMs / 1000);
+      policies.set(policyCount);
+      rules.set(ruleCount);
+    },
+    auditQueue(read) {
+      if (registry.getSingleMetric(AUDIT_QUEUE_METRIC)) return;
+      new Gauge({
+        name: AUDIT_QUEUE_METRIC,
+        help: "Audit records accepted but not yet stored in PostgreSQL",
+        registers: [registry],
+        collect(this: Gauge) {
+          this.set(read());
+        },
+      });
+    },
+    ensureSeedMetrics() {
+      const svid = (registry.getSingleMetric("zt_svid_rotations_total") as Counter<"service"> | undefined) ??
+        new Counter({ name: "zt_svid_rotations_total", help: "X.509 SVID rotations by service", labelNames: ["service"] as const, registers: [registry] });
+      const wg = (registry.getSingleMetric("zt_wireguard_peer_up") as Gauge<"cluster"> | undefined) ??
+        new Gauge({ name: "zt_wireguard_peer_up", help: "WireGuard tunnel to the peer cluster is up (1) or down (0)", labelNames: ["cluster"] as const, registers: [registry] });
+      return { svidRotations: svid, wireguardPeerUp: wg };
+    },
+  };
+}

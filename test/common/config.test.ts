@@ -1,0 +1,33 @@
+// Engine configuration from the environment: defaults that make `npm start` work on a fresh
+// machine, and every bad value reported at once.
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../host/common/config.js";
+
+describe("loadConfig", () => {
+  it("defaults: ports 8054/8055, ./policies, ./data, enforce, loopback without an SVID", () => {
+    const r = loadConfig({}, "/srv/zt");
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.config).toMatchObject({ host: "127.0.0.1", port: 8054, healthPort: 8055, mode: "enforce", policyPath: "/srv/zt/policies", dataDir: "/srv/zt/data", auditWaitMs: 1000 });
+  });
+
+  it("listens on every interface when a workload identity is configured", () => {
+    for (const env of [{ ZT_SPIRE_SOCKET: "/run/spire/sockets/agent.sock" }, { ZT_TLS_CERT: "/etc/zt/tls.crt" }]) {
+      const r = loadConfig(env, "/srv/zt");
+      expect(r.ok && r.config.host).toBe("0.0.0.0");
+    }
+    const explicit = loadConfig({ ZT_SPIRE_SOCKET: "/s", ZT_HOST: "10.0.0.1" }, "/srv/zt");
+    expect(explicit.ok && explicit.config.host).toBe("10.0.0.1");
+  });
+
+  it("reports every bad value at once", () => {
+    const r = loadConfig({ ZT_PORT: "http", ZT_MODE: "audit", ZT_AUDIT_BACKPRESSURE_MS: "-1" }, "/srv/zt");
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.errors.length).toBe(3);
+      expect(r.errors.join("\n")).toMatch(/ZT_PORT/);
+      expect(r.errors.join("\n")).toMatch(/ZT_MODE/);
+      expect(r.errors.join("\n")).toMatch(/ZT_AUDIT_BACKPRESSURE_MS/);
+    }
+  });
+});
