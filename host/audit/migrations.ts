@@ -1,21 +1,21 @@
 // Versioned schema migrations of the audit trail. They run at start-up as the owner role
-// (embedded: zt_audit_owner; external: ZT_AUDIT_MIGRATE_DSN) inside one transaction under
-// an advisory lock, so concurrent replicas starting together apply each version once. An
-// applied migration whose text changed is an error, not a silent re-run.
-import { createHash } from "node:crypto";
+// (embedded: zt_audit_owner; external: ZT_AUDIT_MIGRATE_DSN); host/common/migrations.ts
+// applies them once each, under an advisory lock.
 import type { Sql } from "postgres";
+import {
+  latestVersion,
+  requireCurrentSchema,
+  runMigrations,
+  type Migration,
+  type MigrationResult,
+  type MigrationTrack,
+} from "../common/migrations.js";
 
 export const SCHEMA = "zt_audit";
 /** Group role of the engine: INSERT and SELECT on the audit table, nothing else. */
 export const WRITER_GROUP = "zt_audit_writer";
 /** Group role of the retention job: SELECT plus the partition-dropping function. */
 export const MAINTAINER_GROUP = "zt_audit_maintainer";
-
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
 
 const V1_SCHEMA = `
 DO $roles$
@@ -221,52 +221,17 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 2, name: "filter indexes in byte order (COLLATE \"C\"), without deduplication", sql: V2_C_COLLATION_INDEXES },
 ];
 
-export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+/** The audit trail's track of versioned migrations (host/common/migrations.ts runs it). */
+export const AUDIT_TRACK: MigrationTrack = { schema: SCHEMA, label: "audit", migrations: MIGRATIONS };
 
-function checksum(m: Migration): string {
-  return createHash("sha256").update(m.sql).digest("hex");
-}
+export const LATEST_VERSION = latestVersion(AUDIT_TRACK);
 
-export interface MigrationResult {
-  applied: number[];
-  version: number;
-}
-
-/** Applies pending migrations; a no-op when the schema is current. `sql` must connect as the owner role. */
-export async function migrate(sql: Sql): Promise<MigrationResult> {
-  const applied: number[] = [];
-  await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(hashtext('zt_audit.migrate'))`;
-    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${SCHEMA}`);
-    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ${SCHEMA}.schema_migrations (
-      version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const rows = await tx.unsafe<{ version: number; checksum: string }[]>(`SELECT version, checksum FROM ${SCHEMA}.schema_migrations`);
-    const done = new Map(rows.map((r) => [r.version, r.checksum]));
-    for (const m of MIGRATIONS) {
-      const sum = checksum(m);
-      const have = done.get(m.version);
-      if (have !== undefined) {
-        if (have !== sum) throw new Error(`audit migration ${m.version} (${m.name}) was applied with different text; refusing to continue`);
-        continue;
-      }
-      await tx.unsafe(m.sql);
-      await tx`INSERT INTO zt_audit.schema_migrations (version, name, checksum) VALUES (${m.version}, ${m.name}, ${sum})`;
-      applied.push(m.version);
-    }
-  });
-  return { applied, version: LATEST_VERSION };
+/** Applies pending audit migrations; a no-op when the schema is current. `sql` must connect as the owner role. */
+export function migrate(sql: Sql): Promise<MigrationResult> {
+  return runMigrations(sql, AUDIT_TRACK);
 }
 
 /** For a writer that may not migrate (external DSN without ZT_AUDIT_MIGRATE_DSN): the schema must already be current. */
-export async function checkSchemaVersion(sql: Sql): Promise<void> {
-  let version = 0;
-  try {
-    const rows = await sql.unsafe<{ v: number | null }[]>(`SELECT max(version) AS v FROM ${SCHEMA}.schema_migrations`);
-    version = rows[0]?.v ?? 0;
-  } catch (e) {
-    throw new Error(`audit schema missing or unreadable (${(e as Error).message}); run once with ZT_AUDIT_MIGRATE_DSN set to the owner role`);
-  }
-  if (version < LATEST_VERSION) {
-    throw new Error(`audit schema is at version ${version}, this build needs ${LATEST_VERSION}; run once with ZT_AUDIT_MIGRATE_DSN set to the owner role`);
-  }
+export function checkSchemaVersion(sql: Sql): Promise<void> {
+  return requireCurrentSchema(sql, AUDIT_TRACK, "run once with ZT_AUDIT_MIGRATE_DSN set to the owner role");
 }
