@@ -11,6 +11,7 @@ import type { IncidentStore } from "../engine/incidents.js";
 import type { Logger } from "../common/logger.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
 import type { PolicyStore } from "../engine/policy-store.js";
+import type { Extension } from "./extension.js";
 import { requestIdOf } from "./request-id.js";
 import { type EvaluateAuthorize, type EvaluateIdentify, evaluateRoutes } from "./routes/evaluate.js";
 import { incidentRoutes } from "./routes/incidents.js";
@@ -40,11 +41,20 @@ export interface AppDeps {
   authorizeEvaluate?: EvaluateAuthorize | null;
   /** Agent JWT verifier for agent requests on POST /v1/evaluate; none: they are denied. */
   agentVerifier?: JwtVerifier | null;
+  /** Other front rooms (extension.ts): claimed requests go to them first, their routes follow the API's. */
+  extensions?: readonly Extension[];
 }
 
 export function createApp(deps: AppDeps): Hono<EngineEnv> {
   const app = new Hono<EngineEnv>();
   const { log } = deps;
+  const extensions = deps.extensions ?? [];
+
+  // Requests an extension claims as a whole (e.g. the proxy's public hostnames) never reach the API routes.
+  for (const ext of extensions) {
+    const { claims, app: extApp } = ext;
+    if (claims && extApp) app.use(async (c, next) => (claims.call(ext, c.req.raw) ? extApp.fetch(c.req.raw, c.env) : next()));
+  }
 
   // The hot path first: POST /v1/evaluate answers before the generic middleware below
   // (it sets its own request id and builds its response headers as a plain object).
@@ -97,5 +107,6 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
     for (const path of ["/v1/audit", "/v1/audit/*", "/v1/graph", "/v1/graph/*"]) app.use(path, admin);
     app.route("/", deps.auditRoutes as unknown as Hono<EngineEnv>);
   }
+  for (const ext of extensions) if (ext.app && !ext.claims) app.route("/", ext.app);
   return app;
 }

@@ -10,8 +10,9 @@ import type { Registry } from "prom-client";
 import type { Sql } from "postgres";
 import type { ThreadedAuditSink } from "../audit/threaded-sink.js";
 import { auditRoutes } from "./routes/audit.js";
+import type { Extension, ExtensionFactory } from "./extension.js";
 import type { AuditSink } from "../audit/record.js";
-import { type AdminAuthenticator, bearerTokenAuthenticator } from "./auth.js";
+import { type AdminAuthenticator, adminAuth, bearerTokenAuthenticator } from "./auth.js";
 import { createApp } from "./app.js";
 import type { EngineConfig } from "../common/config.js";
 import { createHealthApp } from "./health.js";
@@ -64,6 +65,8 @@ export interface EngineOptions {
   beforeListen?: () => Promise<void>;
   /** The serving identity's state for /healthz (503 while not ready). */
   identityStatus?: () => IdentityStatus;
+  /** Other front rooms mounted on the API listener (see extension.ts); built in this order. */
+  extensions?: readonly ExtensionFactory[];
 }
 
 export interface EngineHandle {
@@ -112,6 +115,16 @@ function drain(server: Server, timeoutMs: number): Promise<void> {
   });
 }
 
+async function closeExtensions(extensions: readonly Extension[], log: Logger): Promise<void> {
+  for (const ext of extensions) {
+    try {
+      await ext.close?.();
+    } catch (e) {
+      log.error("extension close failed", { extension: ext.name, err: e });
+    }
+  }
+}
+
 export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   const { config, audit, log } = opts;
   const metrics = opts.metrics ?? createMetrics({ maxSeries: config.metricsMaxSeries });
@@ -135,6 +148,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   log.info("health listening", { health: urlOf(healthServer, config.host).url });
   let incidents: IncidentStore;
   let apiServer: Server;
+  const extensions: Extension[] = [];
   try {
     incidents = await IncidentStore.open(join(config.dataDir, "incidents.json"));
     store = await PolicyStore.open({
@@ -145,6 +159,9 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       watchDebounceMs: config.watchDebounceMs,
       rescanIntervalMs: config.rescanIntervalMs,
     });
+    const authenticators = [bearerTokenAuthenticator(opts.adminToken), ...(opts.authenticators ?? [])];
+    const core = { store, incidents, sink: audit.sink, metrics, log, mode: config.mode, admin: adminAuth(authenticators) };
+    for (const factory of opts.extensions ?? []) extensions.push(await factory(core));
     const app = createApp({
       store,
       incidents,
@@ -152,7 +169,8 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       metrics,
       log,
       mode: config.mode,
-      authenticators: [bearerTokenAuthenticator(opts.adminToken), ...(opts.authenticators ?? [])],
+      authenticators,
+      extensions,
       auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink) : null,
       maxBodyBytes: config.maxBodyBytes,
       maxBatch: config.maxBatch,
@@ -165,7 +183,9 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     const extra = typeof opts.listenOptions === "function" ? opts.listenOptions() : opts.listenOptions;
     apiServer = await listen(app, config.host, config.port, extra ?? undefined);
     opts.onApiServer?.(apiServer);
+    for (const ext of extensions) ext.onServer?.(apiServer);
   } catch (e) {
+    await closeExtensions(extensions, log);
     await store?.close();
     await drain(healthServer, 0);
     throw e;
@@ -182,6 +202,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       draining = true;
       log.info("shutting down: draining requests");
       await drain(apiServer, config.shutdownTimeoutMs);
+      await closeExtensions(extensions, log);
       await activeStore.close();
       try {
         await audit.sink.flush();

@@ -1,0 +1,41 @@
+// How the other front rooms (operator proxy, console, rollout tools, sidecar sync) join the
+// engine's API listener without the HTTP room importing them: the composition root (cli/serve.ts)
+// passes `extensions` to startEngine; each gets the engine's core once it exists and returns a Hono
+// app mounted beside the API routes, and optionally claims whole requests first (e.g. by Host
+// header, for the proxy's public hostnames).
+import type { Server } from "node:http";
+import type { Hono, MiddlewareHandler } from "hono";
+import type { RolloutMode } from "../../compiler/model.js";
+import type { AuditSink } from "../audit/record.js";
+import type { Logger } from "../common/logger.js";
+import type { IncidentStore } from "../engine/incidents.js";
+import type { PolicyStore } from "../engine/policy-store.js";
+import type { EngineMetrics } from "../metrics/metrics.js";
+import type { EngineEnv } from "./context.js";
+
+/** What an extension may use of the running engine. */
+export interface EngineCore {
+  readonly store: PolicyStore;
+  readonly incidents: IncidentStore;
+  readonly sink: AuditSink;
+  readonly metrics: EngineMetrics;
+  readonly log: Logger;
+  readonly mode: RolloutMode;
+  /** The same admin middleware as the API's admin routes. */
+  readonly admin: MiddlewareHandler<EngineEnv>;
+}
+
+export interface Extension {
+  /** Its name, for logs. */
+  readonly name: string;
+  /** Routes mounted at "/" after the API's own (request ids, access log and error handling apply). */
+  readonly app?: Hono<EngineEnv>;
+  /** A request this returns true for goes to `app` alone, before the API's routes (e.g. a proxied Host). */
+  claims?(req: Request): boolean;
+  /** Called with the API server once it listens (e.g. for `upgrade` / `connect` events). */
+  onServer?(server: Server): void;
+  /** Awaited on shutdown, after the API stopped accepting requests. */
+  close?(): Promise<void>;
+}
+
+export type ExtensionFactory = (core: EngineCore) => Extension | Promise<Extension>;
