@@ -3,12 +3,14 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { type Diagnostic, sortDiagnostics } from "./diagnostics.js";
 import { canonicalize, type Policy, type PolicySet } from "./model.js";
-import { parsePolicyText } from "./parse.js";
+import { type CompanionDocument, parsePolicyText } from "./parse.js";
 
 export { formatDiagnostic, type Diagnostic } from "./diagnostics.js";
 export { parsePolicyText } from "./parse.js";
 
-export type LoadOutcome = { ok: true; set: PolicySet; files: string[] } | { ok: false; errors: Diagnostic[] };
+export type LoadOutcome =
+  | { ok: true; set: PolicySet; files: string[]; companions: CompanionDocument[] }
+  | { ok: false; errors: Diagnostic[] };
 
 const POLICY_FILE = /\.(ya?ml|json)$/i;
 
@@ -62,6 +64,7 @@ export async function loadPolicyFiles(paths: readonly string[]): Promise<LoadOut
   }
   const errors: Diagnostic[] = [];
   const policies: Policy[] = [];
+  const companions: CompanionDocument[] = [];
   for (const file of files) {
     let text: string;
     try {
@@ -71,11 +74,13 @@ export async function loadPolicyFiles(paths: readonly string[]): Promise<LoadOut
       continue;
     }
     const r = parsePolicyText(text, file);
-    if (r.ok) policies.push(...r.policies);
-    else errors.push(...r.errors);
+    if (r.ok) {
+      policies.push(...r.policies);
+      companions.push(...r.companions);
+    } else errors.push(...r.errors);
   }
   if (files.length === 0) errors.push({ file: String(paths[0] ?? "."), line: 1, col: 1, message: "no policy files (*.yaml, *.yml, *.json) found" });
   errors.push(...checkPolicySet(policies));
   if (errors.length > 0) return { ok: false, errors: sortDiagnostics(errors) };
-  return { ok: true, set: canonicalize(policies), files };
+  return { ok: true, set: canonicalize(policies), files, companions };
 }

@@ -18,14 +18,27 @@ import {
   type SourceRef,
 } from "./model.js";
 import { parseSpiffePattern, type SpiffePattern } from "./spiffe.js";
+import { COMPANION_KINDS } from "./companion-kinds.js";
 
-export type ParseOutcome = { ok: true; policies: Policy[] } | { ok: false; errors: Diagnostic[] };
+/**
+ * A document of another kind that lives beside policies (tests, mesh, access routes): the
+ * policy loader sets it aside; `zt check` validates it with its kind's validator (companions.ts).
+ */
+export interface CompanionDocument {
+  readonly kind: string;
+  readonly file: string;
+  readonly root: Node;
+  /** Builds diagnostics at this document's line:col (its own Ctx). */
+  readonly ctx: Ctx;
+}
+
+export type ParseOutcome = { ok: true; policies: Policy[]; companions: CompanionDocument[] } | { ok: false; errors: Diagnostic[] };
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const RULE_NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,126}[A-Za-z0-9])?$/;
 const TOKEN_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
-class Ctx {
+export class Ctx {
   readonly errors: Diagnostic[] = [];
   constructor(
     readonly file: string,
@@ -45,7 +58,7 @@ class Ctx {
   }
 }
 
-function typeName(node: Node | null | undefined): string {
+export function typeName(node: Node | null | undefined): string {
   if (node == null) return "null";
   if (isMap(node)) return "a mapping";
   if (isSeq(node)) return "a list";
@@ -58,7 +71,7 @@ function typeName(node: Node | null | undefined): string {
 }
 
 /** Reads a mapping's entries, reporting unknown and duplicate keys; returns key -> value node. */
-function fields(ctx: Ctx, map: YAMLMap, where: string, allowed: readonly string[]): Map<string, { key: Node; value: Node | null }> {
+export function fields(ctx: Ctx, map: YAMLMap, where: string, allowed: readonly string[]): Map<string, { key: Node; value: Node | null }> {
   const out = new Map<string, { key: Node; value: Node | null }>();
   for (const pair of map.items) {
     const keyNode = pair.key as Node;
@@ -80,7 +93,7 @@ function fields(ctx: Ctx, map: YAMLMap, where: string, allowed: readonly string[
   return out;
 }
 
-function requireField(ctx: Ctx, f: Map<string, { key: Node; value: Node | null }>, name: string, where: string, parent: Node): Node | null {
+export function requireField(ctx: Ctx, f: Map<string, { key: Node; value: Node | null }>, name: string, where: string, parent: Node): Node | null {
   const e = f.get(name);
   if (!e) {
     ctx.err(parent, `${where}: missing required field "${name}"`);
@@ -93,25 +106,25 @@ function requireField(ctx: Ctx, f: Map<string, { key: Node; value: Node | null }
   return e.value;
 }
 
-function asMap(ctx: Ctx, node: Node | null, what: string, fallback?: Node | null): YAMLMap | null {
+export function asMap(ctx: Ctx, node: Node | null, what: string, fallback?: Node | null): YAMLMap | null {
   if (node && isMap(node)) return node;
   ctx.err(node, `${what} must be a mapping, got ${typeName(node)}`, fallback);
   return null;
 }
 
-function asSeq(ctx: Ctx, node: Node | null, what: string, fallback?: Node | null): YAMLSeq | null {
+export function asSeq(ctx: Ctx, node: Node | null, what: string, fallback?: Node | null): YAMLSeq | null {
   if (node && isSeq(node)) return node;
   ctx.err(node, `${what} must be a list, got ${typeName(node)}`, fallback);
   return null;
 }
 
-function asString(ctx: Ctx, node: Node | null, what: string, fallback?: Node | null): string | null {
+export function asString(ctx: Ctx, node: Node | null, what: string, fallback?: Node | null): string | null {
   if (node && isScalar(node) && typeof node.value === "string") return node.value;
   ctx.err(node, `${what} must be a string, got ${typeName(node)}`, fallback);
   return null;
 }
 
-function asBool(ctx: Ctx, node: Node | null, what: string): boolean | null {
+export function asBool(ctx: Ctx, node: Node | null, what: string): boolean | null {
   if (node && isScalar(node) && typeof node.value === "boolean") return node.value;
   ctx.err(node, `${what} must be true or false, got ${typeName(node)}`);
   return null;
@@ -138,7 +151,7 @@ function spiffeHolder(ctx: Ctx, node: Node | null, where: string): SpiffePattern
 
 const ALL_PORTS: readonly PortRange[] = [{ lo: 0, hi: 65535 }];
 
-function port(ctx: Ctx, node: Node, what: string): PortRange | null {
+export function port(ctx: Ctx, node: Node, what: string): PortRange | null {
   if (isScalar(node) && typeof node.value === "number") {
     const n = node.value;
     if (!Number.isInteger(n) || n < 1 || n > 65535) {
@@ -165,7 +178,7 @@ function port(ctx: Ctx, node: Node, what: string): PortRange | null {
   return null;
 }
 
-function ports(ctx: Ctx, node: Node | null | undefined, what: string, fallback: Node): readonly PortRange[] | null {
+export function ports(ctx: Ctx, node: Node | null | undefined, what: string, fallback: Node): readonly PortRange[] | null {
   if (node === undefined) return ALL_PORTS;
   const seq = asSeq(ctx, node, what, fallback);
   if (!seq) return null;
@@ -415,7 +428,7 @@ function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
   const kn = requireField(ctx, f, "kind", "the policy document", map);
   const kind = kn ? asString(ctx, kn, "kind") : null;
   if (kind !== null && kind !== "ServiceAccessPolicy" && kind !== "OperatorAccessPolicy") {
-    ctx.err(kn, `kind must be ServiceAccessPolicy or OperatorAccessPolicy, got "${kind}"`);
+    ctx.err(kn, `kind must be ${kindList()}, got "${kind}"`);
   }
   let name: string | null = null;
   const mn = requireField(ctx, f, "metadata", "the policy document", map);
@@ -448,12 +461,25 @@ function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
   return name === null ? null : policy;
 }
 
+function kindList(): string {
+  const kinds = ["ServiceAccessPolicy", "OperatorAccessPolicy", ...COMPANION_KINDS];
+  return kinds.slice(0, -1).join(", ") + " or " + kinds[kinds.length - 1];
+}
+
+/** The document's kind when it is a companion kind (a mapping whose `kind` is one), else null. */
+function companionKind(root: Node): string | null {
+  if (!isMap(root)) return null;
+  const k = root.get("kind", true);
+  return isScalar(k) && typeof k.value === "string" && (COMPANION_KINDS as readonly string[]).includes(k.value) ? k.value : null;
+}
+
 /** Parses one file's text: YAML or JSON, one or more documents (`---`). */
 export function parsePolicyText(text: string, file: string): ParseOutcome {
   const lines = new LineCounter();
   const ctx = new Ctx(file, lines);
   const docs = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
   const policies: Policy[] = [];
+  const companions: CompanionDocument[] = [];
   const list = Array.isArray(docs) ? docs : [docs];
   for (const doc of list) {
     if (doc.errors.length > 0) {
@@ -464,10 +490,15 @@ export function parsePolicyText(text: string, file: string): ParseOutcome {
       continue;
     }
     if (doc.contents === null) continue;
-    const p = policyDocument(ctx, doc.contents as Node);
-    if (p) policies.push(p);
+    const root = doc.contents as Node;
+    const kind = companionKind(root);
+    if (kind !== null) companions.push({ kind, file, root, ctx: new Ctx(file, lines) });
+    else {
+      const p = policyDocument(ctx, root);
+      if (p) policies.push(p);
+    }
   }
   if (ctx.errors.length > 0) return { ok: false, errors: sortDiagnostics(ctx.errors) };
-  if (policies.length === 0) return { ok: false, errors: [{ file, line: 1, col: 1, message: "no policy document found" }] };
-  return { ok: true, policies };
+  if (policies.length === 0 && companions.length === 0) return { ok: false, errors: [{ file, line: 1, col: 1, message: "no policy document found" }] };
+  return { ok: true, policies, companions };
 }
