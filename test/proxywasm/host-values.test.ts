@@ -5,12 +5,7 @@
 // up, takes the module's memory size, and requires it unchanged after many more rounds.
 import { beforeAll, describe, expect, it } from "vitest";
 import { ProxyWasmHost } from "./harness.js";
-import { buildModule, CORE_POLICY, IAM, mtlsProperties, POSTGRES } from "./fixtures.js";
-
-const GET: Array<[string, string]> = [
-  [":method", "GET"],
-  [":path", "/"],
-];
+import { buildModule, GET, CORE_POLICY, IAM, mtlsProperties, POSTGRES } from "./fixtures.js";
 
 let wasm: Uint8Array;
 

@@ -39,7 +39,7 @@ const longId = (domain: string): fc.Arbitrary<string> =>
     .record({
       ascii: fc.integer({ min: 2030, max: 2062 }),
       seg: fc.integer({ min: 1, max: 300 }),
-      multi: fc.option(fc.constantFrom(...MULTI), { nil: undefined }),
+      multi: fc.option(fc.constantFrom(...MULTI), { nil: undefined, freq: 2 }),
       at: fc.constantFrom("end", "inside"),
     })
     .map(({ ascii, seg, multi, at }) => {
@@ -98,7 +98,7 @@ describe("IDs around 2,048 bytes: runtime vs filter", () => {
           fc.record({ source: shortSrc, destination: longId("b.org") }),
           fc.record({ source: longId("a.org"), destination: longId("b.org") }),
         ),
-        fc.integer({ min: 1, max: 200 }),
+        fc.integer({ min: 1, max: 120 }),
         async ({ source, destination }, port) => {
           const v = rt.evaluateService({ source, destination, port });
           const s = plugin.httpStream({
@@ -126,6 +126,6 @@ describe("IDs around 2,048 bytes: runtime vs filter", () => {
     );
     expect(host.failed).toBe(false);
     expect(invalid).toBeGreaterThan(50);
-    expect(allowed).toBeGreaterThan(20);
+    expect(allowed).toBeGreaterThan(10);
   });
 });

@@ -57,7 +57,7 @@ afterAll(async () => {
 describe("resending a batch whose answer was lost", () => {
   it("carries the same decision ids, and the trail holds each decision once", async () => {
     const wasm = buildModule(CORE_POLICY).wasm;
-    const host = ProxyWasmHost.load(wasm, { clusters: { zt_engine: relayUrl }, clock: "real", canary: false });
+    const host = ProxyWasmHost.load(wasm, { clusters: { zt_engine: relayUrl }, canary: false });
     const p = host.startPlugin({
       name: "zt",
       rootId: "zt",
@@ -70,7 +70,7 @@ describe("resending a batch whose answer was lost", () => {
       host.advance(1000);
       await host.dispatchHttpCalls();
     }
-    expect(host.metric("zt.audit.sent")).toBe(25n);
+    expect(host.metric("zt.audit.sent"), JSON.stringify({ forwarded, logs: host.vm.logs.slice(-5) })).toBe(25n);
     expect(forwarded.map((f) => [f.engineStatus, f.toldFilter])).toEqual([
       [200, 503],
       [200, 200],

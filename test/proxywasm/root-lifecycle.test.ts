@@ -5,12 +5,7 @@
 // that created it, or denied when that root is gone.
 import { beforeAll, describe, expect, it } from "vitest";
 import { ProxyWasmHost } from "./harness.js";
-import { buildModule, CHAT, CORE_POLICY, IAM, mtlsProperties, POSTGRES } from "./fixtures.js";
-
-const GET: Array<[string, string]> = [
-  [":method", "GET"],
-  [":path", "/"],
-];
+import { buildModule, GET, CHAT, CORE_POLICY, IAM, mtlsProperties, POSTGRES } from "./fixtures.js";
 
 let wasm: Uint8Array;
 
