@@ -4,6 +4,7 @@
 // 64 KiB on every configure, an ingest answer whose `:status` is 64 KiB long. Each test warms
 // up, takes the module's memory size, and requires it unchanged after many more rounds.
 import { beforeAll, describe, expect, it } from "vitest";
+import { REASON_NAMES } from "../../compiler/model.js";
 import { ProxyWasmHost } from "./harness.js";
 import { buildModule, GET, CORE_POLICY, IAM, mtlsProperties, POSTGRES } from "./fixtures.js";
 
@@ -60,7 +61,7 @@ describe("host values of any size", () => {
     expect(host.failed).toBe(false);
     // A 2,048-byte SAN is a valid SPIFFE ID length: it is evaluated, not refused (default deny here).
     const s = p.httpStream(mtlsProperties(longId(2048), POSTGRES, 5432));
-    expect(s.sendRequestHeaders(GET, true).localReply!.headers.find(([k]) => k === "x-zt-reason")?.[1]).toBe("source_undeclared");
+    expect(s.sendRequestHeaders(GET, true).localReply!.headers.find(([k]) => k === "x-zt-reason")?.[1]).toBe(REASON_NAMES[3]);
   });
 
   it("plugin configurations over 64 KiB: 300 configures (new roots, removed after use), memory flat", () => {
