@@ -25,6 +25,30 @@ function sh(args: string[]): string {
   return r.stdout;
 }
 
+/** Namespaces of earlier runs whose process died before its cleanup (SIGKILL): delete them. */
+function sweepStale(): void {
+  const names = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout.split("\n").map((l) => l.split(" ")[0] ?? "");
+  for (const ns of names) {
+    const m = /^zt-mesh(\d+)-/.exec(ns);
+    if (!m || Number(m[1]) === process.pid) continue;
+    let alive = true;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch {
+      alive = false;
+    }
+    if (alive) continue;
+    for (const pid of spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout.split(/\s+/).filter(Boolean)) {
+      try {
+        process.kill(Number(pid), "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+    spawnSync("ip", ["netns", "del", ns]);
+  }
+}
+
 export class Lab {
   readonly a: Side;
   readonly b: Side;
@@ -48,6 +72,7 @@ export class Lab {
   static create(id: string): Lab {
     requireRoot("the WireGuard tunnel test (network namespaces, TUN devices)");
     for (const p of ["ip", "wg", "wireguard-go"]) requireProgram(p);
+    sweepStale();
     const lab = new Lab(id);
     try {
       for (const s of [lab.a, lab.b]) {
