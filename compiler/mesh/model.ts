@@ -10,6 +10,8 @@ export const DEFAULT_LISTEN_PORT = 51820;
 export const DEFAULT_KEEPALIVE = 25;
 export const DEFAULT_GATEWAY_NAMESPACE = "hanzo";
 export const DEFAULT_GATEWAY_LABELS: Readonly<Record<string, string>> = { app: "zt-wireguard-gateway" };
+/** Where `zt mesh agent` serves /metrics (the Prometheus WireGuard exporters' port). */
+export const DEFAULT_METRICS_PORT = 9586;
 
 export interface MeshEndpoint {
   /** An IPv4 or IPv6 address, or a DNS name. */
@@ -43,7 +45,8 @@ export interface MeshCluster {
 export interface WireGuardMesh {
   readonly name: string;
   readonly meshCIDR: Cidr;
-  readonly gateway: { readonly namespace: string; readonly podLabels: Readonly<Record<string, string>> };
+  /** The gateway pods (for `zt netpol`): namespace, labels, and the agent's metrics port. */
+  readonly gateway: { readonly namespace: string; readonly podLabels: Readonly<Record<string, string>>; readonly metricsPort: number };
   readonly clusters: readonly MeshCluster[];
   readonly source: string;
 }

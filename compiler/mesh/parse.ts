@@ -11,6 +11,7 @@ import {
   DEFAULT_GATEWAY_NAMESPACE,
   DEFAULT_KEEPALIVE,
   DEFAULT_LISTEN_PORT,
+  DEFAULT_METRICS_PORT,
   type MeshCluster,
   type MeshEndpoint,
   MESH_KIND,
@@ -71,10 +72,10 @@ function endpoint(ctx: Ctx, node: Node | null, what: string): MeshEndpoint | nul
 }
 
 function gateway(ctx: Ctx, node: Node | null | undefined): WireGuardMesh["gateway"] | null {
-  if (node === undefined) return { namespace: DEFAULT_GATEWAY_NAMESPACE, podLabels: DEFAULT_GATEWAY_LABELS };
+  if (node === undefined) return { namespace: DEFAULT_GATEWAY_NAMESPACE, podLabels: DEFAULT_GATEWAY_LABELS, metricsPort: DEFAULT_METRICS_PORT };
   const map = asMap(ctx, node, "spec.gateway");
   if (!map) return null;
-  const f = fields(ctx, map, "spec.gateway", ["namespace", "podLabels"]);
+  const f = fields(ctx, map, "spec.gateway", ["namespace", "podLabels", "metricsPort"]);
   let namespace = DEFAULT_GATEWAY_NAMESPACE;
   const ne = f.get("namespace");
   if (ne) {
@@ -96,7 +97,9 @@ function gateway(ctx: Ctx, node: Node | null | undefined): WireGuardMesh["gatewa
     }
     if (lm && lm.items.length === 0) ctx.err(lm, "spec.gateway.podLabels must name at least one label (it selects the gateway pods)");
   }
-  return { namespace, podLabels };
+  const pe = f.get("metricsPort");
+  const metricsPort = pe ? integer(ctx, pe.value, "spec.gateway.metricsPort", 1, 65535) : DEFAULT_METRICS_PORT;
+  return metricsPort === null ? null : { namespace, podLabels, metricsPort };
 }
 
 interface Draft {

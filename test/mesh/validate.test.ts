@@ -56,7 +56,7 @@ describe("WireGuardMesh validation", () => {
       ["hanzo-k8s", 51820, 25, "24.199.76.156:51820"],
       ["lux-k8s", 51820, 25, "24.144.69.101:51820"],
     ]);
-    expect(r.mesh.gateway).toEqual({ namespace: "hanzo", podLabels: { app: "zt-wireguard-gateway" } });
+    expect(r.mesh.gateway).toEqual({ namespace: "hanzo", podLabels: { app: "zt-wireguard-gateway" }, metricsPort: 9586 });
   });
 
   it("the shipped mesh/hanzo-lux.yaml passes zt check", () => {
