@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, type ClusterDoc, meshDoc, metricValues, replaceFile, zt } from "./helpers.js";
 import { Lab, type Side } from "./lab.js";
+import { requireProgram } from "../support/programs.js";
 
 const BOUND_S = 4;
 const KEEPALIVE = 1;
@@ -253,6 +254,23 @@ describe("zt mesh agent over a real WireGuard tunnel (wireguard-go in two networ
     });
     figures.rotation_to_tcp_ms = String(Date.now() - tRotate);
     expect(peerUp(b, agentB, "cluster-a")).toBe(1);
+
+    // An invalid update (an inline private key) is refused: the last valid mesh keeps serving.
+    const keysBefore = dump(a).map((p) => p.publicKey).sort();
+    replaceFile(docFile, readFileSync(docFile, "utf8").replace("name: cluster-b", `name: cluster-b\n    privateKey: ${readFileSync(keyB, "utf8").trim()}`));
+    await until("A refuses the document", () => metricValues(scrape(a, agentA.url), "zt_mesh_document_valid").get("") === 0);
+    await until("A logs the refusal", () => agentA.log.some((l) => l.includes("mesh document refused")));
+    expect(dump(a).map((p) => p.publicKey).sort()).toEqual(keysBefore);
+    expect(tcp(a, b.tunnel)).toBe("hello through the mesh");
+    write();
+    await until("A accepts the fixed document", () => metricValues(scrape(a, agentA.url), "zt_mesh_document_valid").get("") === 1);
+
+    // The agents' exposition is valid Prometheus text.
+    const promtool = requireProgram("promtool");
+    for (const [side, agent] of [[a, agentA], [b, agentB]] as const) {
+      const checked = spawnSync(promtool, ["check", "metrics"], { input: scrape(side, agent.url), encoding: "utf8" });
+      expect(checked.status, checked.stdout + checked.stderr).toBe(0);
+    }
 
     // No private key in any log line of either agent.
     const logs = agents.flatMap((x) => x.log).join("\n");
