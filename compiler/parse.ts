@@ -425,22 +425,13 @@ function operatorSpec(ctx: Ctx, spec: YAMLMap, name: string, source: string): Op
   return { kind: "OperatorAccessPolicy", name, rules, source };
 }
 
-function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
-  const map = asMap(ctx, root, "a policy document");
-  if (!map) return null;
-  const f = fields(ctx, map, "the policy document", ["apiVersion", "kind", "metadata", "spec"]);
-  const av = requireField(ctx, f, "apiVersion", "the policy document", map);
-  if (av) {
-    const s = asString(ctx, av, "apiVersion");
-    if (s !== null && s !== API_VERSION) ctx.err(av, `apiVersion must be "${API_VERSION}", got "${s}"`);
-  }
-  const kn = requireField(ctx, f, "kind", "the policy document", map);
-  const kind = kn ? asString(ctx, kn, "kind") : null;
-  if (kind !== null && kind !== "ServiceAccessPolicy" && kind !== "OperatorAccessPolicy") {
-    ctx.err(kn, `kind must be ${kindList()}, got "${kind}"`);
-  }
+/**
+ * A document's metadata (name, labels, annotations), checked; returns the valid name or null.
+ * Shared by every kind of document (policies and companions).
+ */
+export function metadataName(ctx: Ctx, f: Map<string, { key: Node; value: Node | null }>, where: string, map: YAMLMap): string | null {
   let name: string | null = null;
-  const mn = requireField(ctx, f, "metadata", "the policy document", map);
+  const mn = requireField(ctx, f, "metadata", where, map);
   const meta = mn ? asMap(ctx, mn, "metadata") : null;
   if (meta) {
     const mf = fields(ctx, meta, "metadata", ["name", "labels", "annotations"]);
@@ -459,6 +450,24 @@ function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
       });
     }
   }
+  return name;
+}
+
+function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
+  const map = asMap(ctx, root, "a policy document");
+  if (!map) return null;
+  const f = fields(ctx, map, "the policy document", ["apiVersion", "kind", "metadata", "spec"]);
+  const av = requireField(ctx, f, "apiVersion", "the policy document", map);
+  if (av) {
+    const s = asString(ctx, av, "apiVersion");
+    if (s !== null && s !== API_VERSION) ctx.err(av, `apiVersion must be "${API_VERSION}", got "${s}"`);
+  }
+  const kn = requireField(ctx, f, "kind", "the policy document", map);
+  const kind = kn ? asString(ctx, kn, "kind") : null;
+  if (kind !== null && kind !== "ServiceAccessPolicy" && kind !== "OperatorAccessPolicy") {
+    ctx.err(kn, `kind must be ${kindList()}, got "${kind}"`);
+  }
+  const name = metadataName(ctx, f, "the policy document", map);
   const sn = requireField(ctx, f, "spec", "the policy document", map);
   const spec = sn ? asMap(ctx, sn, "spec") : null;
   if (!spec) return null;

@@ -3,7 +3,7 @@
 import { isMap, isScalar, isSeq, type Node, type YAMLMap } from "yaml";
 import { type Diagnostic, sortDiagnostics } from "../diagnostics.js";
 import { API_VERSION, type SourceRef } from "../model.js";
-import { asMap, asSeq, asString, type CompanionDocument, type Ctx, fields, requireField, typeName } from "../parse.js";
+import { asMap, asSeq, asString, type CompanionDocument, type Ctx, fields, metadataName, requireField, typeName } from "../parse.js";
 import { type Cidr, hostCidr, isReservedHost, overlaps, parseCidr, parseIp, contains } from "./cidr.js";
 import { isWireGuardKey } from "./keys.js";
 import {
@@ -21,7 +21,6 @@ import { secretFindings } from "./secrets.js";
 
 export type MeshParse = { ok: true; mesh: WireGuardMesh } | { ok: false; errors: Diagnostic[] };
 
-const NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
@@ -249,18 +248,7 @@ function meshDocument(ctx: Ctx, root: Node): WireGuardMesh | null {
   const av = requireField(ctx, f, "apiVersion", "the WireGuardMesh document", map);
   const avs = av ? asString(ctx, av, "apiVersion") : null;
   if (avs !== null && avs !== API_VERSION) ctx.err(av, `apiVersion must be "${API_VERSION}", got "${avs}"`);
-  let name: string | null = null;
-  const mn = requireField(ctx, f, "metadata", "the WireGuardMesh document", map);
-  const meta = mn ? asMap(ctx, mn, "metadata") : null;
-  if (meta) {
-    const mf = fields(ctx, meta, "metadata", ["name", "labels", "annotations"]);
-    const nn = requireField(ctx, mf, "name", "metadata", meta);
-    name = nn ? asString(ctx, nn, "metadata.name") : null;
-    if (name !== null && !NAME_RE.test(name)) {
-      ctx.err(nn, `metadata.name "${name}" is invalid: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit`);
-      name = null;
-    }
-  }
+  const name = metadataName(ctx, f, "the WireGuardMesh document", map);
   const sn = requireField(ctx, f, "spec", "the WireGuardMesh document", map);
   const spec = sn ? asMap(ctx, sn, "spec") : null;
   if (!spec) return null;

@@ -1,8 +1,8 @@
 // WireGuard key pairs with Node's crypto (X25519; no hand-written curve arithmetic), and the
 // private key file: written 0600, read only where it is applied, never logged or printed.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
-import { open, readFile, rename, stat, unlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { readFile, stat } from "node:fs/promises";
+import { writeFileDurable } from "../common/durable-file.js";
 import { isWireGuardKey } from "../../compiler/mesh/keys.js";
 
 export interface KeyPair {
@@ -47,10 +47,7 @@ export function keyFromHex(hex: string): string {
 
 export class KeyFileExistsError extends Error {}
 
-/**
- * Writes a private key file with mode 0600 from the first byte on (created 0600, then renamed
- * over the old file, so a reader sees the old key or the new one, never a half-written file).
- */
+/** Writes a private key file, mode 0600 from its first byte on; a reader sees the old key or the new one, never half. */
 export async function writePrivateKeyFile(path: string, privateKey: string, overwrite: boolean): Promise<void> {
   if (!overwrite) {
     const exists = await stat(path).then(
@@ -59,21 +56,8 @@ export async function writePrivateKeyFile(path: string, privateKey: string, over
     );
     if (exists) throw new KeyFileExistsError(`${path} exists: give --force to replace the key (a key rotation)`);
   }
-  const tmp = join(dirname(path), `.${process.pid}.${Date.now()}.key.tmp`);
-  const fh = await open(tmp, "wx", 0o600);
-  try {
-    await fh.chmod(0o600);
-    await fh.writeFile(privateKey + "\n");
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
+  // Created 0600 (the umask can only narrow it), written whole, renamed into place.
+  await writeFileDurable(path, privateKey + "\n", 0o600);
 }
 
 export type KeyFileRead = { ok: true; privateKey: string; publicKey: string; looseMode: boolean } | { ok: false; error: string };
