@@ -3,10 +3,12 @@
 import type { Diagnostic } from "./diagnostics.js";
 import { validateMesh } from "./mesh/parse.js";
 import type { CompanionDocument } from "./parse.js";
+import { validatePolicyTest } from "./policy-test/parse.js";
 
 export type CompanionValidator = (doc: CompanionDocument) => Diagnostic[];
 
 const VALIDATORS: Readonly<Record<string, CompanionValidator>> = {
+  PolicyTest: validatePolicyTest,
   WireGuardMesh: validateMesh,
 };
 

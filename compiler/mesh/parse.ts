@@ -2,8 +2,8 @@
 // Above all it refuses key material anywhere but a publicKey field (secrets.ts).
 import { isMap, isScalar, isSeq, type Node, type YAMLMap } from "yaml";
 import { type Diagnostic, sortDiagnostics } from "../diagnostics.js";
-import { API_VERSION, type SourceRef } from "../model.js";
-import { asMap, asSeq, asString, type CompanionDocument, type Ctx, fields, metadataName, requireField, typeName } from "../parse.js";
+import type { SourceRef } from "../model.js";
+import { asMap, asSeq, asString, type CompanionDocument, type Ctx, documentHeader, fields, requireField, typeName } from "../parse.js";
 import { type Cidr, hostCidr, isReservedHost, overlaps, parseCidr, parseIp, contains } from "./cidr.js";
 import { isWireGuardKey } from "./keys.js";
 import {
@@ -244,13 +244,8 @@ function crossChecks(ctx: Ctx, drafts: readonly Draft[], mesh: Cidr | null, mesh
 function meshDocument(ctx: Ctx, root: Node): WireGuardMesh | null {
   const map = asMap(ctx, root, "a WireGuardMesh document");
   if (!map) return null;
-  const f = fields(ctx, map, "the WireGuardMesh document", ["apiVersion", "kind", "metadata", "spec"]);
-  const av = requireField(ctx, f, "apiVersion", "the WireGuardMesh document", map);
-  const avs = av ? asString(ctx, av, "apiVersion") : null;
-  if (avs !== null && avs !== API_VERSION) ctx.err(av, `apiVersion must be "${API_VERSION}", got "${avs}"`);
-  const name = metadataName(ctx, f, "the WireGuardMesh document", map);
-  const sn = requireField(ctx, f, "spec", "the WireGuardMesh document", map);
-  const spec = sn ? asMap(ctx, sn, "spec") : null;
+  // The kind is WireGuardMesh: that is how the document was routed here.
+  const { name, spec } = documentHeader(ctx, map, "the WireGuardMesh document");
   if (!spec) return null;
   const sf = fields(ctx, spec, "spec", ["meshCIDR", "gateway", "clusters"]);
   const mc = requireField(ctx, sf, "meshCIDR", "spec", spec);
