@@ -4,10 +4,12 @@ import type { Diagnostic } from "./diagnostics.js";
 import type { CompanionDocument } from "./parse.js";
 import { ACCESS_ROUTE_KIND } from "./access-route/model.js";
 import { checkRouteSet, parseAccessRoute, validateAccessRoute } from "./access-route/validate.js";
+import { validatePolicyTest } from "./policy-test/parse.js";
 
 export type CompanionValidator = (doc: CompanionDocument) => Diagnostic[];
 
 const VALIDATORS: Readonly<Record<string, CompanionValidator>> = {
+  PolicyTest: validatePolicyTest,
   [ACCESS_ROUTE_KIND]: validateAccessRoute,
 };
 

@@ -417,24 +417,55 @@ function operatorSpec(ctx: Ctx, spec: YAMLMap, name: string, source: string): Op
   return { kind: "OperatorAccessPolicy", name, rules, source };
 }
 
-function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
-  const map = asMap(ctx, root, "a policy document");
-  if (!map) return null;
-  const f = fields(ctx, map, "the policy document", ["apiVersion", "kind", "metadata", "spec"]);
-  const av = requireField(ctx, f, "apiVersion", "the policy document", map);
+/**
+ * The header every document of the language shares (policies and companion kinds):
+ * apiVersion, kind, metadata (name, labels, annotations) and spec. Reports every problem; `name`
+ * is null when it is missing or invalid, `spec` when it is not a mapping. Which kinds are
+ * accepted is the caller's to check (`kind`, with its node).
+ */
+export function documentHeader(ctx: Ctx, map: YAMLMap, what: string): { kind: { text: string; node: Node } | null; name: string | null; spec: YAMLMap | null } {
+  const f = fields(ctx, map, what, ["apiVersion", "kind", "metadata", "spec"]);
+  const av = requireField(ctx, f, "apiVersion", what, map);
   if (av) {
     const s = asString(ctx, av, "apiVersion");
     if (s !== null && s !== API_VERSION) ctx.err(av, `apiVersion must be "${API_VERSION}", got "${s}"`);
   }
-  const kn = requireField(ctx, f, "kind", "the policy document", map);
-  const kind = kn ? asString(ctx, kn, "kind") : null;
-  if (kind !== null && kind !== "ServiceAccessPolicy" && kind !== "OperatorAccessPolicy") {
-    ctx.err(kn, `kind must be ${kindList()}, got "${kind}"`);
+  const kn = requireField(ctx, f, "kind", what, map);
+  const kindText = kn ? asString(ctx, kn, "kind") : null;
+  let name: string | null = null;
+  const mn = requireField(ctx, f, "metadata", what, map);
+  const meta = mn ? asMap(ctx, mn, "metadata") : null;
+  if (meta) {
+    const mf = fields(ctx, meta, "metadata", ["name", "labels", "annotations"]);
+    const nn = requireField(ctx, mf, "name", "metadata", meta);
+    name = nn ? asString(ctx, nn, "metadata.name") : null;
+    if (name !== null && !NAME_RE.test(name)) {
+      ctx.err(nn, `metadata.name "${name}" is invalid: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit, at most 253 characters`);
+      name = null;
+    }
+    for (const key of ["labels", "annotations"] as const) {
+      const e = mf.get(key);
+      if (!e) continue;
+      const m = asMap(ctx, e.value, `metadata.${key}`, e.key);
+      m?.items.forEach((p) => {
+        if (!isScalar(p.value) || typeof (p.value as { value: unknown }).value !== "string") ctx.err(p.value as Node, `metadata.${key} values must be strings`, p.key as Node);
+      });
+    }
   }
-  const mn = requireField(ctx, f, "metadata", "the policy document", map);
-  const name = mn ? metadataName(ctx, mn) : null;
-  const sn = requireField(ctx, f, "spec", "the policy document", map);
+  const sn = requireField(ctx, f, "spec", what, map);
   const spec = sn ? asMap(ctx, sn, "spec") : null;
+  return { kind: kn && kindText !== null ? { text: kindText, node: kn } : null, name, spec };
+}
+
+function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
+  const map = asMap(ctx, root, "a policy document");
+  if (!map) return null;
+  const header = documentHeader(ctx, map, "the policy document");
+  const { name, spec } = header;
+  const kind = header.kind?.text ?? null;
+  if (kind !== null && kind !== "ServiceAccessPolicy" && kind !== "OperatorAccessPolicy") {
+    ctx.err(header.kind!.node, `kind must be ${kindList()}, got "${kind}"`);
+  }
   if (!spec) return null;
   // Validate the spec even when the name is bad, so every error is reported at once.
   const policyName = name ?? "invalid-name";
@@ -442,48 +473,6 @@ function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
   if (kind === "ServiceAccessPolicy") policy = serviceSpec(ctx, spec, policyName, ctx.file);
   else if (kind === "OperatorAccessPolicy") policy = operatorSpec(ctx, spec, policyName, ctx.file);
   return name === null ? null : policy;
-}
-
-/** `metadata` of any document: its valid name (null otherwise); labels and annotations are string maps. */
-function metadataName(ctx: Ctx, node: Node): string | null {
-  const meta = asMap(ctx, node, "metadata");
-  if (!meta) return null;
-  const mf = fields(ctx, meta, "metadata", ["name", "labels", "annotations"]);
-  const nn = requireField(ctx, mf, "name", "metadata", meta);
-  let name = nn ? asString(ctx, nn, "metadata.name") : null;
-  if (name !== null && !NAME_RE.test(name)) {
-    ctx.err(nn, `metadata.name "${name}" is invalid: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit, at most 253 characters`);
-    name = null;
-  }
-  for (const key of ["labels", "annotations"] as const) {
-    const e = mf.get(key);
-    if (!e) continue;
-    const m = asMap(ctx, e.value, `metadata.${key}`, e.key);
-    m?.items.forEach((p) => {
-      if (!isScalar(p.value) || typeof (p.value as { value: unknown }).value !== "string") ctx.err(p.value as Node, `metadata.${key} values must be strings`, p.key as Node);
-    });
-  }
-  return name;
-}
-
-/**
- * The envelope of a companion document (`apiVersion`, `kind`, `metadata`, `spec`), checked the
- * way policies are: its `metadata.name` (null when missing or invalid) and its `spec` mapping
- * (null when missing). Problems are reported on the document's own Ctx.
- */
-export function companionHeader(doc: CompanionDocument): { name: string | null; spec: YAMLMap | null } {
-  const { ctx, root } = doc;
-  const map = asMap(ctx, root, `a ${doc.kind} document`);
-  if (!map) return { name: null, spec: null };
-  const where = `the ${doc.kind} document`;
-  const f = fields(ctx, map, where, ["apiVersion", "kind", "metadata", "spec"]);
-  const av = requireField(ctx, f, "apiVersion", where, map);
-  const version = av ? asString(ctx, av, "apiVersion") : null;
-  if (version !== null && version !== API_VERSION) ctx.err(av, `apiVersion must be "${API_VERSION}", got "${version}"`);
-  const mn = requireField(ctx, f, "metadata", where, map);
-  const name = mn ? metadataName(ctx, mn) : null;
-  const sn = requireField(ctx, f, "spec", where, map);
-  return { name, spec: sn ? asMap(ctx, sn, "spec") : null };
 }
 
 function kindList(): string {

@@ -3,7 +3,7 @@
 // finds beside the policies, and the proxy loads its routes with the same function.
 import type { Node, YAMLMap } from "yaml";
 import type { Diagnostic } from "../diagnostics.js";
-import { asBool, asMap, asSeq, asString, companionHeader, type CompanionDocument, type Ctx, fields, requireField, token } from "../parse.js";
+import { asBool, asMap, asSeq, asString, type CompanionDocument, type Ctx, documentHeader, fields, requireField, token } from "../parse.js";
 import { parseSpiffeId } from "../spiffe.js";
 import type { AccessRoute, ActionRule, UpstreamCredential } from "./model.js";
 import { globError } from "./path-glob.js";
@@ -205,7 +205,8 @@ function buildRoute(ctx: Ctx, name: string, spec: YAMLMap): AccessRoute | null {
 /** One AccessRoute document: the route, or null with every problem. */
 export function parseAccessRoute(doc: CompanionDocument): RouteOutcome {
   const before = doc.ctx.errors.length;
-  const { name, spec } = companionHeader(doc);
+  const map = asMap(doc.ctx, doc.root, "an AccessRoute document");
+  const { name, spec } = map ? documentHeader(doc.ctx, map, "the AccessRoute document") : { name: null, spec: null };
   const route = spec ? buildRoute(doc.ctx, name ?? "invalid-name", spec) : null;
   const errors = doc.ctx.errors.slice(before);
   return { route: errors.length === 0 && name !== null ? route : null, errors };
