@@ -1,6 +1,7 @@
 // Validators of the companion kinds (companion-kinds.ts), one per kind, each in the folder of
 // the stage that owns the kind. `zt check` runs them on every companion document it loads.
 import type { Diagnostic } from "./diagnostics.js";
+import { validateMesh } from "./mesh/parse.js";
 import type { CompanionDocument } from "./parse.js";
 import { ACCESS_ROUTE_KIND } from "./access-route/model.js";
 import { checkRouteSet, parseAccessRoute, validateAccessRoute } from "./access-route/validate.js";
@@ -10,6 +11,7 @@ export type CompanionValidator = (doc: CompanionDocument) => Diagnostic[];
 
 const VALIDATORS: Readonly<Record<string, CompanionValidator>> = {
   PolicyTest: validatePolicyTest,
+  WireGuardMesh: validateMesh,
   [ACCESS_ROUTE_KIND]: validateAccessRoute,
 };
 
