@@ -54,6 +54,28 @@ export function buildPolicySet(policies: readonly Policy[]): { ok: true; set: Po
   return { ok: true, set: canonicalize(policies) };
 }
 
+/** One policy file's text and the name diagnostics give it (a path, or e.g. `main:policies/a.yaml`). */
+export interface PolicyText {
+  readonly file: string;
+  readonly text: string;
+}
+
+/** Texts already read (from disk, a git revision, a store) -> one validated, canonical set. */
+export function loadPolicyTexts(texts: readonly PolicyText[], errors: Diagnostic[] = []): LoadOutcome {
+  const policies: Policy[] = [];
+  const companions: CompanionDocument[] = [];
+  for (const { file, text } of texts) {
+    const r = parsePolicyText(text, file);
+    if (r.ok) {
+      policies.push(...r.policies);
+      companions.push(...r.companions);
+    } else errors.push(...r.errors);
+  }
+  errors.push(...checkPolicySet(policies));
+  if (errors.length > 0) return { ok: false, errors: sortDiagnostics(errors) };
+  return { ok: true, set: canonicalize(policies), files: texts.map((t) => t.file), companions };
+}
+
 export async function loadPolicyFiles(paths: readonly string[]): Promise<LoadOutcome> {
   let files: string[];
   try {
@@ -63,24 +85,14 @@ export async function loadPolicyFiles(paths: readonly string[]): Promise<LoadOut
     return { ok: false, errors: [{ file: err.path ?? String(paths[0]), line: 1, col: 1, message: `cannot read: ${err.code ?? err.message}` }] };
   }
   const errors: Diagnostic[] = [];
-  const policies: Policy[] = [];
-  const companions: CompanionDocument[] = [];
+  const texts: PolicyText[] = [];
   for (const file of files) {
-    let text: string;
     try {
-      text = await readFile(file, "utf8");
+      texts.push({ file, text: await readFile(file, "utf8") });
     } catch (e) {
       errors.push({ file, line: 1, col: 1, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
-      continue;
     }
-    const r = parsePolicyText(text, file);
-    if (r.ok) {
-      policies.push(...r.policies);
-      companions.push(...r.companions);
-    } else errors.push(...r.errors);
   }
   if (files.length === 0) errors.push({ file: String(paths[0] ?? "."), line: 1, col: 1, message: "no policy files (*.yaml, *.yml, *.json) found" });
-  errors.push(...checkPolicySet(policies));
-  if (errors.length > 0) return { ok: false, errors: sortDiagnostics(errors) };
-  return { ok: true, set: canonicalize(policies), files, companions };
+  return loadPolicyTexts(texts, errors);
 }
