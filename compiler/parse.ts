@@ -30,6 +30,9 @@ export interface CompanionDocument {
   readonly root: Node;
   /** Builds diagnostics at this document's line:col (its own Ctx). */
   readonly ctx: Ctx;
+  /** The file's text and this document's span in it, comments included (what the node tree leaves out). */
+  readonly text: string;
+  readonly span: readonly [number, number];
 }
 
 export type ParseOutcome = { ok: true; policies: Policy[]; companions: CompanionDocument[] } | { ok: false; errors: Diagnostic[] };
@@ -48,6 +51,12 @@ export class Ctx {
   at(node: Node | null | undefined, fallback?: Node | null): SourceRef {
     const n = node ?? fallback;
     const offset = n?.range?.[0] ?? 0;
+    const p = this.lines.linePos(offset);
+    return { file: this.file, line: p.line, col: p.col };
+  }
+
+  /** The position of a character offset in the file (for findings outside the node tree, e.g. in comments). */
+  atOffset(offset: number): SourceRef {
     const p = this.lines.linePos(offset);
     return { file: this.file, line: p.line, col: p.col };
   }
@@ -494,7 +503,11 @@ export function parsePolicyText(text: string, file: string): ParseOutcome {
   const policies: Policy[] = [];
   const companions: CompanionDocument[] = [];
   const list = Array.isArray(docs) ? docs : [docs];
-  for (const doc of list) {
+  let spanStart = 0;
+  for (const [i, doc] of list.entries()) {
+    const spanEnd = i === list.length - 1 ? text.length : doc.range[2];
+    const span = [spanStart, spanEnd] as const;
+    spanStart = spanEnd;
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const p = lines.linePos(e.pos[0]);
@@ -505,7 +518,7 @@ export function parsePolicyText(text: string, file: string): ParseOutcome {
     if (doc.contents === null) continue;
     const root = doc.contents as Node;
     const kind = companionKind(root);
-    if (kind !== null) companions.push({ kind, file, root, ctx: new Ctx(file, lines) });
+    if (kind !== null) companions.push({ kind, file, root, ctx: new Ctx(file, lines), text, span });
     else {
       const p = policyDocument(ctx, root);
       if (p) policies.push(p);
