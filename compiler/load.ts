@@ -76,7 +76,8 @@ export function loadPolicyTexts(texts: readonly PolicyText[], errors: Diagnostic
   return { ok: true, set: canonicalize(policies), files: texts.map((t) => t.file), companions };
 }
 
-export async function loadPolicyFiles(paths: readonly string[]): Promise<LoadOutcome> {
+/** The text of every policy file under `paths`, by file name, or the files that could not be read. */
+export async function readPolicyTexts(paths: readonly string[]): Promise<{ ok: true; texts: Map<string, string> } | { ok: false; errors: Diagnostic[] }> {
   let files: string[];
   try {
     files = await policyFiles(paths);
@@ -85,14 +86,21 @@ export async function loadPolicyFiles(paths: readonly string[]): Promise<LoadOut
     return { ok: false, errors: [{ file: err.path ?? String(paths[0]), line: 1, col: 1, message: `cannot read: ${err.code ?? err.message}` }] };
   }
   const errors: Diagnostic[] = [];
-  const texts: PolicyText[] = [];
+  const texts = new Map<string, string>();
   for (const file of files) {
     try {
-      texts.push({ file, text: await readFile(file, "utf8") });
+      texts.set(file, await readFile(file, "utf8"));
     } catch (e) {
       errors.push({ file, line: 1, col: 1, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
     }
   }
-  if (files.length === 0) errors.push({ file: String(paths[0] ?? "."), line: 1, col: 1, message: "no policy files (*.yaml, *.yml, *.json) found" });
-  return loadPolicyTexts(texts, errors);
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, texts };
+}
+
+export async function loadPolicyFiles(paths: readonly string[]): Promise<LoadOutcome> {
+  const read = await readPolicyTexts(paths);
+  if (!read.ok) return read;
+  const errors: Diagnostic[] = [];
+  if (read.texts.size === 0) errors.push({ file: String(paths[0] ?? "."), line: 1, col: 1, message: "no policy files (*.yaml, *.yml, *.json) found" });
+  return loadPolicyTexts([...read.texts].map(([file, text]) => ({ file, text })), errors);
 }
