@@ -28,6 +28,13 @@ export interface EngineConfig {
   readonly shutdownTimeoutMs: number;
   readonly metricsMaxSeries: number;
   readonly logLevel: LogLevel;
+  /** Per-connection limits of the API listener (docs/operations.md, "Connections"). */
+  readonly http: {
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly stallTimeoutMs: number;
+  };
 }
 
 export type ConfigResult = { ok: true; config: EngineConfig } | { ok: false; errors: string[] };
@@ -87,12 +94,21 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     shutdownTimeoutMs: intVar(env, "ZT_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000, errors),
     metricsMaxSeries: intVar(env, "ZT_METRICS_MAX_SERIES", 2_000, 10, 1_000_000, errors),
     logLevel: oneOf(env, "ZT_LOG_LEVEL", ["debug", "info", "warn", "error"] as const, "info", errors),
+    http: {
+      headersTimeoutMs: intVar(env, "ZT_HTTP_HEADERS_TIMEOUT_MS", 10_000, 1_000, 600_000, errors),
+      requestTimeoutMs: intVar(env, "ZT_HTTP_REQUEST_TIMEOUT_MS", 30_000, 1_000, 3_600_000, errors),
+      keepAliveTimeoutMs: intVar(env, "ZT_HTTP_KEEPALIVE_TIMEOUT_MS", 65_000, 1_000, 3_600_000, errors),
+      stallTimeoutMs: intVar(env, "ZT_HTTP_STALL_TIMEOUT_MS", 30_000, 1_000, 3_600_000, errors),
+    },
   };
   if (config.adminToken !== null && config.adminToken.length < 16) {
     errors.push("ZT_ADMIN_TOKEN: must be at least 16 characters");
   }
   if (config.adminToken !== null && config.adminTokenFile !== null) {
     errors.push("ZT_ADMIN_TOKEN and ZT_ADMIN_TOKEN_FILE are both set: choose one");
+  }
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    errors.push(`ZT_HTTP_HEADERS_TIMEOUT_MS (${config.http.headersTimeoutMs}) must not exceed ZT_HTTP_REQUEST_TIMEOUT_MS (${config.http.requestTimeoutMs})`);
   }
   if (config.port !== 0 && config.port === config.healthPort) {
     errors.push(`ZT_PORT and ZT_HEALTH_PORT are both ${config.port}: they must differ`);

@@ -14,8 +14,10 @@ import type { Extension, ExtensionFactory } from "./extension.js";
 import type { AuditSink } from "../audit/record.js";
 import { type AdminAuthenticator, adminAuth, bearerTokenAuthenticator } from "./auth.js";
 import { createApp } from "./app.js";
+import { applyConnectionLimits, type ConnectionLimits } from "./connection-limits.js";
 import type { EngineConfig } from "../common/config.js";
 import { createHealthApp } from "./health.js";
+import { startEventLoopMonitor } from "./event-loop.js";
 import type { EvaluateAuthorize, EvaluateIdentify } from "./routes/evaluate.js";
 import type { JwtVerifier } from "../identity/jwt.js";
 import type { IdentityStatus } from "../identity/tls.js";
@@ -81,9 +83,13 @@ export interface EngineHandle {
   close(): Promise<void>;
 }
 
-function listen(app: { fetch: (req: Request, env: never) => Response | Promise<Response> }, host: string, port: number, extra: Record<string, unknown> = {}): Promise<Server> {
+function listen(app: { fetch: (req: Request, env: never) => Response | Promise<Response> }, host: string, port: number, extra: Record<string, unknown> = {}, limits: ConnectionLimits | null = null): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ ...extra, fetch: app.fetch as never, port, hostname: host } as Parameters<typeof serve>[0]) as Server;
+    // Node checks the header and request timeouts every connectionsCheckingInterval (30 s by
+    // default): once a second makes a 10 s header timeout mean about 10 s.
+    const serverOptions = { connectionsCheckingInterval: 1000, ...(extra.serverOptions as Record<string, unknown> | undefined) };
+    const server = serve({ ...extra, serverOptions, fetch: app.fetch as never, port, hostname: host } as Parameters<typeof serve>[0]) as Server;
+    if (limits !== null) applyConnectionLimits(server, limits);
     server.once("error", reject);
     server.once("listening", () => {
       server.off("error", reject);
@@ -135,6 +141,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
 
   let store: PolicyStore | null = null;
   let draining = false;
+  const loop = startEventLoopMonitor();
   const health = createHealthApp({
     active: () => store?.current() ?? null,
     lastReload: () => store?.lastReload() ?? null,
@@ -142,6 +149,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     metrics,
     draining: () => draining,
     identity: opts.identityStatus ?? null,
+    eventLoop: () => loop.snapshot(),
   });
   const healthServer = await listen(health, config.host, config.healthPort);
   // Logged on its own: the API port may open much later (policies to compile, an SVID to wait for).
@@ -181,13 +189,14 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     });
     if (opts.beforeListen) await opts.beforeListen();
     const extra = typeof opts.listenOptions === "function" ? opts.listenOptions() : opts.listenOptions;
-    apiServer = await listen(app, config.host, config.port, extra ?? undefined);
+    apiServer = await listen(app, config.host, config.port, extra ?? undefined, config.http);
     opts.onApiServer?.(apiServer);
     for (const ext of extensions) ext.onServer?.(apiServer);
   } catch (e) {
     await closeExtensions(extensions, log);
     await store?.close();
     await drain(healthServer, 0);
+    loop.stop();
     throw e;
   }
   store.startWatching();
@@ -211,6 +220,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       }
       await audit.close();
       await drain(healthServer, 1000);
+      loop.stop();
       log.info("shutdown complete");
     })());
 

@@ -82,7 +82,7 @@ describe("audit spool lock", () => {
     const dir = join(tempDir(), "spool");
     const first = new Spool(dir);
     await first.open();
-    expect(readFileSync(join(dir, "LOCK"), "utf8").split("\n")[0]).toBe(String(process.pid));
+    expect(readFileSync(join(dir, "LOCK"), "utf8").split(" ")[0]).toBe(String(process.pid));
     await first.close();
     const second = new Spool(dir);
     await second.open();

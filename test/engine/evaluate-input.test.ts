@@ -24,7 +24,7 @@ describe("parseEvaluateItem on deeply nested values", () => {
     expect(r).toMatchObject({ kind: "error", path: "$.destination.port" });
   });
   it("numbers and strings are quoted briefly", () => {
-    const huge = parseEvaluateItem({ source: { spiffe_id: H + "gateway" }, destination: { spiffe_id: H + "postgres", port: 1e400 } }, -1);
+    const huge = parseEvaluateItem({ source: { spiffe_id: H + "gateway" }, destination: { spiffe_id: H + "postgres", port: Number.POSITIVE_INFINITY } }, -1);
     expect((huge as { message: string }).message).toMatch(/got Infinity$/);
     const text = parseEvaluateItem({ source: { spiffe_id: H + "gateway" }, destination: { spiffe_id: H + "postgres", port: "x".repeat(10_000) } }, -1);
     expect((text as { message: string }).message.length).toBeLessThan(200);

@@ -163,7 +163,7 @@ describe("pipelined requests whose answers are never read", () => {
     const start = e.sink!.appended;
     const s = await open(e.url);
     s.pause();
-    const n = 8;
+    const n = 12;
     for (let i = 0; i < n; i++) s.write(rawRequest("/v1/evaluate", batch));
     // Let the engine do all it will do without the client reading.
     let last = -1;
@@ -174,14 +174,20 @@ describe("pipelined requests whose answers are never read", () => {
       stable = now === last ? stable + 1 : 0;
       last = now;
     }
+    // What is decided is what the kernel's socket buffers absorbed plus one answer in the
+    // engine; without backpressure it is all of them.
     const decided = (e.sink!.appended - start) / 10_000;
-    expect(decided).toBeLessThanOrEqual(3);
+    expect(decided).toBeLessThan(n / 2);
     // Reading again releases the connection: every answer arrives.
-    let text = "";
+    let answers = 0;
+    let tail = "";
     const all = new Promise<void>((resolve) => {
       s.on("data", (d: Buffer) => {
-        text += d.toString("latin1");
-        if ((text.match(/HTTP\/1\.1 200/g) ?? []).length === n && text.endsWith("]")) resolve();
+        // Status lines counted chunk by chunk (with the end of the previous chunk, for a line split between two).
+        const text = tail + d.toString("latin1");
+        answers += (text.match(/HTTP\/1\.1 200 /g) ?? []).length;
+        tail = text.slice(-16).replace(/^.*HTTP\/1\.1 200 /s, "");
+        if (answers === n && text.endsWith("]")) resolve();
       });
     });
     s.resume();
@@ -190,4 +196,31 @@ describe("pipelined requests whose answers are never read", () => {
     expect(e.sink!.appended - start).toBe(n * 10_000);
     await stillServing();
   }, 120_000);
+});
+
+describe("health stays truthful", () => {
+  interface Health {
+    status: string;
+    event_loop: { delay_max_ms: number; delay_p99_ms: number; window_s: number } | null;
+  }
+  it("answers 200 while the API is refusing hostile bodies, with the event loop's delay", async () => {
+    const n = 2_000_000 - 8;
+    const hostile = Array.from({ length: 8 }, () => post("[".repeat(n) + "]".repeat(n)));
+    const h = await call<Health>(e.healthUrl, "GET", "/healthz");
+    expect(h.status).toBe(200);
+    expect(h.body.event_loop).toMatchObject({ delay_max_ms: expect.any(Number), delay_p99_ms: expect.any(Number), window_s: expect.any(Number) });
+    for (const r of await Promise.all(hostile)) expect(r.status).toBe(400);
+  });
+
+  it("a stuck loop gets no answer until it is free again, and then reports how long it was held", async () => {
+    const asked = call<Health>(e.healthUrl, "GET", "/healthz");
+    // Hold the loop the engine serves on (this process's) for 1.2 s: a kubelet probe with its
+    // 1 s timeout would fail now, which is what a liveness probe is for.
+    const t0 = performance.now();
+    while (performance.now() - t0 < 1200);
+    const h = await asked;
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1200);
+    expect(h.status).toBe(200);
+    expect(h.body.event_loop!.delay_max_ms).toBeGreaterThanOrEqual(1000);
+  });
 });

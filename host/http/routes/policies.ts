@@ -2,9 +2,9 @@
 // Reads are open (the module is what sidecars download anyway); writes go through `admin`.
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import type { RolloutMode } from "../../../compiler/model.js";
-import { readBodyText } from "../body.js";
+import { documentType, parseJsonBytes, readBodyText } from "../body.js";
 import type { EngineEnv } from "../context.js";
-import { errorResponse } from "../errors.js";
+import { bodyErrorResponse, errorResponse } from "../errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { ChangeResult, PolicyStore } from "../../engine/policy-store.js";
 
@@ -18,6 +18,8 @@ export interface PolicyRouteDeps {
 
 // Same rule as metadata.name in the policy language; also keeps the name a safe file name.
 const POLICY_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/** A JSON policy document: nesting as deep as the language goes with room to spare; size is bounded by the body limit. */
+const POLICY_JSON_BOUNDS = { maxDepth: 32, maxStringBytes: 64 * 1024, maxItems: 1, maxValuesPerItem: Number.MAX_SAFE_INTEGER };
 
 export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
   const app = new Hono<EngineEnv>();
@@ -48,9 +50,16 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
   app.put("/v1/policies/:name", deps.admin, async (c) => {
     const name = c.req.param("name");
     if (!POLICY_NAME.test(name)) return errorResponse(c, 400, { code: "invalid_name", message: `"${name}" is not a valid policy name: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit`, path: "name" });
+    const type = documentType(c);
+    if (!type.ok) return bodyErrorResponse(c, type);
     const body = await readBodyText(c, deps.maxPolicyBytes);
-    if (!body.ok) return errorResponse(c, body.status, { code: body.code, message: body.message, path: "$" });
+    if (!body.ok) return bodyErrorResponse(c, body);
     if (body.text.trim() === "") return errorResponse(c, 400, { code: "empty_body", message: "send the policy as YAML or JSON", path: "$" });
+    if (type.json) {
+      // Declared JSON: it must be JSON (bounded like every JSON body), not YAML that happens to parse.
+      const json = parseJsonBytes(Buffer.from(body.text), POLICY_JSON_BOUNDS);
+      if (!json.ok) return bodyErrorResponse(c, json);
+    }
     const r = await store.putApiPolicy(name, body.text);
     if (r.ok) deps.log.info("policy written", { policy: name, caller: c.get("caller"), version: r.version, request_id: c.get("requestId") });
     return changeResponse(c, r, r.ok && r.created ? 201 : 200);
