@@ -55,82 +55,94 @@ function fail(code: JsonBoundCode, offset: number, path: string, message: string
 
 /** Index of the quote closing the string opened at `open`, or -1 if it is not closed. */
 function closingQuote(b: Buffer, open: number): number {
+  // Short strings (most of them) are walked here; a native search call costs more than that.
+  const n = b.length;
+  const stop = Math.min(n, open + 64);
   let j = open + 1;
+  for (; j < stop; j++) {
+    const c = b[j]!;
+    if (c === QUOTE) return j;
+    if (c === BACKSLASH) j++;
+  }
+  if (j >= n) return -1;
+  // A long string: search natively (memchr), skipping quotes that are escaped.
   for (;;) {
-    j = b.indexOf(QUOTE, j);
-    if (j < 0) return -1;
-    let k = j - 1;
+    const q = b.indexOf(QUOTE, j);
+    if (q < 0) return -1;
+    // An even run of backslashes escapes itself, not the quote (the run cannot reach back past
+    // the opening quote).
+    let k = q - 1;
     while (b[k] === BACKSLASH) k--;
-    // An even run of backslashes escapes itself, not the quote.
-    if (((j - 1 - k) & 1) === 0) return j;
-    j++;
+    if (((q - 1 - k) & 1) === 0) return q;
+    j = q + 1;
   }
 }
 
+/** The path of the element being scanned: `$[i]` inside a top-level array, else `$`. */
+function where(topArray: boolean, nSeps: number): string {
+  return topArray ? `$[${nSeps - 1}]` : "$";
+}
+
+function grow(seps: Int32Array, maxItems: number): Int32Array {
+  const bigger = new Int32Array(Math.min(seps.length * 2, maxItems + 2));
+  bigger.set(seps);
+  return bigger;
+}
+
+// One function, no closures: the loop's variables stay in registers (a closure over them
+// would move them to a heap context and double the cost per byte).
 export function scanJson(b: Buffer, bounds: JsonBounds): JsonShape | JsonBoundError {
   const n = b.length;
+  const { maxDepth, maxStringBytes, maxItems, maxValuesPerItem } = bounds;
   let depth = 0;
   let topArray = false;
   let seps: Int32Array | null = null;
   let nSeps = 0;
   let values = 0;
-  let closed = -1;
-  const path = (): string => (topArray ? `$[${nSeps - 1}]` : "$");
-  const push = (at: number): void => {
-    if (nSeps === seps!.length) {
-      const bigger = new Int32Array(Math.min(seps!.length * 2, bounds.maxItems + 2));
-      bigger.set(seps!);
-      seps = bigger;
-    }
-    seps![nSeps++] = at;
-  };
+  let closed = false;
   for (let i = 0; i < n; i++) {
     const c = b[i]!;
-    if (closed >= 0) {
+    if (closed) {
       if (!isSpace(c)) return fail("invalid_json", i, "$", `unexpected data after the JSON value at byte ${i}`);
-      continue;
-    }
-    if (c === QUOTE) {
+    } else if (c === QUOTE) {
       const end = closingQuote(b, i);
-      if (end < 0) return fail("invalid_json", i, path(), `unterminated string starting at byte ${i}`);
-      if (end - i - 1 > bounds.maxStringBytes) return fail("json_string_too_long", i, path(), `a string longer than ${bounds.maxStringBytes} bytes starts at byte ${i}`);
+      if (end < 0) return fail("invalid_json", i, where(topArray, nSeps), `unterminated string starting at byte ${i}`);
+      if (end - i - 1 > maxStringBytes) return fail("json_string_too_long", i, where(topArray, nSeps), `a string longer than ${maxStringBytes} bytes starts at byte ${i}`);
       i = end;
-      continue;
-    }
-    if (c === 0x5b || c === 0x7b) {
+    } else if (c === 0x5b || c === 0x7b) {
       depth++;
-      if (depth > bounds.maxDepth) return fail("json_too_deep", i, path(), `nesting deeper than ${bounds.maxDepth} levels at byte ${i}`);
+      if (depth > maxDepth) return fail("json_too_deep", i, where(topArray, nSeps), `nesting deeper than ${maxDepth} levels at byte ${i}`);
       if (depth === 1) {
         topArray = c === 0x5b;
         if (topArray) {
-          seps = new Int32Array(Math.min(1024, bounds.maxItems + 2));
-          push(i);
+          seps = new Int32Array(Math.min(1024, maxItems + 2));
+          seps[nSeps++] = i;
         }
-      } else if (++values > bounds.maxValuesPerItem) {
-        return fail("json_item_too_large", i, path(), `more than ${bounds.maxValuesPerItem} values in one ${topArray ? "element" : "body"} at byte ${i}`);
+      } else if (++values > maxValuesPerItem) {
+        return fail("json_item_too_large", i, where(topArray, nSeps), `more than ${maxValuesPerItem} values in one ${topArray ? "element" : "body"} at byte ${i}`);
       }
-      continue;
-    }
-    if (c === 0x5d || c === 0x7d) {
+    } else if (c === 0x5d || c === 0x7d) {
       depth--;
       if (depth < 0) return fail("invalid_json", i, "$", `unbalanced "${String.fromCharCode(c)}" at byte ${i}`);
       if (depth === 0) {
-        closed = i;
-        if (topArray) push(i);
+        closed = true;
+        if (topArray) {
+          if (nSeps === seps!.length) seps = grow(seps!, maxItems);
+          seps![nSeps++] = i;
+        }
       }
-      continue;
-    }
-    if (c === 0x2c) {
+    } else if (c === 0x2c) {
       if (depth === 1 && topArray) {
-        if (nSeps >= bounds.maxItems) return fail("json_too_many_items", i, "$", `more than ${bounds.maxItems} elements in the array (byte ${i})`);
-        push(i);
+        if (nSeps >= maxItems) return fail("json_too_many_items", i, "$", `more than ${maxItems} elements in the array (byte ${i})`);
+        if (nSeps === seps!.length) seps = grow(seps!, maxItems);
+        seps![nSeps++] = i;
         values = 0;
-      } else if (++values > bounds.maxValuesPerItem) {
-        return fail("json_item_too_large", i, path(), `more than ${bounds.maxValuesPerItem} values in one ${topArray ? "element" : "body"} at byte ${i}`);
+      } else if (++values > maxValuesPerItem) {
+        return fail("json_item_too_large", i, where(topArray, nSeps), `more than ${maxValuesPerItem} values in one ${topArray ? "element" : "body"} at byte ${i}`);
       }
     }
   }
-  if (depth > 0) return fail("invalid_json", n, path(), "unexpected end of the body inside an array or object");
+  if (depth > 0) return fail("invalid_json", n, where(topArray, nSeps), "unexpected end of the body inside an array or object");
   if (!topArray) return { ok: true, separators: null, items: 1 };
   const sep = seps!.subarray(0, nSeps);
   let empty = nSeps === 2;
