@@ -17,6 +17,11 @@ import { type EvaluateAuthorize, type EvaluateIdentify, evaluateRoutes } from ".
 import { incidentRoutes } from "./routes/incidents.js";
 import { metricsRoute } from "./routes/metrics.js";
 import { policyRoutes } from "./routes/policies.js";
+import { policyImageRoutes } from "./routes/policy-image.js";
+import { sidecarRoutes } from "./routes/sidecars.js";
+import { PolicyWatch } from "../engine/policy-watch.js";
+import { SidecarRegistry } from "../engine/sidecars.js";
+import type { SyncMetrics } from "../engine/sync-metrics.js";
 
 export interface AppDeps {
   store: PolicyStore;
@@ -43,6 +48,29 @@ export interface AppDeps {
   agentVerifier?: JwtVerifier | null;
   /** Other front rooms (extension.ts): claimed requests go to them first, their routes follow the API's. */
   extensions?: readonly Extension[];
+  /** Policy sync for sidecars (GET /v1/policy-image, GET /v1/sidecars); built here when absent. */
+  sync?: SyncDeps;
+}
+
+export interface SyncDeps {
+  readonly watch: PolicyWatch;
+  readonly sidecars: SidecarRegistry;
+  readonly metrics?: SyncMetrics;
+  /** Longest long-poll wait a sidecar may ask for (default 300 s). */
+  readonly maxWaitMs?: number;
+}
+
+/** The sync parts for a store: its long-poll watch and the registry of sidecar versions. */
+export function createSync(store: PolicyStore): SyncDeps {
+  return {
+    watch: new PolicyWatch(store),
+    sidecars: new SidecarRegistry({
+      active: () => {
+        const a = store.current();
+        return a === null ? null : { version: a.version, sinceMs: Date.parse(a.loadedAt) };
+      },
+    }),
+  };
 }
 
 export function createApp(deps: AppDeps): Hono<EngineEnv> {
@@ -103,6 +131,9 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
   app.route("/", policyRoutes({ store: deps.store, admin, mode: deps.mode, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024 }));
   app.route("/", incidentRoutes({ incidents: deps.incidents, admin, log }));
   app.route("/", metricsRoute(deps.metrics));
+  const sync = deps.sync ?? createSync(deps.store);
+  app.route("/", policyImageRoutes({ store: deps.store, watch: sync.watch, admin, maxWaitMs: sync.maxWaitMs ?? 300_000, ...(sync.metrics ? { count: sync.metrics.answered } : {}) }));
+  app.route("/", sidecarRoutes({ sidecars: sync.sidecars, admin }));
   if (deps.auditRoutes) {
     for (const path of ["/v1/audit", "/v1/audit/*", "/v1/graph", "/v1/graph/*"]) app.use(path, admin);
     app.route("/", deps.auditRoutes as unknown as Hono<EngineEnv>);

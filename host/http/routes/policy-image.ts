@@ -1,0 +1,102 @@
+// GET /v1/policy-image: the active policy image for sidecars (docs/envoy.md, "How a policy
+// update reaches the sidecars"). ETag = the version of the module the image belongs to,
+// x-zt-image-sha256 = the digest the filter checks inside the module. A long poll: with
+// If-None-Match and a wait (`?wait=<seconds>` or `Prefer: wait=<seconds>`, as OPA's bundle
+// service takes it) the answer is 200 at once when the active version is not among the
+// tags, else the request is held until one that is not becomes active (200) or the wait
+// ends (304). Mounted behind the same authentication as audit ingest (the sidecar token or
+// the caller's SVID); compressed when the client accepts it and it saves a tenth.
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import type { EngineEnv } from "../context.js";
+import { errorResponse } from "../errors.js";
+import { type ImageEncoding, policyImageOf } from "../../engine/policy-image.js";
+import type { Closable, PolicyWatch } from "../../engine/policy-watch.js";
+import type { ActivePolicies } from "../../engine/policy-store.js";
+
+export const POLICY_IMAGE_PATH = "/v1/policy-image";
+export const POLICY_IMAGE_TYPE = "application/vnd.zt.policy-image";
+
+export interface PolicyImageRouteDeps {
+  readonly store: { current(): ActivePolicies | null };
+  readonly watch: PolicyWatch;
+  readonly admin: MiddlewareHandler<EngineEnv>;
+  /** The longest wait a client may ask for. */
+  readonly maxWaitMs: number;
+  /** Answers by status (metrics). */
+  readonly count?: (status: 200 | 304) => void;
+}
+
+/** The entity tags of an If-None-Match header ("*" matches any version). */
+export function parseIfNoneMatch(header: string | undefined): string[] | "*" {
+  if (header === undefined) return [];
+  if (header.trim() === "*") return "*";
+  const tags: string[] = [];
+  for (const m of header.matchAll(/(?:W\/)?"([^"]*)"/g)) tags.push(m[1]!);
+  return tags;
+}
+
+/** Seconds from `?wait=` or `Prefer: wait=`; null when absent, NaN when not a whole number. */
+function requestedWait(c: Context<EngineEnv>): number | null {
+  const q = c.req.query("wait");
+  if (q !== undefined) return /^\d{1,6}$/.test(q) ? Number(q) : NaN;
+  const prefer = /(?:^|[,;\s])wait=(\d{1,6})(?:$|[,;\s])/i.exec(c.req.header("prefer") ?? "");
+  return prefer ? Number(prefer[1]) : null;
+}
+
+/** br before gzip, each only when the client lists it with a q above 0. */
+function acceptedEncodings(header: string | undefined): ImageEncoding[] {
+  if (!header) return [];
+  const ok = new Set<string>();
+  for (const part of header.split(",")) {
+    const [name, ...params] = part.trim().toLowerCase().split(";");
+    const q = params.map((p) => /^\s*q=([\d.]+)\s*$/.exec(p)).find((m) => m !== null);
+    if (name && (q === undefined || Number(q[1]) > 0)) ok.add(name);
+  }
+  return (["br", "gzip"] as const).filter((e) => ok.has(e));
+}
+
+export function policyImageRoutes(deps: PolicyImageRouteDeps): Hono<EngineEnv> {
+  const app = new Hono<EngineEnv>();
+
+  app.get(POLICY_IMAGE_PATH, deps.admin, async (c) => {
+    const seconds = requestedWait(c);
+    if (seconds !== null && !(seconds * 1000 <= deps.maxWaitMs)) {
+      return errorResponse(c, 400, { code: "invalid_wait", message: `wait must be a whole number of seconds from 0 to ${deps.maxWaitMs / 1000}`, path: "wait" });
+    }
+    const tags = parseIfNoneMatch(c.req.header("if-none-match"));
+    const current = deps.store.current();
+    if (current === null) return errorResponse(c, 503, { code: "no_module", message: "no policy module is loaded" });
+    const known = tags === "*" ? [current.version] : tags;
+    // The caller hanging up releases its waiter at once (no socket, no memory held for it).
+    const outgoing = (c.env as { outgoing?: Closable } | undefined)?.outgoing;
+    const active = await deps.watch.wait(known, (seconds ?? 0) * 1000, outgoing);
+    if (active === null) {
+      deps.count?.(304);
+      const now = deps.store.current();
+      return c.body(null, 304, { etag: `"${now?.version ?? current.version}"`, "cache-control": "no-cache" });
+    }
+    const image = policyImageOf(active);
+    const headers: Record<string, string> = {
+      etag: `"${image.version}"`,
+      "x-zt-policy-version": image.version,
+      "x-zt-image-sha256": image.sha256,
+      "x-zt-image-format": String(image.format),
+      "content-type": POLICY_IMAGE_TYPE,
+      "cache-control": "no-cache",
+      vary: "accept-encoding",
+    };
+    let body = image.bytes;
+    for (const encoding of acceptedEncodings(c.req.header("accept-encoding"))) {
+      const encoded = await image.encoded(encoding);
+      if (encoded !== null) {
+        body = encoded;
+        headers["content-encoding"] = encoding;
+        break;
+      }
+    }
+    deps.count?.(200);
+    return c.body(body as Uint8Array<ArrayBuffer>, 200, headers);
+  });
+
+  return app;
+}
