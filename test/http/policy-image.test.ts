@@ -60,7 +60,7 @@ async function activeVersion(): Promise<string> {
 
 async function waiting(): Promise<number> {
   const { samples } = parseMetrics(await (await fetch(e.url + "/metrics")).text());
-  return value(samples, "zt_policy_image_polls_waiting");
+  return value(samples, "zt_policy_image_polls_waiting") ?? -1;
 }
 
 async function until(cond: () => Promise<boolean>): Promise<void> {
