@@ -2,7 +2,13 @@
 // no network): the long poll it keeps in flight, a new image verified and installed between
 // callbacks, every kind of bad image refused with the old one deciding, failures backed
 // off, the image's age, the version on every record, and memory flat over 1,000 swaps.
+import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
+import { compilePolicySet } from "../../compiler/compile.js";
+import { REASON_NAMES } from "../../compiler/model.js";
+import { extractImage } from "../../host/engine/policy-image.js";
+import { PolicyRuntime } from "../../host/engine/runtime.js";
+import { policyTexts, serviceRequest, setFromTexts } from "../support/policy-arbitraries.js";
 import { generateRules, policyYaml } from "../../bench/policy-gen.js";
 import { ProxyWasmHost } from "./harness.js";
 import { CHAT, CORE_POLICY, GET, IAM, mtlsProperties, POSTGRES, startIngestServer } from "./fixtures.js";
@@ -237,6 +243,49 @@ describe("policy sync in the filter", () => {
     for (let i = 0; i < 1000; i++) swap();
     expect(host.metric("zt.sync.swaps")! - swaps0).toBe(1000n);
     expect(host.vm.memoryBytes()).toBe(warm);
+    expect(host.failed).toBe(false);
+  });
+
+  it("decides exactly like the engine's runtime after every swap of a chain of generated policy sets", async () => {
+    const host = started({ mode: "enforce" });
+    let swaps = 0;
+    let compared = 0;
+    await fc.assert(
+      fc.asyncProperty(policyTexts, fc.array(serviceRequest, { minLength: 12, maxLength: 12 }), async (texts, reqs) => {
+        const mod = compilePolicySet(setFromTexts(texts));
+        const bytes = extractImage(mod.wasm);
+        host.respondHttpCall(pendingPoll(host)!.token, imageAnswer({ version: mod.version, bytes, sha256: sha256Hex(bytes) }));
+        swaps++;
+        const rt = await PolicyRuntime.load(mod.wasm);
+        const p = [...host.vm.roots.values()][0]!;
+        for (const req of reqs) {
+          const props: Record<string, string | bigint> = {};
+          if (req.source !== "") props["connection.uri_san_peer_certificate"] = req.source;
+          if (req.destination !== "") props["connection.uri_san_local_certificate"] = req.destination;
+          if (Number.isInteger(req.port)) props["destination.port"] = BigInt(req.port);
+          const ctx = host.vm.newStreamContext(p, "http");
+          for (const [k, v] of Object.entries(props)) ctx.properties.set(k, v);
+          host.vm.ensureCreated(ctx);
+          host.vm.callback("proxy_on_request_headers", ctx, [ctx.id, 2, 1]);
+          const reply = host.vm.localReplies.get(ctx.id) ?? null;
+          host.vm.localReplies.delete(ctx.id);
+          const v = req.destination === "" ? { allow: false, reason: 8 as const, rule: -1, rollout: null } : rt.evaluateService(req);
+          const enforced = v.rollout === "enforce" || v.rollout === null;
+          const c = JSON.stringify({ req, v });
+          expect(reply !== null, c).toBe(!v.allow && enforced);
+          if (reply) {
+            expect(reply.headers.find(([k]) => k === "x-zt-reason")?.[1], c).toBe(REASON_NAMES[v.reason]);
+            expect(reply.headers.find(([k]) => k === "x-zt-rule")?.[1] ?? null, c).toBe(rt.ruleId(v.rule));
+          }
+          compared++;
+        }
+      }),
+      { numRuns: 200 },
+    );
+    // Generated sets can repeat (same version: no swap); most are new.
+    expect(host.metric("zt.sync.swaps")).toBeGreaterThan(BigInt(swaps / 2));
+    expect(host.metric("zt.sync.refused")).toBe(0n);
+    expect(compared).toBe(swaps * 12);
     expect(host.failed).toBe(false);
   });
 });
