@@ -19,7 +19,7 @@ import { parseConfig } from "./config";
 import { decide, lastBlocked, lastReason, lastRule } from "./decide";
 import { flush, lastIngestDelivered, onIngestResponse, pairBytes, pairLit, pairsReset, serializePairs } from "./audit";
 import { drainStep, evictDraining, startDrain } from "./drain";
-import { SYNC_TICK_MS, onSyncResponse, syncConfigured, syncTick } from "./sync";
+import { SYNC_START_TICK_MS, SYNC_TICK_MS, onSyncResponse, syncConfigured, syncTick } from "./sync";
 import { defineMetrics } from "./metrics";
 import { reasonName } from "./reasons";
 import { NO_ROOT, Root, createRoot, findRoot, releaseRoot, rootAt } from "./root";
@@ -124,7 +124,9 @@ function configure(root: u32, size: u32): bool {
   }
   r.tickMs = tick;
   r.nextFlushNs = nowNs() + <u64>r.flushMs * 1000000;
-  if (tick > 0) proxy_set_tick_period_milliseconds(tick);
+  // A VM may start with no image (the bare filter module): its first poll leaves at once.
+  r.fastStart = r.syncEnabled();
+  if (tick > 0) proxy_set_tick_period_milliseconds(r.fastStart ? SYNC_START_TICK_MS : tick);
   r.configured = true;
   return true;
 }

@@ -62,6 +62,8 @@ export class Root {
   /** The tick period asked of the host, and when the audit buffer is next due (ticks may come faster). */
   tickMs: u32 = 0;
   nextFlushNs: u64 = 0;
+  /** Ticks run at SYNC_START_TICK_MS until the first poll leaves, then at tickMs. */
+  fastStart: bool = false;
 
   // ---- audit buffer: binary decision records, oldest first ----
   pbuf: usize = 0;
@@ -118,6 +120,7 @@ export class Root {
     this.syncRetryAtNs = 0;
     this.tickMs = 0;
     this.nextFlushNs = 0;
+    this.fastStart = false;
   }
 
   auditEnabled(): bool {

@@ -10,7 +10,9 @@
 // the next poll instead of sending it again at once. No answer, 5xx, 401...: keep the
 // image (fail static) and retry after a backoff. Each VM (Envoy runs one per worker
 // thread) syncs on its own; the image and its version are per VM (assembly/image.ts).
-import { BUFFER_HTTP_CALL_RESPONSE_BODY, LOG_ERROR, LOG_INFO, LOG_WARN, OK, proxy_get_buffer_bytes, proxy_http_call, proxy_log } from "./host";
+import {
+  BUFFER_HTTP_CALL_RESPONSE_BODY, LOG_ERROR, LOG_INFO, LOG_WARN, OK, proxy_get_buffer_bytes, proxy_http_call, proxy_log, proxy_set_tick_period_milliseconds,
+} from "./host";
 import {
   PROP_FOUND, PROP_REFUSED, RET_PTR, RET_SIZE, asciiCopy, logNumber, logWith, nowNs, responseHeader, retPtr, retSize, wAscii, wBegin, wBytes, wLen, wU32,
 } from "./bytes";
@@ -25,6 +27,8 @@ import { sha256 } from "../sha256";
 
 /** Ticks drive the first poll and the retries; at most this far apart when sync is on. */
 export const SYNC_TICK_MS: u32 = 1000;
+/** Until the first poll has left: a VM without an image denies everything until it syncs. */
+export const SYNC_START_TICK_MS: u32 = 20;
 /** The http call's timeout: the long poll's wait plus this. */
 const CALL_MARGIN_MS: u32 = 15000;
 
@@ -122,6 +126,10 @@ function poll(r: Root, now: u64): void {
   const hdrsLen = <usize>load<u32>(RET_SIZE);
   store<u32>(TOKEN_SLOT, 0);
   const rc = proxy_http_call(r.syncClusterPtr, <usize>r.syncClusterLen, hdrs, hdrsLen, 0, 0, 0, 0, r.syncWaitMs + CALL_MARGIN_MS, TOKEN_SLOT);
+  if (r.fastStart) {
+    r.fastStart = false;
+    proxy_set_tick_period_milliseconds(r.tickMs);
+  }
   if (rc != OK) {
     failed(r, now, "zt: policy poll could not start (proxy_http_call status) ", <u64>rc);
     return;

@@ -1,6 +1,7 @@
 // The API application on ZT_PORT: request ids, access logs, JSON errors, and the routes.
 // Admin routes (policy and incident writes, audit reads) share one auth middleware.
 import { Hono } from "hono";
+import { loadEvaluator } from "../../compiler/compile.js";
 import type { RolloutMode } from "../../compiler/model.js";
 import type { AuditSink } from "../audit/record.js";
 import { type AdminAuthenticator, adminAuth } from "./auth.js";
@@ -132,7 +133,7 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
   app.route("/", incidentRoutes({ incidents: deps.incidents, admin, log }));
   app.route("/", metricsRoute(deps.metrics));
   const sync = deps.sync ?? createSync(deps.store);
-  app.route("/", policyImageRoutes({ store: deps.store, watch: sync.watch, admin, maxWaitMs: sync.maxWaitMs ?? 300_000, ...(sync.metrics ? { count: sync.metrics.answered } : {}) }));
+  app.route("/", policyImageRoutes({ filterModule: loadEvaluator, store: deps.store, watch: sync.watch, admin, maxWaitMs: sync.maxWaitMs ?? 300_000, ...(sync.metrics ? { count: sync.metrics.answered } : {}) }));
   app.route("/", sidecarRoutes({ sidecars: sync.sidecars, admin }));
   if (deps.auditRoutes) {
     for (const path of ["/v1/audit", "/v1/audit/*", "/v1/graph", "/v1/graph/*"]) app.use(path, admin);

@@ -4,6 +4,8 @@
 // every held poll), authentication like ingest, compression when asked for, and held polls
 // released when the engine shuts down.
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { evaluatorPath } from "../../compiler/compile.js";
 import { request } from "node:http";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -161,6 +163,22 @@ describe("GET /v1/policy-image", () => {
     expect((await get(e.url, "/v1/policy-image", { "accept-encoding": "br;q=0, gzip;q=0" })).headers["content-encoding"]).toBeUndefined();
     // The digest is the image's, whatever the encoding.
     expect(gz.headers["x-zt-image-sha256"]).toBe(plain.headers["x-zt-image-sha256"]);
+  });
+});
+
+describe("GET /v1/filter.wasm", () => {
+  it("serves the filter without a policy image; its sha256 holds across policy writes", async () => {
+    const a = await get(e.url, "/v1/filter.wasm", { authorization: "" });
+    expect(a.status).toBe(200);
+    expect(a.headers["content-type"]).toBe("application/wasm");
+    const sha = createHash("sha256").update(a.body).digest("hex");
+    expect(a.headers["x-zt-module-sha256"]).toBe(sha);
+    expect(a.body.equals(readFileSync(evaluatorPath()))).toBe(true);
+    expect(WebAssembly.Module.customSections(new WebAssembly.Module(a.body), "zt.manifest")).toHaveLength(0);
+    await call(e.url, "PUT", "/v1/policies/chat-db", { raw: CHAT_TO_PG, token: TOKEN });
+    const b = await get(e.url, "/v1/filter.wasm", { "if-none-match": `"sha256:${sha}"` });
+    expect(b.status).toBe(304);
+    await call(e.url, "DELETE", "/v1/policies/chat-db", { token: TOKEN });
   });
 });
 

@@ -6,6 +6,9 @@
 // tags, else the request is held until one that is not becomes active (200) or the wait
 // ends (304). Mounted behind the same authentication as audit ingest (the sidecar token or
 // the caller's SVID); compressed when the client accepts it and it saves a tenth.
+// GET /v1/filter.wasm: the filter module itself, without a policy image (open, like
+// /v1/module.wasm): what sidecars load, then fill by sync.
+import { createHash } from "node:crypto";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import type { EngineEnv } from "../context.js";
 import { errorResponse } from "../errors.js";
@@ -14,9 +17,13 @@ import type { Closable, PolicyWatch } from "../../engine/policy-watch.js";
 import type { ActivePolicies } from "../../engine/policy-store.js";
 
 export const POLICY_IMAGE_PATH = "/v1/policy-image";
+/** The filter module without a policy image: its bytes change only with the evaluator. */
+export const FILTER_MODULE_PATH = "/v1/filter.wasm";
 export const POLICY_IMAGE_TYPE = "application/vnd.zt.policy-image";
 
 export interface PolicyImageRouteDeps {
+  /** The evaluator + filter code the engine links images into (build/evaluator.wasm). */
+  readonly filterModule: () => Uint8Array;
   readonly store: { current(): ActivePolicies | null };
   readonly watch: PolicyWatch;
   readonly admin: MiddlewareHandler<EngineEnv>;
@@ -98,5 +105,26 @@ export function policyImageRoutes(deps: PolicyImageRouteDeps): Hono<EngineEnv> {
     return c.body(body as Uint8Array<ArrayBuffer>, 200, headers);
   });
 
+  // What `zt envoy-config --engine` points Envoy at: stable across policy writes (its sha256
+  // in the filter config stays true), so a restarted sidecar loads it and then syncs.
+  app.get(FILTER_MODULE_PATH, (c) => {
+    const bytes = deps.filterModule();
+    const sha = filterSha(bytes);
+    const headers = { etag: `"sha256:${sha}"`, "x-zt-module-sha256": sha, "cache-control": "no-cache" };
+    if (parseIfNoneMatch(c.req.header("if-none-match")).includes(`sha256:${sha}`)) return c.body(null, 304, headers);
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { ...headers, "content-type": "application/wasm" });
+  });
+
   return app;
+}
+
+const shaCache = new WeakMap<Uint8Array, string>();
+
+function filterSha(bytes: Uint8Array): string {
+  let s = shaCache.get(bytes);
+  if (s === undefined) {
+    s = createHash("sha256").update(bytes).digest("hex");
+    shaCache.set(bytes, s);
+  }
+  return s;
 }
