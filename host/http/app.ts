@@ -106,6 +106,12 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
     }),
   );
 
+  // Long polls next, also before the generic middleware: a held poll should keep as little
+  // per-request state alive as possible (docs/envoy.md, the held-poll figures).
+  const admin = adminAuth(deps.authenticators);
+  const sync = deps.sync ?? createSync(deps.store);
+  app.route("/", policyImageRoutes({ filterModule: loadEvaluator, store: deps.store, watch: sync.watch, admin, maxWaitMs: sync.maxWaitMs ?? 300_000, ...(sync.metrics ? { count: sync.metrics.answered } : {}) }));
+
   app.use(async (c, next) => {
     const id = requestIdOf(c);
     c.set("requestId", id);
@@ -128,12 +134,9 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
   });
   app.notFound((c) => errorResponse(c, 404, { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }));
 
-  const admin = adminAuth(deps.authenticators);
   app.route("/", policyRoutes({ store: deps.store, admin, mode: deps.mode, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024 }));
   app.route("/", incidentRoutes({ incidents: deps.incidents, admin, log }));
   app.route("/", metricsRoute(deps.metrics));
-  const sync = deps.sync ?? createSync(deps.store);
-  app.route("/", policyImageRoutes({ filterModule: loadEvaluator, store: deps.store, watch: sync.watch, admin, maxWaitMs: sync.maxWaitMs ?? 300_000, ...(sync.metrics ? { count: sync.metrics.answered } : {}) }));
   app.route("/", sidecarRoutes({ sidecars: sync.sidecars, admin }));
   if (deps.auditRoutes) {
     for (const path of ["/v1/audit", "/v1/audit/*", "/v1/graph", "/v1/graph/*"]) app.use(path, admin);

@@ -174,7 +174,7 @@ describe("GET /v1/filter.wasm", () => {
     const sha = createHash("sha256").update(a.body).digest("hex");
     expect(a.headers["x-zt-module-sha256"]).toBe(sha);
     expect(a.body.equals(readFileSync(evaluatorPath()))).toBe(true);
-    expect(WebAssembly.Module.customSections(new WebAssembly.Module(a.body), "zt.manifest")).toHaveLength(0);
+    expect(WebAssembly.Module.customSections(new WebAssembly.Module(new Uint8Array(a.body)), "zt.manifest")).toHaveLength(0);
     await call(e.url, "PUT", "/v1/policies/chat-db", { raw: CHAT_TO_PG, token: TOKEN });
     const b = await get(e.url, "/v1/filter.wasm", { "if-none-match": `"sha256:${sha}"` });
     expect(b.status).toBe(304);

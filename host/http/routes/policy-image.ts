@@ -42,11 +42,22 @@ export function parseIfNoneMatch(header: string | undefined): string[] | "*" {
   return tags;
 }
 
+/**
+ * A request header, read from Node's own header object when there is one: a held poll keeps
+ * its context alive for the whole wait, and Hono's Headers copy would stay with it.
+ */
+function headerOf(c: Context<EngineEnv>, name: string): string | undefined {
+  const incoming = (c.env as { incoming?: { headers: Record<string, string | string[] | undefined> } } | undefined)?.incoming;
+  if (incoming === undefined) return c.req.header(name);
+  const v = incoming.headers[name];
+  return Array.isArray(v) ? v.join(", ") : v;
+}
+
 /** Seconds from `?wait=` or `Prefer: wait=`; null when absent, NaN when not a whole number. */
 function requestedWait(c: Context<EngineEnv>): number | null {
-  const q = c.req.query("wait");
-  if (q !== undefined) return /^\d{1,6}$/.test(q) ? Number(q) : NaN;
-  const prefer = /(?:^|[,;\s])wait=(\d{1,6})(?:$|[,;\s])/i.exec(c.req.header("prefer") ?? "");
+  const q = /[?&]wait=([^&]*)/.exec(c.req.url);
+  if (q) return /^\d{1,6}$/.test(q[1]!) ? Number(q[1]) : NaN;
+  const prefer = /(?:^|[,;\s])wait=(\d{1,6})(?:$|[,;\s])/i.exec(headerOf(c, "prefer") ?? "");
   return prefer ? Number(prefer[1]) : null;
 }
 
@@ -70,7 +81,7 @@ export function policyImageRoutes(deps: PolicyImageRouteDeps): Hono<EngineEnv> {
     if (seconds !== null && !(seconds * 1000 <= deps.maxWaitMs)) {
       return errorResponse(c, 400, { code: "invalid_wait", message: `wait must be a whole number of seconds from 0 to ${deps.maxWaitMs / 1000}`, path: "wait" });
     }
-    const tags = parseIfNoneMatch(c.req.header("if-none-match"));
+    const tags = parseIfNoneMatch(headerOf(c, "if-none-match"));
     const current = deps.store.current();
     if (current === null) return errorResponse(c, 503, { code: "no_module", message: "no policy module is loaded" });
     const known = tags === "*" ? [current.version] : tags;
@@ -93,7 +104,7 @@ export function policyImageRoutes(deps: PolicyImageRouteDeps): Hono<EngineEnv> {
       vary: "accept-encoding",
     };
     let body = image.bytes;
-    for (const encoding of acceptedEncodings(c.req.header("accept-encoding"))) {
+    for (const encoding of acceptedEncodings(headerOf(c, "accept-encoding"))) {
       const encoded = await image.encoded(encoding);
       if (encoded !== null) {
         body = encoded;
