@@ -87,7 +87,8 @@ function largeAlloc(padded: usize): usize {
   return p;
 }
 
-function bump(size: usize): usize {
+// @ts-ignore: decorator
+@inline function bump(size: usize): usize {
   // 8 spare bytes: the evaluator reads segments a word at a time (trie.ts prefixOf).
   const padded = size + 8;
   const p = (arenaNext + 15) & ~(<usize>15);
