@@ -16,8 +16,8 @@ export interface GraphQuery {
   since: Date;
   until: Date;
   format: "json" | "dot";
-  /** The busiest edges (most decisions) kept in the answer. */
-  limit: number;
+  /** The busiest edges (most decisions) kept in the answer; DEFAULT_GRAPH_EDGES when absent. */
+  limit?: number;
 }
 
 export interface GraphNode {
@@ -107,6 +107,7 @@ function nodeFor(id: string): GraphNode {
  * `limit` groups with a bounded sort; count(*) OVER () tells how many there were.
  */
 export async function buildGraph(sql: Sql, q: GraphQuery): Promise<Graph> {
+  const limit = Math.min(q.limit ?? DEFAULT_GRAPH_EDGES, MAX_GRAPH_EDGES);
   const rows = await sql.unsafe<
     { source: string; destination: string; port: number; allow: string; deny: string; observed_deny: string; first_seen: Date; last_seen: Date; total: string }[]
   >(
@@ -122,7 +123,7 @@ export async function buildGraph(sql: Sql, q: GraphQuery): Promise<Graph> {
         ORDER BY count(*) DESC, 1, 2, 3
         LIMIT $3) AS top
       ORDER BY 1, 2, 3`,
-    [q.since.toISOString(), q.until.toISOString(), q.limit],
+    [q.since.toISOString(), q.until.toISOString(), limit],
   );
   const ids = new Set<string>();
   const edges: GraphEdge[] = rows.map((r) => {
@@ -145,7 +146,7 @@ export async function buildGraph(sql: Sql, q: GraphQuery): Promise<Graph> {
     until: q.until.toISOString(),
     nodes: [...ids].sort().map(nodeFor),
     edges,
-    limit: q.limit,
+    limit,
     total_edges: total,
     truncated: total > edges.length,
   };
@@ -155,8 +156,13 @@ function dotString(s: string): string {
   return '"' + s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n") + '"';
 }
 
+export interface DotOptions {
+  /** A link for each edge (the console: its decisions in the audit browser); Graphviz makes the edge an `<a>` in SVG. */
+  edgeHref?: (e: GraphEdge) => string;
+}
+
 /** Graphviz: enforced denies red, observe-only denies dashed orange, allow-only edges black. */
-export function graphToDot(g: Graph): string {
+export function graphToDot(g: Graph, opts: DotOptions = {}): string {
   const out: string[] = [];
   out.push("digraph zt {");
   const scope = g.truncated ? ` (truncated: the ${g.edges.length} busiest of ${g.total_edges} edges)` : "";
@@ -176,6 +182,7 @@ export function graphToDot(g: Graph): string {
     const attrs = [`label=${dotString(label)}`];
     if (enforcedDeny > 0) attrs.push("color=red");
     else if (e.observed_deny > 0) attrs.push("color=orange", "style=dashed");
+    if (opts.edgeHref) attrs.push(`href=${dotString(opts.edgeHref(e))}`, `tooltip=${dotString(`${e.source} -> ${e.destination}${label}`)}`);
     out.push(`  ${dotString(e.source)} -> ${dotString(e.destination)} [${attrs.join(", ")}];`);
   }
   out.push("}");

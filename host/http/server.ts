@@ -13,8 +13,9 @@ import { auditRoutes } from "./routes/audit.js";
 import type { Extension, ExtensionFactory } from "./extension.js";
 import type { AuditSink } from "../audit/record.js";
 import { type AdminAuthenticator, adminAuth, bearerTokenAuthenticator } from "./auth.js";
-import { createApp } from "./app.js";
+import { createApp, createSync, type SyncDeps } from "./app.js";
 import { applyConnectionLimits, type ConnectionLimits } from "./connection-limits.js";
+import { registerSyncMetrics } from "../engine/sync-metrics.js";
 import type { EngineConfig } from "../common/config.js";
 import { createHealthApp } from "./health.js";
 import { startEventLoopMonitor } from "./event-loop.js";
@@ -156,6 +157,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   log.info("health listening", { health: urlOf(healthServer, config.host).url });
   let incidents: IncidentStore;
   let apiServer: Server;
+  let sync: SyncDeps | null = null;
   const extensions: Extension[] = [];
   try {
     incidents = await IncidentStore.open(join(config.dataDir, "incidents.json"));
@@ -169,6 +171,8 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     });
     const authenticators = [bearerTokenAuthenticator(opts.adminToken), ...(opts.authenticators ?? [])];
     const core = { store, incidents, sink: audit.sink, metrics, log, mode: config.mode, admin: adminAuth(authenticators) };
+    const parts = createSync(store);
+    sync = { ...parts, metrics: registerSyncMetrics(metrics.registry, parts.watch, parts.sidecars) };
     for (const factory of opts.extensions ?? []) extensions.push(await factory(core));
     const app = createApp({
       store,
@@ -179,7 +183,8 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       mode: config.mode,
       authenticators,
       extensions,
-      auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink) : null,
+      auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink, { onIngest: (records) => sync!.sidecars.observe(records) }) : null,
+      sync,
       maxBodyBytes: config.maxBodyBytes,
       maxBatch: config.maxBatch,
       auditWaitMs: config.auditWaitMs,
@@ -205,11 +210,14 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   log.info("zt engine listening", { api: api.url, health: hp.url, tls: api.url.startsWith("https:") ? "mtls" : "none", mode: config.mode, policy_path: config.policyPath, data_dir: config.dataDir, version: store.current()?.version });
 
   const activeStore = store;
+  const activeSync = sync!;
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       draining = true;
       log.info("shutting down: draining requests");
+      // Held long polls answer 304 now: sidecars keep their image and poll another replica.
+      activeSync.watch.close();
       await drain(apiServer, config.shutdownTimeoutMs);
       await closeExtensions(extensions, log);
       await activeStore.close();

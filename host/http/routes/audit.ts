@@ -4,7 +4,7 @@ import { Hono, type Context } from "hono";
 import type { Sql } from "postgres";
 import { buildGraph, graphToDot, parseGraphQuery } from "../../audit/graph.js";
 import { parseAuditQuery, queryAudit } from "../../audit/query.js";
-import { AuditUnavailableError } from "../../audit/record.js";
+import { type AuditRecord, AuditUnavailableError } from "../../audit/record.js";
 import { MAX_INGEST_RECORDS, validateIngestBody, type FieldError } from "../../audit/validate.js";
 import type { ThreadedAuditSink } from "../../audit/threaded-sink.js";
 import { readJsonBody } from "../body.js";
@@ -23,7 +23,12 @@ function unavailable(c: Context, err: unknown) {
   return c.json({ error: { code: "audit_unavailable", message, path: null } }, 503);
 }
 
-export function auditRoutes(sql: Sql, writer: ThreadedAuditSink): Hono {
+export interface AuditRouteOptions {
+  /** Records ingest accepted (durable): e.g. which policy versions sidecars decide with. */
+  onIngest?: (records: readonly AuditRecord[]) => void;
+}
+
+export function auditRoutes(sql: Sql, writer: ThreadedAuditSink, opts: AuditRouteOptions = {}): Hono {
   const app = new Hono();
 
   app.get("/v1/audit", async (c) => {
@@ -67,6 +72,7 @@ export function auditRoutes(sql: Sql, writer: ThreadedAuditSink): Hono {
       if (e instanceof AuditUnavailableError) return unavailable(c, e);
       throw e;
     }
+    opts.onIngest?.(v.value);
     return c.json({ accepted: v.value.length });
   });
 
