@@ -54,7 +54,8 @@ export function applyConnectionLimits(server: Server, limits: ConnectionLimits):
       socket._paused = true;
       socket.pause();
     }
-    arm(socket, st);
+    // Only a client that is not taking its answers is timed out; a slow answer is not its fault.
+    if (socket.writableNeedDrain) arm(socket, st);
   };
   const release = (socket: PausableSocket, st: ConnState): void => {
     if (socket.writableNeedDrain) return;
