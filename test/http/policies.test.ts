@@ -87,7 +87,8 @@ describe("PUT/DELETE /v1/policies/{name}", () => {
     expect(none.headers.get("www-authenticate")).toBe("Bearer");
     const wrong = await put("chat-db", CHAT_TO_PG, "not-the-token-at-all-xxxxxxxx");
     expect(wrong.status).toBe(401);
-    expect((wrong.body as unknown as ErrorBody).error.code).toBe("invalid_credentials");
+    expect((wrong.body as unknown as ErrorBody).error.code).toBe("invalid_admin_token");
+    expect(wrong.headers.get("www-authenticate")).toBe('Bearer error="invalid_token"');
     const basic = await call(e.url, "PUT", "/v1/policies/chat-db", { raw: CHAT_TO_PG, headers: { authorization: "Basic YWRtaW46YWRtaW4=" } });
     expect(basic.status).toBe(401);
     const del = await call(e.url, "DELETE", "/v1/policies/hanzo-core-policy");

@@ -1,6 +1,6 @@
 // GET/PUT/DELETE /v1/policies[/{name}] and GET /v1/module.wasm.
-// Reads are open (the module is what sidecars download anyway); writes go through `admin`.
-import { type Context, Hono, type MiddlewareHandler } from "hono";
+// Who may read and write: route-identity.ts (reads: reader trust domains; writes: admin).
+import { type Context, Hono } from "hono";
 import type { RolloutMode } from "../../../compiler/model.js";
 import { readBodyText } from "../body.js";
 import type { EngineEnv } from "../context.js";
@@ -10,7 +10,6 @@ import type { ChangeResult, PolicyStore } from "../../engine/policy-store.js";
 
 export interface PolicyRouteDeps {
   readonly store: PolicyStore;
-  readonly admin: MiddlewareHandler<EngineEnv>;
   readonly mode: RolloutMode;
   readonly log: Logger;
   readonly maxPolicyBytes: number;
@@ -45,7 +44,7 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
     return c.json({ version: active.version, policy: info });
   });
 
-  app.put("/v1/policies/:name", deps.admin, async (c) => {
+  app.put("/v1/policies/:name", async (c) => {
     const name = c.req.param("name");
     if (!POLICY_NAME.test(name)) return errorResponse(c, 400, { code: "invalid_name", message: `"${name}" is not a valid policy name: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit`, path: "name" });
     const body = await readBodyText(c, deps.maxPolicyBytes);
@@ -56,7 +55,7 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
     return changeResponse(c, r, r.ok && r.created ? 201 : 200);
   });
 
-  app.delete("/v1/policies/:name", deps.admin, async (c) => {
+  app.delete("/v1/policies/:name", async (c) => {
     const name = c.req.param("name");
     const r = await store.deleteApiPolicy(name);
     if (r.ok) deps.log.info("policy deleted", { policy: name, caller: c.get("caller"), version: r.version, request_id: c.get("requestId") });
