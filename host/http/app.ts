@@ -43,6 +43,8 @@ export interface AppDeps {
   agentVerifier?: JwtVerifier | null;
   /** Other front rooms (extension.ts): claimed requests go to them first, their routes follow the API's. */
   extensions?: readonly Extension[];
+  /** Rewrites configured directories in answers (shown-paths.ts). */
+  hidePaths?: (text: string) => string;
   /** The route table; default ROUTE_IDENTITY (see EngineOptions.routeIdentity). */
   routeIdentity?: Readonly<Record<string, IdentityRule>> | undefined;
 }
@@ -122,7 +124,7 @@ export function createApp(deps: AppDeps): ApiApp {
   });
   app.notFound((c) => errorResponse(c, 404, { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }));
 
-  app.route("/", policyRoutes({ store: deps.store, mode: deps.mode, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024 }));
+  app.route("/", policyRoutes({ store: deps.store, mode: deps.mode, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024, hidePaths: deps.hidePaths ?? ((t) => t) }));
   app.route("/", incidentRoutes({ incidents: deps.incidents, log }));
   app.route("/", metricsRoute(deps.metrics));
   if (deps.auditRoutes) app.route("/", deps.auditRoutes as unknown as Hono<EngineEnv>);

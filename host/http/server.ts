@@ -17,6 +17,7 @@ import { createApp } from "./app.js";
 import type { RouteLine } from "./route-identity.js";
 import type { EngineConfig } from "../common/config.js";
 import { createHealthApp } from "./health.js";
+import { pathHider } from "./shown-paths.js";
 import { type CallerAuth, createCallerAuth, type IdentityRule } from "../identity/caller.js";
 import type { JwtVerifier } from "../identity/jwt.js";
 import type { IdentityStatus } from "../identity/tls.js";
@@ -143,6 +144,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
 
   let store: PolicyStore | null = null;
   let draining = false;
+  const hidePaths = pathHider({ policyPath: config.policyPath, dataDir: config.dataDir });
   const health = createHealthApp({
     active: () => store?.current() ?? null,
     lastReload: () => store?.lastReload() ?? null,
@@ -150,6 +152,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     metrics,
     draining: () => draining,
     identity: opts.identityStatus ?? null,
+    hidePaths,
   });
   const healthServer = await listen(health, config.host, config.healthPort);
   // Logged on its own: the API port may open much later (policies to compile, an SVID to wait for).
@@ -179,6 +182,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       log,
       mode: config.mode,
       auth,
+      hidePaths,
       extensions,
       routeIdentity: opts.routeIdentity,
       auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink) : null,

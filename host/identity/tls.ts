@@ -176,7 +176,7 @@ class Source implements IdentitySource {
    */
   fail(message: string): void {
     let shown = message;
-    for (const [path, name] of this.paths) shown = shown.split(path).join(name);
+    for (const [path, name] of this.paths) shown = shown.split(`${name} "${path}"`).join(name).split(path).join(name);
     this.lastError = shown;
     this.lastFullError = message;
     this.opts.log?.("error", message);
@@ -324,6 +324,8 @@ function startFiles(src: Source, cfg: Extract<TlsSourceConfig, { mode: "files" }
     try {
       load();
     } catch (e) {
+      // Forget what was read: files put back as they were must be read, and clear the error.
+      lastHash = "";
       src.fail(`reloading certificate files: ${(e as Error).message}`);
     }
   }, cfg.reloadIntervalMs);

@@ -101,6 +101,8 @@ describe("zt serve with an identity", () => {
       expect(waiting.status).toBe(503);
       expect(waiting.body.reason).toContain("no serving SVID yet (spire)");
       expect(waiting.body.identity).toMatchObject({ mode: "spire", ready: false });
+      // The health port is plain HTTP: its details name variables, not the host's paths.
+      expect(JSON.stringify(waiting.body)).not.toContain(dir);
 
       spire.push({ svids: [svidMessage(ZT_ID, await issueSvid(root, ZT_ID), [root])], crl: [], federated_bundles: {} });
       const listening = await s.line("zt engine listening");

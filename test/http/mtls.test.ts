@@ -13,7 +13,7 @@ import { type Identity, setupIdentity } from "../../host/identity/index.js";
 import { createMetrics } from "../../host/metrics/metrics.js";
 import { startFakeAgent, svidMessage, type FakeAgent } from "../identity/agent-server.js";
 import { clientAgent, type Reply, request } from "../identity/harness.js";
-import { AUDIENCE, ISSUER, type JwksServer, mint, signingKey, type SigningKey, startJwksServer } from "../identity/jwks-server.js";
+import { AUDIENCE, ISSUER, type JwksServer, mint, mintCritical, signingKey, type SigningKey, startJwksServer } from "../identity/jwks-server.js";
 import { createCa, issueSvid, type TestCa } from "../identity/pki.js";
 import { POLICIES_DIR } from "../support/seed.js";
 import { AGENT_POLICY } from "./agent-policy.js";
@@ -204,6 +204,7 @@ describe("agent requests on the engine (JWT from the IAM JWKS, scopes from agent
       { name: "expired", asker: GATEWAY, body: agentBody(await mint(iamKey, { iatOffset: -2000, expOffset: -60, scope: "llm:invoke" })), decision: "DENY", reason: "jwt_token_expired", caller: `mtls:${GATEWAY}` },
       { name: "missing scopes", asker: CHAT, body: agentBody(await mint(iamKey, { scope: "llm:invoke" }), CHAT, 3000), decision: "DENY", reason: "agent_scope_missing:chat:write", caller: `mtls:${CHAT}+jwt:agent-7`, missing: ["chat:write"] },
       { name: "wrong signature", asker: GATEWAY, body: agentBody(await mint(await signingKey("iam-1"), { scope: "llm:invoke" })), decision: "DENY", reason: "jwt_bad_signature", caller: `mtls:${GATEWAY}` },
+      { name: "crit header", asker: GATEWAY, body: agentBody(mintCritical(iamKey, "exp-ext", { scope: "llm:invoke" })), decision: "DENY", reason: "jwt_unsupported_critical_header", caller: `mtls:${GATEWAY}` },
       { name: "unknown kid", asker: GATEWAY, body: agentBody(await mint(await signingKey("iam-9"), { scope: "llm:invoke" })), decision: "DENY", reason: "jwt_unknown_kid", caller: `mtls:${GATEWAY}` },
       { name: "undeclared destination", asker: POSTGRES, body: agentBody(await mint(iamKey, { scope: "llm:invoke" }), POSTGRES, 5432), decision: "DENY", reason: "agent_access_undeclared", caller: `mtls:${POSTGRES}+jwt:agent-7` },
     ];
