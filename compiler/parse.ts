@@ -416,22 +416,23 @@ function operatorSpec(ctx: Ctx, spec: YAMLMap, name: string, source: string): Op
   return { kind: "OperatorAccessPolicy", name, rules, source };
 }
 
-function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
-  const map = asMap(ctx, root, "a policy document");
-  if (!map) return null;
-  const f = fields(ctx, map, "the policy document", ["apiVersion", "kind", "metadata", "spec"]);
-  const av = requireField(ctx, f, "apiVersion", "the policy document", map);
+/**
+ * The header every document of the language shares (policies and companion kinds):
+ * apiVersion, kind, metadata (name, labels, annotations) and spec. Reports every problem; `name`
+ * is null when it is missing or invalid, `spec` when it is not a mapping. Which kinds are
+ * accepted is the caller's to check (`kind`, with its node).
+ */
+export function documentHeader(ctx: Ctx, map: YAMLMap, what: string): { kind: { text: string; node: Node } | null; name: string | null; spec: YAMLMap | null } {
+  const f = fields(ctx, map, what, ["apiVersion", "kind", "metadata", "spec"]);
+  const av = requireField(ctx, f, "apiVersion", what, map);
   if (av) {
     const s = asString(ctx, av, "apiVersion");
     if (s !== null && s !== API_VERSION) ctx.err(av, `apiVersion must be "${API_VERSION}", got "${s}"`);
   }
-  const kn = requireField(ctx, f, "kind", "the policy document", map);
-  const kind = kn ? asString(ctx, kn, "kind") : null;
-  if (kind !== null && kind !== "ServiceAccessPolicy" && kind !== "OperatorAccessPolicy") {
-    ctx.err(kn, `kind must be ${kindList()}, got "${kind}"`);
-  }
+  const kn = requireField(ctx, f, "kind", what, map);
+  const kindText = kn ? asString(ctx, kn, "kind") : null;
   let name: string | null = null;
-  const mn = requireField(ctx, f, "metadata", "the policy document", map);
+  const mn = requireField(ctx, f, "metadata", what, map);
   const meta = mn ? asMap(ctx, mn, "metadata") : null;
   if (meta) {
     const mf = fields(ctx, meta, "metadata", ["name", "labels", "annotations"]);
@@ -450,8 +451,20 @@ function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
       });
     }
   }
-  const sn = requireField(ctx, f, "spec", "the policy document", map);
+  const sn = requireField(ctx, f, "spec", what, map);
   const spec = sn ? asMap(ctx, sn, "spec") : null;
+  return { kind: kn && kindText !== null ? { text: kindText, node: kn } : null, name, spec };
+}
+
+function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
+  const map = asMap(ctx, root, "a policy document");
+  if (!map) return null;
+  const header = documentHeader(ctx, map, "the policy document");
+  const { name, spec } = header;
+  const kind = header.kind?.text ?? null;
+  if (kind !== null && kind !== "ServiceAccessPolicy" && kind !== "OperatorAccessPolicy") {
+    ctx.err(header.kind!.node, `kind must be ${kindList()}, got "${kind}"`);
+  }
   if (!spec) return null;
   // Validate the spec even when the name is bad, so every error is reported at once.
   const policyName = name ?? "invalid-name";

@@ -27,6 +27,8 @@ export const ROUTE_IDENTITY: Readonly<Record<string, IdentityRule>> = {
   "GET /v1/graph": "admin",
   "POST /v1/audit/ingest": "admin",
   "GET /metrics": "metrics",
+  // rollout (host/rollout/extension.ts)
+  "POST /v1/tests": "admin",
 };
 
 /** A request no route answers (a 404) needs an SVID: no one else learns which paths exist. */

@@ -14,6 +14,8 @@ import { fileURLToPath } from "node:url";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditConfigFromEnv, openAudit } from "../../host/audit/index.js";
+import { serveExtensions } from "../../host/cli/extensions.js";
+import { loadConfig } from "../../host/common/config.js";
 import { createLogger } from "../../host/common/logger.js";
 import type { EngineEnv } from "../../host/http/context.js";
 import { callerOf } from "../../host/http/identity-gate.js";
@@ -57,6 +59,9 @@ beforeAll(async () => {
     { ZT_SPIRE_SOCKET: `unix://${spire.socketPath}`, ZT_ADMIN_SPIFFE_IDS: ADMIN },
     { registry: metrics.registry, adminToken: TOKEN, waitForSvid: false, log: (level, msg, fields) => log[level](msg, { component: "identity", ...fields }) },
   );
+  const loaded = loadConfig({});
+  if (!loaded.ok) throw new Error(loaded.errors.join("; "));
+  const e0Config = loaded.config;
   e = await startTestEngine({
     dir,
     audit: async (d) => openAudit(auditConfigFromEnv({ ZT_DATA_DIR: join(d, "data") })),
@@ -65,7 +70,9 @@ beforeAll(async () => {
       metrics,
       ...identityEngineOptions(identity),
       routeIdentity: { ...ROUTE_IDENTITY, ...TEST_LINES },
+      // What `zt serve` mounts, and a route and a claimed host of the test's own.
       extensions: [
+        ...serveExtensions(e0Config),
         () => {
           const app = new Hono<EngineEnv>();
           app.get("/v1/probe-extension", (c) => c.json({ caller: c.get("caller") }));
