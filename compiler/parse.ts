@@ -30,6 +30,9 @@ export interface CompanionDocument {
   readonly root: Node;
   /** Builds diagnostics at this document's line:col (its own Ctx). */
   readonly ctx: Ctx;
+  /** The file's text and this document's span in it, comments included (what the node tree leaves out). */
+  readonly text: string;
+  readonly span: readonly [number, number];
 }
 
 export type ParseOutcome = { ok: true; policies: Policy[]; companions: CompanionDocument[] } | { ok: false; errors: Diagnostic[] };
@@ -48,6 +51,12 @@ export class Ctx {
   at(node: Node | null | undefined, fallback?: Node | null): SourceRef {
     const n = node ?? fallback;
     const offset = n?.range?.[0] ?? 0;
+    const p = this.lines.linePos(offset);
+    return { file: this.file, line: p.line, col: p.col };
+  }
+
+  /** The position of a character offset in the file (for findings outside the node tree, e.g. in comments). */
+  atOffset(offset: number): SourceRef {
     const p = this.lines.linePos(offset);
     return { file: this.file, line: p.line, col: p.col };
   }
@@ -324,7 +333,8 @@ function serviceSpec(ctx: Ctx, spec: YAMLMap, name: string, source: string): Ser
   return { kind: "ServiceAccessPolicy", name, rules, defaultAction: "DENY", rollout, agentScopes, source };
 }
 
-function token(ctx: Ctx, node: Node | null, what: string, allowStar: boolean, fallback?: Node | null): string | null {
+/** A policy token (service, action, role): letters, digits, ".", "_", ":" and "-"; "*" when allowed. */
+export function token(ctx: Ctx, node: Node | null, what: string, allowStar: boolean, fallback?: Node | null): string | null {
   const s = asString(ctx, node, what, fallback);
   if (s === null) return null;
   if (allowStar && s === "*") return s;
@@ -494,7 +504,11 @@ export function parsePolicyText(text: string, file: string): ParseOutcome {
   const policies: Policy[] = [];
   const companions: CompanionDocument[] = [];
   const list = Array.isArray(docs) ? docs : [docs];
-  for (const doc of list) {
+  let spanStart = 0;
+  for (const [i, doc] of list.entries()) {
+    const spanEnd = i === list.length - 1 ? text.length : doc.range[2];
+    const span = [spanStart, spanEnd] as const;
+    spanStart = spanEnd;
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const p = lines.linePos(e.pos[0]);
@@ -505,7 +519,7 @@ export function parsePolicyText(text: string, file: string): ParseOutcome {
     if (doc.contents === null) continue;
     const root = doc.contents as Node;
     const kind = companionKind(root);
-    if (kind !== null) companions.push({ kind, file, root, ctx: new Ctx(file, lines) });
+    if (kind !== null) companions.push({ kind, file, root, ctx: new Ctx(file, lines), text, span });
     else {
       const p = policyDocument(ctx, root);
       if (p) policies.push(p);

@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
   eval: { about: "evaluate one request against policies or a module", load: async () => (await import("./eval.js")).evalCommand },
   netpol: { about: "emit Kubernetes NetworkPolicies mirroring the ServiceAccessPolicies", load: async () => (await import("../../compiler/netpol/index.js")).netpolCommand },
   "envoy-config": { about: "print the Envoy filters / Istio WasmPlugins that load the module", load: async () => (await import("./envoy-config.js")).envoyConfigCommand },
+  mesh: { about: "WireGuard mesh gateway: `zt mesh keygen|render|agent` (docs/mesh.md)", load: async () => (await import("./mesh.js")).meshCommand },
   audit: { about: "audit trail tools: `zt audit verify` checks the hash chains", load: async () => auditCommand },
 };
 
