@@ -29,6 +29,7 @@ export const ROUTE_IDENTITY: Readonly<Record<string, IdentityRule>> = {
   "GET /metrics": "metrics",
   // rollout (host/rollout/extension.ts)
   "POST /v1/tests": "admin",
+  "POST /v1/diff": "admin",
 };
 
 /** A request no route answers (a 404) needs an SVID: no one else learns which paths exist. */
