@@ -2,9 +2,19 @@
 // needs its line in ROUTE_IDENTITY (host/http/route-identity.ts); test/http/route-identity.test.ts
 // mounts this same list, so every route `zt serve` serves is tested there against its rule.
 import type { EngineConfig } from "../common/config.js";
+import { consoleExtension, type ConsoleOptions } from "../console/extension.js";
 import type { ExtensionFactory } from "../http/extension.js";
 import { rolloutExtension } from "../rollout/extension.js";
 
-export function serveExtensions(config: EngineConfig): ExtensionFactory[] {
-  return [rolloutExtension({ maxBodyBytes: config.maxBodyBytes })];
+export interface ServeExtensionDeps {
+  readonly config: EngineConfig;
+  /** The PostgreSQL audit trail (the console reads it). */
+  readonly audit: ConsoleOptions["audit"];
+  /** The admin token (the console's sign-in). */
+  readonly adminToken: string;
+}
+
+export function serveExtensions(deps: ServeExtensionDeps): ExtensionFactory[] {
+  const maxBodyBytes = deps.config.maxBodyBytes;
+  return [rolloutExtension({ maxBodyBytes }), consoleExtension({ audit: deps.audit, adminToken: deps.adminToken, maxBodyBytes })];
 }

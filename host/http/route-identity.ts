@@ -9,6 +9,8 @@ import type { IdentityRule } from "../identity/caller.js";
 
 /**
  * `"<METHOD> <path as registered with Hono>": rule`, routes mounted by extensions included;
+ * `"PREFIX <path>"`: every route at or under that path, and requests there that no route
+ * answers, for a room that authenticates every request itself (a line for one route wins);
  * `"CLAIMED <extension name>"` for the requests an extension claims whole (by Host).
  * Rules (host/identity/caller.ts): svid, reader, metrics, admin, own.
  */
@@ -30,9 +32,11 @@ export const ROUTE_IDENTITY: Readonly<Record<string, IdentityRule>> = {
   // rollout (host/rollout/extension.ts)
   "POST /v1/tests": "admin",
   "POST /v1/diff": "admin",
+  // console (host/console): its own session, signed in with the admin token; browsers hold no SVID
+  "PREFIX /console": "own",
 };
 
-/** A request no route answers (a 404) needs an SVID: no one else learns which paths exist. */
+/** A request no route answers (a 404), outside every PREFIX line, needs an SVID: no one else learns which paths exist. */
 export const UNMATCHED_RULE: IdentityRule = "svid";
 
 export interface RegisteredRoute {
@@ -47,6 +51,20 @@ export function routeKey(r: RegisteredRoute): string {
 
 export function claimKey(extensionName: string): string {
   return `CLAIMED ${extensionName}`;
+}
+
+const PREFIX = "PREFIX ";
+
+/** The PREFIX lines of `table`, longest path first. */
+function prefixLines(table: Readonly<Record<string, IdentityRule>>): Array<{ path: string; rule: IdentityRule }> {
+  return Object.entries(table)
+    .filter(([k]) => k.startsWith(PREFIX))
+    .map(([k, rule]) => ({ path: k.slice(PREFIX.length), rule }))
+    .sort((a, b) => b.path.length - a.path.length);
+}
+
+function under(path: string, prefix: string): boolean {
+  return path === prefix || path.startsWith(prefix.endsWith("/") ? prefix : `${prefix}/`);
 }
 
 /**
@@ -106,11 +124,13 @@ export function routeRules(app: AnyApp, claimers: readonly string[], table: Read
   const byRoute = new WeakMap<object, IdentityRule>();
   const missing: string[] = [];
   const lines: RouteLine[] = [];
+  const prefixes = prefixLines(table);
+  const byPrefix = (path: string): IdentityRule | undefined => prefixes.find((p) => under(path, p.path))?.rule;
   const inspected = inspectRoutes(hono);
   hono.routes.forEach((r, i) => {
     if (!answers(inspected[i]!)) return;
     const key = routeKey(r);
-    const rule = table[key];
+    const rule = table[key] ?? byPrefix(r.path);
     if (rule === undefined) {
       if (!missing.includes(key)) missing.push(key);
       return;
@@ -131,7 +151,7 @@ export function routeRules(app: AnyApp, claimers: readonly string[], table: Read
         const rule = byRoute.get(r);
         if (rule !== undefined) return rule;
       }
-      return UNMATCHED_RULE;
+      return byPrefix(c.req.path) ?? UNMATCHED_RULE;
     },
     claimed: (name) => table[claimKey(name)]!,
   };
