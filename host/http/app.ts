@@ -2,9 +2,11 @@
 // access logs, JSON errors, and the routes. Which identity each route needs is one line in
 // route-identity.ts; the gate enforces it (identity-gate.ts).
 import { Hono } from "hono";
+import { loadEvaluator } from "../../compiler/compile.js";
 import type { RolloutMode } from "../../compiler/model.js";
 import type { AuditSink } from "../audit/record.js";
 import type { EngineEnv } from "./context.js";
+import { adminCheck } from "./auth.js";
 import { errorResponse } from "./errors.js";
 import type { JwtVerifier } from "../identity/jwt.js";
 import type { IncidentStore } from "../engine/incidents.js";
@@ -20,6 +22,11 @@ import { type RouteLine, type RouteRules, routeRules } from "./route-identity.js
 import { incidentRoutes } from "./routes/incidents.js";
 import { metricsRoute } from "./routes/metrics.js";
 import { policyRoutes } from "./routes/policies.js";
+import { policyImageRoutes } from "./routes/policy-image.js";
+import { sidecarRoutes } from "./routes/sidecars.js";
+import { PolicyWatch } from "../engine/policy-watch.js";
+import { SidecarRegistry } from "../engine/sidecars.js";
+import type { SyncMetrics } from "../engine/sync-metrics.js";
 
 export interface AppDeps {
   store: PolicyStore;
@@ -47,6 +54,29 @@ export interface AppDeps {
   hidePaths?: (text: string) => string;
   /** The route table; default ROUTE_IDENTITY (see EngineOptions.routeIdentity). */
   routeIdentity?: Readonly<Record<string, IdentityRule>> | undefined;
+  /** Policy sync for sidecars (GET /v1/policy-image, GET /v1/sidecars); built here when absent. */
+  sync?: SyncDeps;
+}
+
+export interface SyncDeps {
+  readonly watch: PolicyWatch;
+  readonly sidecars: SidecarRegistry;
+  readonly metrics?: SyncMetrics;
+  /** Longest long-poll wait a sidecar may ask for (default 300 s). */
+  readonly maxWaitMs?: number;
+}
+
+/** The sync parts for a store: its long-poll watch and the registry of sidecar versions. */
+export function createSync(store: PolicyStore): SyncDeps {
+  return {
+    watch: new PolicyWatch(store),
+    sidecars: new SidecarRegistry({
+      active: () => {
+        const a = store.current();
+        return a === null ? null : { version: a.version, sinceMs: Date.parse(a.loadedAt) };
+      },
+    }),
+  };
 }
 
 export interface ApiApp {
@@ -104,6 +134,13 @@ export function createApp(deps: AppDeps): ApiApp {
     }),
   );
 
+  // Long polls next, also before the generic middleware: a held poll should keep as little
+  // per-request state alive as possible (docs/envoy.md, the held-poll figures).
+  // The table decides (route-identity.ts); this re-check is what these routes were written with.
+  const admin = adminCheck(deps.auth);
+  const sync = deps.sync ?? createSync(deps.store);
+  app.route("/", policyImageRoutes({ filterModule: loadEvaluator, store: deps.store, watch: sync.watch, admin, maxWaitMs: sync.maxWaitMs ?? 300_000, ...(sync.metrics ? { count: sync.metrics.answered } : {}) }));
+
   app.use(async (c, next) => {
     const id = c.get("requestId");
     c.header("x-request-id", id);
@@ -127,6 +164,7 @@ export function createApp(deps: AppDeps): ApiApp {
   app.route("/", policyRoutes({ store: deps.store, mode: deps.mode, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024, hidePaths: deps.hidePaths ?? ((t) => t) }));
   app.route("/", incidentRoutes({ incidents: deps.incidents, log }));
   app.route("/", metricsRoute(deps.metrics));
+  app.route("/", sidecarRoutes({ sidecars: sync.sidecars, admin }));
   if (deps.auditRoutes) app.route("/", deps.auditRoutes as unknown as Hono<EngineEnv>);
   for (const ext of extensions) if (ext.app && !ext.claims) app.route("/", ext.app);
   // Last: every route is registered. A route (or a claiming extension) without an identity rule stops the start here.

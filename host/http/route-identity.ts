@@ -29,6 +29,10 @@ export const ROUTE_IDENTITY: Readonly<Record<string, IdentityRule>> = {
   "GET /v1/graph": "admin",
   "POST /v1/audit/ingest": "admin",
   "GET /metrics": "metrics",
+  // policy sync for sidecars (routes/policy-image.ts, routes/sidecars.ts)
+  "GET /v1/filter.wasm": "reader",
+  "GET /v1/policy-image": "admin", // like audit ingest: what sidecars authenticate with
+  "GET /v1/sidecars": "admin",
   // rollout (host/rollout/extension.ts)
   "POST /v1/tests": "admin",
   "POST /v1/diff": "admin",

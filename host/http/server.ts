@@ -13,7 +13,8 @@ import { auditRoutes } from "./routes/audit.js";
 import type { Extension, ExtensionFactory } from "./extension.js";
 import type { AuditSink } from "../audit/record.js";
 import { adminCheck } from "./auth.js";
-import { createApp } from "./app.js";
+import { createApp, createSync, type SyncDeps } from "./app.js";
+import { registerSyncMetrics } from "../engine/sync-metrics.js";
 import type { RouteLine } from "./route-identity.js";
 import type { EngineConfig } from "../common/config.js";
 import { createHealthApp } from "./health.js";
@@ -160,6 +161,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   let incidents: IncidentStore;
   let apiServer: Server;
   let routes: readonly RouteLine[];
+  let sync: SyncDeps | null = null;
   const extensions: Extension[] = [];
   try {
     incidents = await IncidentStore.open(join(config.dataDir, "incidents.json"));
@@ -173,6 +175,8 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     });
     const auth = opts.auth ?? createCallerAuth({ peer: null, adminToken: opts.adminToken, adminSpiffeIds: new Set(), trustedEvaluators: new Set() });
     const core = { store, incidents, sink: audit.sink, metrics, log, mode: config.mode, admin: adminCheck(auth) };
+    const parts = createSync(store);
+    sync = { ...parts, metrics: registerSyncMetrics(metrics.registry, parts.watch, parts.sidecars) };
     for (const factory of opts.extensions ?? []) extensions.push(await factory(core));
     const built = createApp({
       store,
@@ -185,7 +189,8 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       hidePaths,
       extensions,
       routeIdentity: opts.routeIdentity,
-      auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink) : null,
+      auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink, { onIngest: (records) => sync!.sidecars.observe(records) }) : null,
+      sync,
       maxBodyBytes: config.maxBodyBytes,
       maxBatch: config.maxBatch,
       auditWaitMs: config.auditWaitMs,
@@ -209,11 +214,14 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   log.info("zt engine listening", { api: api.url, health: hp.url, tls: api.url.startsWith("https:") ? "mtls" : "none", mode: config.mode, policy_path: config.policyPath, data_dir: config.dataDir, version: store.current()?.version });
 
   const activeStore = store;
+  const activeSync = sync!;
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       draining = true;
       log.info("shutting down: draining requests");
+      // Held long polls answer 304 now: sidecars keep their image and poll another replica.
+      activeSync.watch.close();
       await drain(apiServer, config.shutdownTimeoutMs);
       await closeExtensions(extensions, log);
       await activeStore.close();
