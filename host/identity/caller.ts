@@ -154,7 +154,8 @@ export function createCallerAuth(opts: CallerAuthOptions): CallerAuth {
       if (rule === "own") return { ok: true, caller: { transport, spiffeId, trustDomain, adminToken: false, remoteAddress } };
       let adminToken = false;
       const auth = req.headers.authorization;
-      if (auth !== undefined) {
+      // An empty header carries no credentials: the same as none.
+      if (auth !== undefined && auth.trim() !== "") {
         const m = /^Bearer ([\x21-\x7e]+)$/.exec(auth);
         if (!m) return { ok: false, status: 401, code: "malformed_authorization", reason: null, error: 'the Authorization header must be "Bearer <admin token>"' };
         // Compare digests: constant time regardless of the presented length.
