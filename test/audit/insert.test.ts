@@ -80,7 +80,7 @@ describe("column-array insert", () => {
         caller: fc.option(anyText, { nil: null }),
         service: anyText,
         action: anyText,
-        ms: fc.integer({ min: now - 20 * 86_400_000, max: now }),
+        ms: fc.integer({ min: now - 6 * 86_400_000, max: now }),
         latency: fc.nat(5_000_000),
         mfa: fc.boolean(),
       })
