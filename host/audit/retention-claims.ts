@@ -1,7 +1,7 @@
 // Verify does not take retention's word for a gap. zt_audit.retention_log says which sequence
 // numbers of a chain left with which dropped partition; the owner role can write that table,
-// so a claim is only accepted when it agrees with the calendar: the partition is gone, its
-// whole range is older than the retention period, and the records around the gap were
+// so a claim is only accepted when it agrees with the calendar: the partition's whole range
+// is older than the retention period, and the records around the gap were
 // written early enough for the missing ones to belong to that range (a record is accepted at
 // most MAX_RECORD_AGE_MS after its decision, and at most MAX_FUTURE_SKEW_MS before it).
 import { MAX_FUTURE_SKEW_MS, MAX_RECORD_AGE_MS } from "./validate.js";
@@ -47,8 +47,6 @@ export function covered(claims: readonly RetentionClaim[] | undefined, lo: numbe
 
 export interface GapContext {
   claims: readonly RetentionClaim[];
-  /** Partitions of zt_audit.decisions that exist now. */
-  existing: ReadonlySet<string>;
   retentionDays: number;
   nowMs: number;
   /** The records of the gap were written no earlier than this (epoch ms), and why. */
@@ -62,7 +60,6 @@ export function implausibleGap(lo: number, hi: number, g: GapContext): string | 
   for (const c of relevant) {
     const r = partitionRange(c.partition);
     if (!r) return `retention claims records ${lo}..${hi} left with "${c.partition}", which is not a partition name`;
-    if (g.existing.has(c.partition)) return `retention claims records ${lo}..${hi} left with partition ${c.partition}, which still exists`;
     if (r.end + g.retentionDays * DAY_MS > g.nowMs) {
       return `retention claims records ${lo}..${hi} left with partition ${c.partition}, which ends ${new Date(r.end).toISOString()}: inside the ${g.retentionDays}-day retention period`;
     }

@@ -62,7 +62,7 @@ const readChainEnd: ChainEndReader = async (chainId, bound) => {
     `SELECT seq::text AS seq, encode(hash, 'hex') AS hash FROM (
        SELECT seq, hash FROM ${SCHEMA}.decisions WHERE chain_id = $1 AND seq <= $2::bigint
        UNION ALL SELECT seq, hash FROM ${SCHEMA}.duplicates WHERE chain_id = $1 AND seq <= $2::bigint) t
-     ORDER BY seq DESC LIMIT 1`,
+     ORDER BY t.seq DESC LIMIT 1`,
     [chainId, String(bound ?? Number.MAX_SAFE_INTEGER)],
   );
   return row ? { chain_id: chainId, seq: Number(row.seq), hash: row.hash } : null;

@@ -3,7 +3,10 @@
 // role, verify with the signed checkpoints must report it (exit 1, the problem named for the
 // chain), and once the change is undone the trail verifies again (exit 0). Where a hash chain
 // alone cannot see a change, the run without checkpoints shows that limit (exit 0).
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import postgres, { type Sql } from "postgres";
@@ -129,6 +132,41 @@ describe("zt audit verify against the probe", () => {
     expect(plain.report).toMatchObject({ ok: true, chains: 2, records: 700 });
     const [b] = await superuser`SELECT pred_chain_id, pred_seq::int AS seq FROM zt_audit.chains WHERE chain_id = ${chainB}`;
     expect(b).toEqual({ pred_chain_id: chainA, seq: 400 });
+  });
+
+  it("records its result as metrics, in a textfile and on a Pushgateway (what the alert rules read)", async () => {
+    const pushed: Array<{ method: string; url: string; body: string }> = [];
+    const gateway = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => (body += d.toString()));
+      req.on("end", () => {
+        pushed.push({ method: req.method ?? "", url: req.url ?? "", body });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => gateway.listen(0, "127.0.0.1", r));
+    const port = (gateway.address() as { port: number }).port;
+    const file = join(dir, "verify.prom");
+    try {
+      // The child pushes to a server in this process: run it asynchronously.
+      const run = (key: string): Promise<number | null> =>
+        new Promise((resolve) => {
+          const args = [CLI, "audit", "verify", "--dsn", dsns.engine, "--checkpoints", join(dir, "engine", "checkpoints"), "--public-key", key];
+          const child = execFile(process.execPath, [...args, "--metrics-file", file, "--pushgateway", `http://127.0.0.1:${port}`], { env: { PATH: process.env.PATH ?? "" } });
+          child.once("exit", (code) => resolve(code));
+        });
+      expect(await run(join(dir, "engine", "audit-checkpoint-key.pem"))).toBe(0);
+      expect(readFileSync(file, "utf8")).toMatch(/^zt_audit_verify_ok 1$/m);
+      expect(pushed.at(-1)).toMatchObject({ method: "PUT", url: "/metrics/job/zt_audit_verify", body: expect.stringMatching(/^zt_audit_verify_ok 1$/m) });
+      // Checkpoints checked against a key that did not sign them: not intact.
+      const stranger = join(dir, "stranger.pem");
+      writeFileSync(stranger, generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }));
+      expect(await run(stranger)).toBe(1);
+      expect(readFileSync(file, "utf8")).toMatch(/^zt_audit_verify_ok 0$/m);
+      expect(pushed.at(-1)?.body).toMatch(/^zt_audit_verify_ok 0$/m);
+    } finally {
+      await new Promise((r) => gateway.close(r));
+    }
   });
 
   for (const column of ["operator_roles", "operator_mfa", "operator_incident", "target_action"] as const) {
