@@ -1,11 +1,16 @@
 // Validators of the companion kinds (companion-kinds.ts), one per kind, each in the folder of
 // the stage that owns the kind. `zt check` runs them on every companion document it loads.
 import type { Diagnostic } from "./diagnostics.js";
+import { validateMesh } from "./mesh/parse.js";
 import type { CompanionDocument } from "./parse.js";
+import { validatePolicyTest } from "./policy-test/parse.js";
 
 export type CompanionValidator = (doc: CompanionDocument) => Diagnostic[];
 
-const VALIDATORS: Readonly<Record<string, CompanionValidator>> = {};
+const VALIDATORS: Readonly<Record<string, CompanionValidator>> = {
+  PolicyTest: validatePolicyTest,
+  WireGuardMesh: validateMesh,
+};
 
 /** Every problem of one companion document, as file:line:col diagnostics. */
 export function validateCompanion(doc: CompanionDocument): Diagnostic[] {

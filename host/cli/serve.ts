@@ -13,6 +13,7 @@ import { createLogger, type Logger } from "../common/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { PolicyStoreError } from "../engine/policy-store.js";
 import { type EngineHandle, startEngine } from "../http/server.js";
+import { rolloutExtension } from "../rollout/extension.js";
 
 const USAGE = `usage: zt serve
 
@@ -176,6 +177,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       adminToken: token.token,
       metrics,
       ...hooks,
+      extensions: [rolloutExtension({ maxBodyBytes: config.maxBodyBytes })],
       // A signal while SPIRE has not delivered the first SVID stops the start cleanly.
       beforeListen: () => Promise.race([hooks.beforeListen(), signal.then((sig) => Promise.reject(new StartAborted(sig)))]),
     });
