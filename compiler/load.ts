@@ -54,7 +54,8 @@ export function buildPolicySet(policies: readonly Policy[]): { ok: true; set: Po
   return { ok: true, set: canonicalize(policies) };
 }
 
-export async function loadPolicyFiles(paths: readonly string[]): Promise<LoadOutcome> {
+/** The text of every policy file under `paths`, by file name, or the files that could not be read. */
+export async function readPolicyTexts(paths: readonly string[]): Promise<{ ok: true; texts: Map<string, string> } | { ok: false; errors: Diagnostic[] }> {
   let files: string[];
   try {
     files = await policyFiles(paths);
@@ -63,22 +64,31 @@ export async function loadPolicyFiles(paths: readonly string[]): Promise<LoadOut
     return { ok: false, errors: [{ file: err.path ?? String(paths[0]), line: 1, col: 1, message: `cannot read: ${err.code ?? err.message}` }] };
   }
   const errors: Diagnostic[] = [];
-  const policies: Policy[] = [];
-  const companions: CompanionDocument[] = [];
+  const texts = new Map<string, string>();
   for (const file of files) {
-    let text: string;
     try {
-      text = await readFile(file, "utf8");
+      texts.set(file, await readFile(file, "utf8"));
     } catch (e) {
       errors.push({ file, line: 1, col: 1, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
-      continue;
     }
+  }
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, texts };
+}
+
+export async function loadPolicyFiles(paths: readonly string[]): Promise<LoadOutcome> {
+  const read = await readPolicyTexts(paths);
+  if (!read.ok) return read;
+  const errors: Diagnostic[] = [];
+  const policies: Policy[] = [];
+  const companions: CompanionDocument[] = [];
+  for (const [file, text] of read.texts) {
     const r = parsePolicyText(text, file);
     if (r.ok) {
       policies.push(...r.policies);
       companions.push(...r.companions);
     } else errors.push(...r.errors);
   }
+  const files = [...read.texts.keys()];
   if (files.length === 0) errors.push({ file: String(paths[0] ?? "."), line: 1, col: 1, message: "no policy files (*.yaml, *.yml, *.json) found" });
   errors.push(...checkPolicySet(policies));
   if (errors.length > 0) return { ok: false, errors: sortDiagnostics(errors) };

