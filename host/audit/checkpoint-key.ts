@@ -50,8 +50,10 @@ export async function loadCheckpointKey(file: string): Promise<CheckpointKey> {
 /** Development default: a key generated once into the data directory (mode 0600). */
 export async function loadOrCreateCheckpointKey(file: string): Promise<CheckpointKey> {
   if (!existsSync(file)) {
-    const { privateKey } = generateKeyPairSync("ed25519");
-    await writeFileDurable(file, privateKey.export({ type: "pkcs8", format: "pem" }).toString(), 0o600);
+    // Encoded inside the key generation: exporting a freshly generated KeyObject can deadlock
+    // Node 20 when a GC during the export destroys the generation job (seen with JWK exports).
+    const { privateKey } = generateKeyPairSync("ed25519", { privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+    await writeFileDurable(file, privateKey, 0o600);
   }
   return loadCheckpointKey(file);
 }

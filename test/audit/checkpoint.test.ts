@@ -137,7 +137,7 @@ describe("the checkpoint key and configuration", () => {
   const dir = mkdtempSync(join(tmpdir(), "zt-cpkey-"));
 
   it("refuses a key that is not Ed25519, naming the file and never the key", async () => {
-    const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const rsa = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } }).privateKey;
     const file = join(dir, "rsa.pem");
     writeFileSync(file, rsa);
     const err = (await loadCheckpointKey(file).catch((e: Error) => e)) as Error;

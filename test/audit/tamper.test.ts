@@ -160,7 +160,7 @@ describe("zt audit verify against the probe", () => {
       expect(pushed.at(-1)).toMatchObject({ method: "PUT", url: "/metrics/job/zt_audit_verify", body: expect.stringMatching(/^zt_audit_verify_ok 1$/m) });
       // Checkpoints checked against a key that did not sign them: not intact.
       const stranger = join(dir, "stranger.pem");
-      writeFileSync(stranger, generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }));
+      writeFileSync(stranger, generateKeyPairSync("ed25519", { privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } }).publicKey);
       expect(await run(stranger)).toBe(1);
       expect(readFileSync(file, "utf8")).toMatch(/^zt_audit_verify_ok 0$/m);
       expect(pushed.at(-1)?.body).toMatch(/^zt_audit_verify_ok 0$/m);
