@@ -14,7 +14,7 @@ import { createLogger, type Logger } from "../common/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { PolicyStoreError } from "../engine/policy-store.js";
 import { type EngineHandle, startEngine } from "../http/server.js";
-import { rolloutExtension } from "../rollout/extension.js";
+import { serveExtensions } from "./extensions.js";
 
 const USAGE = `usage: zt serve
 
@@ -160,7 +160,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       adminToken: token.token,
       metrics,
       ...hooks,
-      extensions: [rolloutExtension({ maxBodyBytes: config.maxBodyBytes, trailDsn: audit.connections.engine })],
+      extensions: serveExtensions({ config, audit, adminToken: token.token }),
       // A signal while SPIRE has not delivered the first SVID stops the start cleanly.
       beforeListen: () => Promise.race([hooks.beforeListen(), signal.then((sig) => Promise.reject(new StartAborted(sig)))]),
     });
