@@ -7,20 +7,20 @@ import { type AdminAuthenticator, adminAuth } from "./auth.js";
 import type { EngineEnv } from "./context.js";
 import { errorResponse } from "./errors.js";
 import type { JwtVerifier } from "../identity/jwt.js";
-import type { IncidentStore } from "../engine/incidents.js";
 import type { Logger } from "../common/logger.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
-import type { PolicyStore } from "../engine/policy-store.js";
+import type { SharedState } from "../engine/shared-state.js";
 import type { Extension } from "./extension.js";
 import { requestIdOf } from "./request-id.js";
 import { type EvaluateAuthorize, type EvaluateIdentify, evaluateRoutes } from "./routes/evaluate.js";
 import { incidentRoutes } from "./routes/incidents.js";
 import { metricsRoute } from "./routes/metrics.js";
 import { policyRoutes } from "./routes/policies.js";
+import { rolloutRoutes } from "./routes/rollout.js";
 
 export interface AppDeps {
-  store: PolicyStore;
-  incidents: IncidentStore;
+  /** Policies, incidents and rollout of this replica, kept in step with the shared state. */
+  state: SharedState;
   sink: AuditSink;
   metrics: EngineMetrics;
   log: Logger;
@@ -34,7 +34,7 @@ export interface AppDeps {
   /** Longest wait for room in the audit queue (backpressure) before decisions fail closed. */
   auditWaitMs?: number;
   maxPolicyBytes?: number;
-  /** `origin` written into audit records. */
+  /** `origin` written into audit records (`engine:<replica id>`). */
   origin?: string;
   /** Identity layer hooks for POST /v1/evaluate (see routes/evaluate.ts); none: anyone may ask. */
   identifyEvaluateCaller?: EvaluateIdentify | null;
@@ -61,12 +61,13 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
   app.route(
     "/",
     evaluateRoutes({
-      store: deps.store,
+      store: deps.state.policies,
       sink: deps.sink,
-      incidents: deps.incidents,
+      incidents: deps.state.incidents,
       metrics: deps.metrics,
       log,
       mode: deps.mode,
+      rollout: deps.state.rollout,
       origin: deps.origin ?? "engine",
       maxBodyBytes: deps.maxBodyBytes ?? 4 * 1024 * 1024,
       maxBatch: deps.maxBatch ?? 10_000,
@@ -100,8 +101,9 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
   app.notFound((c) => errorResponse(c, 404, { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }));
 
   const admin = adminAuth(deps.authenticators);
-  app.route("/", policyRoutes({ store: deps.store, admin, mode: deps.mode, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024 }));
-  app.route("/", incidentRoutes({ incidents: deps.incidents, admin, log }));
+  app.route("/", policyRoutes({ store: deps.state.policies, state: deps.state, admin, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024 }));
+  app.route("/", incidentRoutes({ incidents: deps.state.incidents, state: deps.state, admin, log }));
+  app.route("/", rolloutRoutes({ state: deps.state, admin, log }));
   app.route("/", metricsRoute(deps.metrics));
   if (deps.auditRoutes) {
     for (const path of ["/v1/audit", "/v1/audit/*", "/v1/graph", "/v1/graph/*"]) app.use(path, admin);
