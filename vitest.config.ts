@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // One embedded PostgreSQL for the run: engines with a shared state get a database each on it.
+    globalSetup: ["test/support/global-postgres.ts"],
   },
 });

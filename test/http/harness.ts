@@ -34,7 +34,10 @@ export interface TestEngineOptions {
   audit?: (dir: string) => Promise<AuditHandle> | AuditHandle;
   /** Extra engine options (identity hooks...). */
   engine?: Partial<EngineOptions>;
-  /** A shared state in PostgreSQL: true for a fresh database, or one to share with other engines. */
+  /**
+   * The shared state in PostgreSQL: a fresh database (default), one to share with other engines
+   * (restarts, replicas), or false for an engine that serves its policy files alone.
+   */
   state?: boolean | StateDatabase;
 }
 
@@ -56,6 +59,7 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
     ZT_DATA_DIR: dataDir,
     ZT_WATCH_DEBOUNCE_MS: "50",
     ZT_SHUTDOWN_TIMEOUT_MS: "5000",
+    ZT_REPLICA_ID: "test",
     ZT_STATE_SYNC_INTERVAL_MS: "200",
     ZT_HEARTBEAT_INTERVAL_MS: "200",
     ...opts.env,
@@ -63,7 +67,7 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
   if (!cfg.ok) throw new Error(cfg.errors.join("; "));
   mkdirSync(join(dir, "audit"), { recursive: true });
   const audit = opts.audit ? await opts.audit(dir) : jsonlAudit(join(dir, "audit", "audit.jsonl"));
-  const db = opts.state === true ? await stateDatabase() : opts.state ? opts.state : null;
+  const db = opts.state === false ? null : opts.state === undefined || opts.state === true ? await stateDatabase() : opts.state;
   const engine = await startEngine({ config: cfg.config, audit, log: silentLogger, adminToken: TOKEN, state: db ? backendFor(db) : null, ...opts.engine });
   const sink = opts.audit ? null : (audit.sink as JsonlAuditSink);
   return {

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stopSharedPostgres } from "../support/state-db.js";
 import { call, type DecisionBody, startTestEngine, svc, type TestEngine, TOKEN } from "./harness.js";
 
 interface Listing {
@@ -54,11 +53,10 @@ spec:
 
 let e: TestEngine;
 beforeAll(async () => {
-  e = await startTestEngine({ state: true });
+  e = await startTestEngine();
 });
 afterAll(async () => {
   await e?.dispose();
-  await stopSharedPostgres();
 });
 
 const put = (name: string, text: string, token: string | null = TOKEN, ct = "application/yaml") => call<ChangeBody & ErrorBody>(e.url, "PUT", `/v1/policies/${name}`, { raw: text, token, headers: { "content-type": ct } });
