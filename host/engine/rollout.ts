@@ -129,59 +129,61 @@ export class RolloutView {
 
 export type RolloutInput = { mode: RolloutMode | null; destinations: DestinationMode[]; canary: CanaryEntry[] };
 
+type Problem = { ok: false; path: string; message: string };
+type Parsed<T> = { ok: true; value: T } | Problem;
+
 const MAX_ENTRIES = 1000;
 
+/** An optional list of entries, each an object with exactly the `allowed` keys, each read by `read`. */
+function entries<T>(o: Record<string, unknown>, key: string, allowed: readonly string[], read: (e: Record<string, unknown>, at: string) => Parsed<T>): Parsed<T[]> {
+  const x = o[key];
+  if (x === undefined) return { ok: true, value: [] };
+  if (!Array.isArray(x)) return { ok: false, path: `$.${key}`, message: "expected a list" };
+  if (x.length > MAX_ENTRIES) return { ok: false, path: `$.${key}`, message: `at most ${MAX_ENTRIES} entries` };
+  const out: T[] = [];
+  for (let i = 0; i < x.length; i++) {
+    const at = `$.${key}[${i}]`;
+    const e: unknown = x[i];
+    if (typeof e !== "object" || e === null || Array.isArray(e)) return { ok: false, path: at, message: "expected an object" };
+    for (const k of Object.keys(e)) if (!allowed.includes(k)) return { ok: false, path: `${at}.${k}`, message: `unknown field (allowed: ${allowed.join(", ")})` };
+    const r = read(e as Record<string, unknown>, at);
+    if (!r.ok) return r;
+    out.push(r.value);
+  }
+  return { ok: true, value: out };
+}
+
+function destinationPattern(x: unknown, path: string): Parsed<string> {
+  if (typeof x !== "string") return { ok: false, path, message: "expected a SPIFFE ID pattern" };
+  const p = parseSpiffePattern(x);
+  return p.ok ? { ok: true, value: x } : { ok: false, path, message: `invalid SPIFFE pattern: ${p.error}` };
+}
+
+function destinationMode(e: Record<string, unknown>, at: string): Parsed<DestinationMode> {
+  const d = destinationPattern(e.destination, `${at}.destination`);
+  if (!d.ok) return d;
+  if (e.mode !== "enforce" && e.mode !== "observe") return { ok: false, path: `${at}.mode`, message: 'expected "enforce" or "observe"' };
+  return { ok: true, value: { destination: d.value, mode: e.mode } };
+}
+
+function canaryEntry(e: Record<string, unknown>, at: string): Parsed<CanaryEntry> {
+  const d = destinationPattern(e.destination, `${at}.destination`);
+  if (!d.ok) return d;
+  const n = e.replicas;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 1000) return { ok: false, path: `${at}.replicas`, message: "expected a whole number of replicas, 1..1000" };
+  return { ok: true, value: { destination: d.value, replicas: n } };
+}
+
 /** Checks a PUT /v1/rollout body; errors carry the JSON path. */
-export function parseRolloutInput(v: unknown): { ok: true; value: RolloutInput } | { ok: false; path: string; message: string } {
+export function parseRolloutInput(v: unknown): Parsed<RolloutInput> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { ok: false, path: "$", message: "expected an object with mode, destinations and canary" };
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (k !== "mode" && k !== "destinations" && k !== "canary") return { ok: false, path: `$.${k}`, message: "unknown field (allowed: mode, destinations, canary)" };
   const mode = o.mode === undefined ? null : o.mode;
   if (mode !== null && mode !== "enforce" && mode !== "observe") return { ok: false, path: "$.mode", message: 'expected "enforce", "observe" or null (ZT_MODE)' };
-  const list = (key: "destinations" | "canary"): unknown[] | string => {
-    const x = o[key];
-    if (x === undefined) return [];
-    if (!Array.isArray(x)) return `expected a list`;
-    if (x.length > MAX_ENTRIES) return `at most ${MAX_ENTRIES} entries`;
-    return x;
-  };
-  const pattern = (x: unknown, path: string): string | { path: string; message: string } => {
-    if (typeof x !== "string") return { path, message: "expected a SPIFFE ID pattern" };
-    const p = parseSpiffePattern(x);
-    return p.ok ? x : { path, message: `invalid SPIFFE pattern: ${p.error}` };
-  };
-  type Problem = { ok: false; path: string; message: string };
-  const entry = (e: unknown, path: string, allowed: readonly string[]): { ok: true; value: Record<string, unknown> } | Problem => {
-    if (typeof e !== "object" || e === null || Array.isArray(e)) return { ok: false, path, message: "expected an object" };
-    for (const k of Object.keys(e)) if (!allowed.includes(k)) return { ok: false, path: `${path}.${k}`, message: `unknown field (allowed: ${allowed.join(", ")})` };
-    return { ok: true, value: e as Record<string, unknown> };
-  };
-  const dests = list("destinations");
-  if (typeof dests === "string") return { ok: false, path: "$.destinations", message: dests };
-  const destinations: DestinationMode[] = [];
-  for (let i = 0; i < dests.length; i++) {
-    const at = `$.destinations[${i}]`;
-    const r = entry(dests[i], at, ["destination", "mode"]);
-    if (!r.ok) return r;
-    const e = r.value;
-    const d = pattern(e.destination, `${at}.destination`);
-    if (typeof d !== "string") return { ok: false, ...d };
-    if (e.mode !== "enforce" && e.mode !== "observe") return { ok: false, path: `${at}.mode`, message: 'expected "enforce" or "observe"' };
-    destinations.push({ destination: d, mode: e.mode });
-  }
-  const cans = list("canary");
-  if (typeof cans === "string") return { ok: false, path: "$.canary", message: cans };
-  const canary: CanaryEntry[] = [];
-  for (let i = 0; i < cans.length; i++) {
-    const at = `$.canary[${i}]`;
-    const r = entry(cans[i], at, ["destination", "replicas"]);
-    if (!r.ok) return r;
-    const e = r.value;
-    const d = pattern(e.destination, `${at}.destination`);
-    if (typeof d !== "string") return { ok: false, ...d };
-    const n = e.replicas;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 1000) return { ok: false, path: `${at}.replicas`, message: "expected a whole number of replicas, 1..1000" };
-    canary.push({ destination: d, replicas: n });
-  }
-  return { ok: true, value: { mode, destinations, canary } };
+  const destinations = entries(o, "destinations", ["destination", "mode"], destinationMode);
+  if (!destinations.ok) return destinations;
+  const canary = entries(o, "canary", ["destination", "replicas"], canaryEntry);
+  if (!canary.ok) return canary;
+  return { ok: true, value: { mode, destinations: destinations.value, canary: canary.value } };
 }

@@ -489,10 +489,9 @@ export class SharedState {
       const { rev, feedAlive } = await backend.store.check(this.feed?.app ?? "");
       this.connected = true;
       this.storeRev = rev;
-      if (!feedAlive) {
-        this.feedListening = false;
-        void this.feed?.restart();
-      }
+      // The feed's session in pg_stat_activity is the truth about the feed.
+      this.feedListening = feedAlive;
+      if (!feedAlive) void this.feed?.restart();
       const retry = !this.servesDesired() && this.failedFingerprint !== this.policies.filesFingerprint();
       if (rev !== this.applied || retry) this.requestSync();
       else if (this.servesDesired()) {
@@ -500,6 +499,7 @@ export class SharedState {
         this.lastError = null;
       }
     } catch (e) {
+      this.feedListening = false;
       this.noteError(e);
     }
   }
@@ -571,7 +571,6 @@ export class SharedState {
     if (e instanceof StoreUnavailableError) {
       if (this.connected) this.opts.log.warn("shared state unreachable: serving the last good state", { error: e.message });
       this.connected = false;
-      this.feedListening = false;
       this.lastError = e.message;
       return;
     }

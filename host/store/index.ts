@@ -1,7 +1,7 @@
 // host/store: the shared state of the engine's replicas in PostgreSQL (the audit trail's
 // server): policy versions with their history, incidents, rollout settings, replica
 // heartbeats, the change feed and the replica's local cache of the last good state.
-// May import: compiler/ (types), host/common. Never: the engine, HTTP, the CLI (they use it).
+// May import: compiler/ (types), host/common, host/audit/connect.ts. Never: the engine, HTTP, the CLI.
 import type { Sql } from "postgres";
 import type { Logger } from "../common/logger.js";
 import { reachable } from "./errors.js";

@@ -3,24 +3,17 @@
 // preconditions are checked against the latest committed state), appends its rows and
 // NOTIFYs the revision; PostgreSQL delivers the notification only if the transaction commits.
 // Reads of changes run in one REPEATABLE READ snapshot, so a replica never applies half a write.
-import postgres, { type Sql, type TransactionSql } from "postgres";
+import type postgres from "postgres";
+import type { Sql, TransactionSql } from "postgres";
+import { connect } from "../audit/connect.js";
 import type { RolloutMode } from "../../compiler/model.js";
 import { reachable } from "./errors.js";
 import { STATE_CHANNEL, STATE_SCHEMA as S } from "./migrations.js";
 import type { CanaryEntry, DestinationMode, IncidentHead, IncidentRecord, PolicyVersion, ReplicaRow, ReplicaStatus, RolloutSettings, StateChanges } from "./types.js";
 
-/** Opens a connection pool on the state; the same options as the audit trail's (no array-type query at connect). */
+/** A connection pool on the state: the audit trail's connection settings (no array-type query at connect). */
 export function connectState(dsn: string, max: number, app: string): Sql {
-  return postgres(dsn, {
-    max,
-    connect_timeout: 5,
-    idle_timeout: 60,
-    onnotice: () => undefined,
-    connection: { application_name: app },
-    // postgres.js's type query at connect rejects a promise nobody holds when the server goes
-    // away during it (porsager/postgres#1192): an unhandled rejection during an outage.
-    fetch_types: false,
-  });
+  return connect(dsn, max, app);
 }
 
 /** A write's precondition on the policy's current document (HTTP If-Match / If-None-Match). */

@@ -4,7 +4,10 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { servicePolicy } from "../support/policy-text.js";
 import { call, type DecisionBody, H, startTestEngine, svc, type TestEngine, TOKEN } from "./harness.js";
+
+const doc = (name: string, to: string, port: number): string => servicePolicy(name, "chat", to, port);
 
 interface ErrorBody {
   error: { code: string; message: string; path?: string; current?: { version: string; revision: number } | null };
@@ -13,23 +16,6 @@ interface Written {
   version: string;
   policy: { name: string; version: string; revision: number; author: string | null } | null;
   stored: { revision: number; action: string; version: string | null; message: string | null; author: string | null };
-}
-
-function doc(name: string, to: string, port: number): string {
-  return `apiVersion: zt.hanzo.ai/v1
-kind: ServiceAccessPolicy
-metadata:
-  name: ${name}
-spec:
-  rules:
-    - name: r
-      from:
-        spiffe: "${H}chat"
-      to:
-        - spiffe: "${H}${to}"
-          ports: [${port}]
-  defaultAction: DENY
-`;
 }
 
 let e: TestEngine;

@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "../../host/audit/embedded.js";
 import { bootstrapRoles } from "../../host/audit/roles.js";
 import { canaryReplicas } from "../../host/engine/rollout.js";
+import { servicePolicy as policy } from "../support/policy-text.js";
 import { POLICIES_DIR } from "../support/seed.js";
 import { type ServeProcess, startServe } from "../support/zt-serve.js";
 import { call, type DecisionBody, H, op, svc } from "../http/harness.js";
@@ -23,23 +24,6 @@ let pg: EmbeddedPostgresHandle;
 let pgPort: number;
 let dsns: { owner: string; engine: string };
 const replicas: ServeProcess[] = [];
-
-function policy(name: string, from: string, to: string, port: number): string {
-  return `apiVersion: zt.hanzo.ai/v1
-kind: ServiceAccessPolicy
-metadata:
-  name: ${name}
-spec:
-  rules:
-    - name: r
-      from:
-        spiffe: "${H}${from}"
-      to:
-        - spiffe: "${H}${to}"
-          ports: [${port}]
-  defaultAction: DENY
-`;
-}
 
 async function start(i: number): Promise<ServeProcess> {
   const dir = join(root, IDS[i]!);
