@@ -18,11 +18,16 @@ export function zt_ready(): i32 {
   return isReady() ? 1 : 0;
 }
 
-/** Service request: source ID at io[0..srcLen), destination ID at io[MAX_ID_BYTES..+dstLen). */
+/**
+ * Service request: source ID at io[0..srcLen), destination ID at io[MAX_ID_BYTES..+dstLen).
+ * A length over MAX_ID_BYTES marks that ID as over-long: it is invalid on its own, and the
+ * other one is still read (the destination's rollout applies), as in the filter.
+ */
 export function zt_eval_service(srcLen: i32, dstLen: i32, port: i32): i32 {
-  if (srcLen < 0 || dstLen < 0 || srcLen > MAX_ID_BYTES || dstLen > MAX_ID_BYTES) return evalService(0, -1, 0, -1, port);
   const io = ioPtr();
-  return evalService(io, srcLen, io + <usize>MAX_ID_BYTES, dstLen, port);
+  const s = srcLen < 0 || srcLen > MAX_ID_BYTES ? -1 : srcLen;
+  const d = dstLen < 0 || dstLen > MAX_ID_BYTES ? -1 : dstLen;
+  return evalService(io, s, io + <usize>MAX_ID_BYTES, d, port);
 }
 
 /** Operator request encoded at io[0..len) (see layout.ts). */

@@ -2,4 +2,4 @@
 // are not policies: the policy loader sets them aside and the engine never compiles them;
 // `zt check` validates each with its kind's validator (companions.ts). Add a kind here and its
 // validator there.
-export const COMPANION_KINDS: readonly string[] = [];
+export const COMPANION_KINDS: readonly string[] = ["PolicyTest", "WireGuardMesh", "AccessRoute"];

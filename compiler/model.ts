@@ -145,7 +145,7 @@ export const REASON_NAMES: Record<ReasonCode, string> = {
   0: "allowed_by_rule",
   1: "denied_by_rule",
   2: "default_deny",
-  3: "source_undeclared",
+  3: "undeclared_service",
   4: "condition_failed:requireMFA",
   5: "condition_failed:requireIncident",
   6: "invalid_request",

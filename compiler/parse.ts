@@ -30,6 +30,9 @@ export interface CompanionDocument {
   readonly root: Node;
   /** Builds diagnostics at this document's line:col (its own Ctx). */
   readonly ctx: Ctx;
+  /** The file's text and this document's span in it, comments included (what the node tree leaves out). */
+  readonly text: string;
+  readonly span: readonly [number, number];
 }
 
 export type ParseOutcome = { ok: true; policies: Policy[]; companions: CompanionDocument[] } | { ok: false; errors: Diagnostic[] };
@@ -48,6 +51,12 @@ export class Ctx {
   at(node: Node | null | undefined, fallback?: Node | null): SourceRef {
     const n = node ?? fallback;
     const offset = n?.range?.[0] ?? 0;
+    const p = this.lines.linePos(offset);
+    return { file: this.file, line: p.line, col: p.col };
+  }
+
+  /** The position of a character offset in the file (for findings outside the node tree, e.g. in comments). */
+  atOffset(offset: number): SourceRef {
     const p = this.lines.linePos(offset);
     return { file: this.file, line: p.line, col: p.col };
   }
@@ -324,7 +333,8 @@ function serviceSpec(ctx: Ctx, spec: YAMLMap, name: string, source: string): Ser
   return { kind: "ServiceAccessPolicy", name, rules, defaultAction: "DENY", rollout, agentScopes, source };
 }
 
-function token(ctx: Ctx, node: Node | null, what: string, allowStar: boolean, fallback?: Node | null): string | null {
+/** A policy token (service, action, role): letters, digits, ".", "_", ":" and "-"; "*" when allowed. */
+export function token(ctx: Ctx, node: Node | null, what: string, allowStar: boolean, fallback?: Node | null): string | null {
   const s = asString(ctx, node, what, fallback);
   if (s === null) return null;
   if (allowStar && s === "*") return s;
@@ -416,22 +426,23 @@ function operatorSpec(ctx: Ctx, spec: YAMLMap, name: string, source: string): Op
   return { kind: "OperatorAccessPolicy", name, rules, source };
 }
 
-function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
-  const map = asMap(ctx, root, "a policy document");
-  if (!map) return null;
-  const f = fields(ctx, map, "the policy document", ["apiVersion", "kind", "metadata", "spec"]);
-  const av = requireField(ctx, f, "apiVersion", "the policy document", map);
+/**
+ * The header every document of the language shares (policies and companion kinds):
+ * apiVersion, kind, metadata (name, labels, annotations) and spec. Reports every problem; `name`
+ * is null when it is missing or invalid, `spec` when it is not a mapping. Which kinds are
+ * accepted is the caller's to check (`kind`, with its node).
+ */
+export function documentHeader(ctx: Ctx, map: YAMLMap, what: string): { kind: { text: string; node: Node } | null; name: string | null; spec: YAMLMap | null } {
+  const f = fields(ctx, map, what, ["apiVersion", "kind", "metadata", "spec"]);
+  const av = requireField(ctx, f, "apiVersion", what, map);
   if (av) {
     const s = asString(ctx, av, "apiVersion");
     if (s !== null && s !== API_VERSION) ctx.err(av, `apiVersion must be "${API_VERSION}", got "${s}"`);
   }
-  const kn = requireField(ctx, f, "kind", "the policy document", map);
-  const kind = kn ? asString(ctx, kn, "kind") : null;
-  if (kind !== null && kind !== "ServiceAccessPolicy" && kind !== "OperatorAccessPolicy") {
-    ctx.err(kn, `kind must be ${kindList()}, got "${kind}"`);
-  }
+  const kn = requireField(ctx, f, "kind", what, map);
+  const kindText = kn ? asString(ctx, kn, "kind") : null;
   let name: string | null = null;
-  const mn = requireField(ctx, f, "metadata", "the policy document", map);
+  const mn = requireField(ctx, f, "metadata", what, map);
   const meta = mn ? asMap(ctx, mn, "metadata") : null;
   if (meta) {
     const mf = fields(ctx, meta, "metadata", ["name", "labels", "annotations"]);
@@ -450,8 +461,20 @@ function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
       });
     }
   }
-  const sn = requireField(ctx, f, "spec", "the policy document", map);
+  const sn = requireField(ctx, f, "spec", what, map);
   const spec = sn ? asMap(ctx, sn, "spec") : null;
+  return { kind: kn && kindText !== null ? { text: kindText, node: kn } : null, name, spec };
+}
+
+function policyDocument(ctx: Ctx, root: Node | null): Policy | null {
+  const map = asMap(ctx, root, "a policy document");
+  if (!map) return null;
+  const header = documentHeader(ctx, map, "the policy document");
+  const { name, spec } = header;
+  const kind = header.kind?.text ?? null;
+  if (kind !== null && kind !== "ServiceAccessPolicy" && kind !== "OperatorAccessPolicy") {
+    ctx.err(header.kind!.node, `kind must be ${kindList()}, got "${kind}"`);
+  }
   if (!spec) return null;
   // Validate the spec even when the name is bad, so every error is reported at once.
   const policyName = name ?? "invalid-name";
@@ -481,7 +504,11 @@ export function parsePolicyText(text: string, file: string): ParseOutcome {
   const policies: Policy[] = [];
   const companions: CompanionDocument[] = [];
   const list = Array.isArray(docs) ? docs : [docs];
-  for (const doc of list) {
+  let spanStart = 0;
+  for (const [i, doc] of list.entries()) {
+    const spanEnd = i === list.length - 1 ? text.length : doc.range[2];
+    const span = [spanStart, spanEnd] as const;
+    spanStart = spanEnd;
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const p = lines.linePos(e.pos[0]);
@@ -492,7 +519,7 @@ export function parsePolicyText(text: string, file: string): ParseOutcome {
     if (doc.contents === null) continue;
     const root = doc.contents as Node;
     const kind = companionKind(root);
-    if (kind !== null) companions.push({ kind, file, root, ctx: new Ctx(file, lines) });
+    if (kind !== null) companions.push({ kind, file, root, ctx: new Ctx(file, lines), text, span });
     else {
       const p = policyDocument(ctx, root);
       if (p) policies.push(p);

@@ -4,23 +4,27 @@
 //
 // Delivery: one batch in flight per root. 2xx: the batch leaves the buffer. No response
 // (engine unreachable, reset, timeout), 5xx, 401, 403, 408 or 429: the batch stays and is
-// retried on the next tick. Any other status (400, 413, 422...): retrying cannot help, the
+// retried after an exponential backoff (backoff.ts; ticks check it), with the same decision
+// ids: an id is drawn when the record is made, so a batch the engine committed but whose
+// answer was lost is stored once (the trail dedupes on the id). Any other status (400, 413, 422...): retrying cannot help, the
 // batch is dropped and counted. The buffer is bounded by max_buffer_records and
 // max_buffer_bytes; when full, new records are dropped and counted (zt.audit.dropped), so
 // an unreachable engine costs memory up to the bound and never blocks traffic.
 import {
   LOG_ERROR, LOG_WARN, MAP_HTTP_CALL_RESPONSE_HEADERS, BUFFER_HTTP_CALL_RESPONSE_BODY, OK,
-  proxy_get_buffer_bytes, proxy_get_header_map_value, proxy_http_call, random_get,
+  proxy_get_buffer_bytes, proxy_get_header_map_value, proxy_http_call,
 } from "./host";
 import {
-  RET_PTR, RET_SIZE, asciiCopy, logNumber, logWith, retPtr, retSize, wAscii, wBegin, wByte, wHexByte, wJsonString, wLen, wOverflow, wPosition, wRewind, wTimestamp, wU32, wU64,
+  RET_PTR, RET_SIZE, asciiCopy, logNumber, logWith, nowNs, retPtr, retSize, wAscii, wBegin, wByte, wHexByte, wJsonString, wLen, wOverflow, wPosition, wRewind, wTimestamp, wU32, wU64,
 } from "./bytes";
+import { backoffNs } from "./backoff";
+import { randomBytes } from "./random";
 import { Root } from "./root";
 import { M_AUDIT_DROPPED, M_AUDIT_FLUSH_FAILED, M_AUDIT_SENT, countMetric, updateBuffered } from "./metrics";
 import { reasonName } from "./reasons";
 import { ruleIdLen, ruleIdPtr } from "../trie";
 import { isReady } from "../boot";
-import { arenaAlloc } from "../memory";
+import { arenaAlloc, hostLimit, resetHostLimit } from "../memory";
 
 // ---- Binary record ----
 const R_LEN: usize = 0; // u32 total length
@@ -32,7 +36,8 @@ const R_REASON: usize = 22; // u8
 const R_FLAGS: usize = 23; // u8
 const R_SRC_LEN: usize = 24; // u16
 const R_DST_LEN: usize = 26; // u16
-const R_HEADER: usize = 28;
+const R_RAND: usize = 28; // 10 random bytes of the UUID v7 decision id, drawn when the record is made
+const R_HEADER: usize = 40;
 
 export const F_ALLOW: u8 = 1;
 export const F_ENFORCED: u8 = 2;
@@ -70,8 +75,8 @@ export function appendRecord(
     countMetric(M_AUDIT_DROPPED, 1);
     return false;
   }
-  const sl = srcLen > MAX_KEPT_ID ? 0 : srcLen;
-  const dl = dstLen > MAX_KEPT_ID ? 0 : dstLen;
+  const sl = srcLen < 0 || srcLen > MAX_KEPT_ID ? 0 : srcLen;
+  const dl = dstLen < 0 || dstLen > MAX_KEPT_ID ? 0 : dstLen;
   const need = R_HEADER + <usize>sl + <usize>dl;
   if (r.pcap < <usize>r.maxBufferBytes) {
     r.pbuf = heap.alloc(<usize>r.maxBufferBytes);
@@ -94,6 +99,7 @@ export function appendRecord(
   store<u8>(p + R_FLAGS, f);
   store<u16>(p + R_SRC_LEN, <u16>sl);
   store<u16>(p + R_DST_LEN, <u16>dl);
+  randomBytes(p + R_RAND, 10);
   if (sl > 0) memory.copy(p + R_HEADER, src, <usize>sl);
   if (dl > 0) memory.copy(p + R_HEADER + <usize>sl, dst, <usize>dl);
   r.pused += need;
@@ -101,27 +107,12 @@ export function appendRecord(
   return true;
 }
 
-// ---- Random bytes for decision ids (WASI random_get, refilled in 4 KiB blocks) ----
-const POOL_SIZE: usize = 4096;
-let pool: usize = 0;
-let poolPos: usize = POOL_SIZE;
-
-function random10(dst: usize): void {
-  if (pool == 0) pool = heap.alloc(POOL_SIZE);
-  if (poolPos + 10 > POOL_SIZE) {
-    random_get(pool, POOL_SIZE);
-    poolPos = 0;
-  }
-  memory.copy(dst, pool + poolPos, 10);
-  poolPos += 10;
-}
-
 const UUID_SCRATCH: usize = memory.data(16, 8);
 
-/** UUID v7: 48-bit Unix milliseconds, version 7, 12 random bits, variant 10, 62 random bits. */
-function wUuid7(timeNs: u64): void {
-  const ms = timeNs / 1000000;
-  random10(UUID_SCRATCH + 6);
+/** UUID v7 of a record: 48-bit Unix milliseconds, version 7, 12 random bits, variant 10, 62 random bits. */
+function wUuid7(p: usize): void {
+  const ms = load<u64>(p + R_TIME) / 1000000;
+  memory.copy(UUID_SCRATCH + 6, p + R_RAND, 10);
   for (let i = 0; i < 6; i++) store<u8>(UUID_SCRATCH + <usize>i, <u8>(ms >> (<u64>(40 - 8 * i))));
   store<u8>(UUID_SCRATCH + 6, 0x70 | (load<u8>(UUID_SCRATCH + 6) & 0x0f));
   store<u8>(UUID_SCRATCH + 8, 0x80 | (load<u8>(UUID_SCRATCH + 8) & 0x3f));
@@ -166,7 +157,7 @@ function wRecord(r: Root, p: usize): void {
   wAscii(",\"latency_us\":");
   wU64(<u64>load<u32>(p + R_LATENCY) / 1000);
   wAscii(",\"decision_id\":\"");
-  wUuid7(t);
+  wUuid7(p);
   wAscii(f & F_ENFORCED ? "\",\"enforced\":true,\"reason\":\"" : "\",\"enforced\":false,\"reason\":\"");
   wAscii(reasonName(<i32>load<u8>(p + R_REASON)));
   wAscii("\",\"policy_version\":");
@@ -242,10 +233,22 @@ export function pairBytes(k: string, vp: usize, vl: usize): void {
 
 const TOKEN_SLOT: usize = memory.data(4, 4);
 
-/** Ships the oldest buffered records (one batch in flight per root). */
+/** After a failed attempt: the next one waits (backoff.ts). */
+function scheduleRetry(r: Root): void {
+  r.failures++;
+  r.retryAtNs = nowNs() + backoffNs(r.failures, r.flushMs, r.retryMaxMs);
+}
+
+/** True while a retry is waiting out its backoff. */
+export function backingOff(r: Root): bool {
+  return r.failures > 0 && nowNs() < r.retryAtNs;
+}
+
+/** Ships the oldest buffered records (one batch in flight per root), unless backing off. */
 export function flush(r: Root): void {
   updateBuffered();
   if (!r.auditEnabled() || r.inflightToken != 0 || r.pcount == 0) return;
+  if (backingOff(r)) return;
   if (r.bodyCap < <usize>r.maxBatchBytes) {
     r.body = heap.alloc(<usize>r.maxBatchBytes);
     r.bodyCap = <usize>r.maxBatchBytes;
@@ -293,6 +296,7 @@ export function flush(r: Root): void {
   if (rc != OK) {
     countMetric(M_AUDIT_FLUSH_FAILED, 1);
     logNumber(LOG_WARN, "zt: audit flush could not start (proxy_http_call status) ", <u64>rc);
+    scheduleRetry(r);
     return;
   }
   r.inflightToken = load<u32>(TOKEN_SLOT);
@@ -306,12 +310,16 @@ function dropFront(r: Root, n: u32, bytes: usize): void {
   r.pcount -= n;
 }
 
-/** Parses ":status" of the http call response; 0 when absent (the call failed). */
-function responseStatus(): u32 {
+/** Parses ":status" of the http call response; 0 when absent (the call failed) or not a status. */
+export function responseStatus(): u32 {
   const key = lit(":status");
   store<u32>(RET_PTR, 0);
   store<u32>(RET_SIZE, 0);
-  if (proxy_get_header_map_value(MAP_HTTP_CALL_RESPONSE_HEADERS, key, 7, RET_PTR, RET_SIZE) != OK) return 0;
+  // A status is three digits: anything longer is refused by malloc, never copied.
+  hostLimit(16);
+  const rc = proxy_get_header_map_value(MAP_HTTP_CALL_RESPONSE_HEADERS, key, 7, RET_PTR, RET_SIZE);
+  resetHostLimit();
+  if (rc != OK) return 0;
   const p = retPtr();
   const n = retSize();
   let v: u32 = 0;
@@ -342,11 +350,14 @@ export function onIngestResponse(r: Root, token: u32, bodySize: u32): bool {
   const status = responseStatus();
   if (status >= 200 && status < 300) {
     delivered = true;
+    r.failures = 0;
+    r.retryAtNs = 0;
     dropFront(r, n, bytes);
     countMetric(M_AUDIT_SENT, <u64>n);
   } else if (status == 0 || status >= 500 || status == 401 || status == 403 || status == 408 || status == 429) {
     countMetric(M_AUDIT_FLUSH_FAILED, 1);
-    logNumber(LOG_WARN, "zt: audit ingest failed, will retry; HTTP status (0 = no response) ", <u64>status);
+    logNumber(LOG_WARN, "zt: audit ingest failed, will retry after a backoff; HTTP status (0 = no response) ", <u64>status);
+    scheduleRetry(r);
   } else {
     dropFront(r, n, bytes);
     countMetric(M_AUDIT_DROPPED, <u64>n);
@@ -354,7 +365,10 @@ export function onIngestResponse(r: Root, token: u32, bodySize: u32): bool {
     if (bodySize > 0) {
       store<u32>(RET_PTR, 0);
       store<u32>(RET_SIZE, 0);
-      if (proxy_get_buffer_bytes(BUFFER_HTTP_CALL_RESPONSE_BODY, 0, bodySize < 512 ? bodySize : 512, RET_PTR, RET_SIZE) == OK) {
+      hostLimit(512);
+      const rc = proxy_get_buffer_bytes(BUFFER_HTTP_CALL_RESPONSE_BODY, 0, bodySize < 512 ? bodySize : 512, RET_PTR, RET_SIZE);
+      resetHostLimit();
+      if (rc == OK) {
         logWith(LOG_ERROR, "zt: ingest response: ", retPtr(), <usize>retSize());
       }
     }

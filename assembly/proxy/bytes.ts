@@ -2,8 +2,8 @@
 // (JSON bodies, header pairs, log lines), ASCII output of AssemblyScript string literals
 // (static data, so no allocation), JSON string escaping, decimal and hex numbers, RFC 3339
 // timestamps, and reading host-returned values. Nothing here allocates managed objects.
-import { LOG_INFO, NOT_FOUND, OK, proxy_get_current_time_nanoseconds, proxy_get_property, proxy_log } from "./host";
-import { arenaAlloc } from "../memory";
+import { INVALID_MEMORY_ACCESS, LOG_INFO, NOT_FOUND, OK, proxy_get_current_time_nanoseconds, proxy_get_property, proxy_log } from "./host";
+import { arenaAlloc, hostLimit, resetHostLimit } from "../memory";
 
 // ---- Return slots for host calls (static, read right after the call) ----
 export const RET_PTR: usize = memory.data(8, 8);
@@ -216,8 +216,12 @@ export function logAscii(level: i32, s: string): void {
   proxy_log(level, buf, asciiCopy(buf, s));
 }
 
-/** Log literal + bytes (config keys, response bodies), escaped. */
-export function logWith(level: i32, s: string, ptr: usize, len: usize): void {
+/** Most bytes of a value shown in a log line (keys and answers can be as large as the host allows). */
+const LOG_VALUE_MAX: usize = 256;
+
+/** Log literal + bytes (config keys, response bodies), escaped, at most LOG_VALUE_MAX of them. */
+export function logWith(level: i32, s: string, ptr: usize, n: usize): void {
+  const len = n > LOG_VALUE_MAX ? LOG_VALUE_MAX : n;
   saveCursor();
   const cap = <usize>s.length + len * 6 + 2;
   const buf = arenaAlloc(cap);
@@ -252,22 +256,34 @@ function pathBytes(path: string): usize {
   return buf;
 }
 
+/** getProperty's answers. */
+export const PROP_FOUND: i32 = 0;
+/** Absent (NOT_FOUND), empty, or the host failed. */
+export const PROP_MISSING: i32 = 1;
+/** Present but longer than the caller's bound: refused without copying it (malloc said no). */
+export const PROP_REFUSED: i32 = 2;
+
 /**
- * Reads a property; returns true and leaves (ptr, size) in retPtr()/retSize(), or false
- * when the host has no such value (NOT_FOUND or an empty value) or failed.
+ * Reads a property of at most `maxBytes` bytes; on PROP_FOUND leaves (ptr, size) in
+ * retPtr()/retSize(). A longer value is refused by our malloc, so the host copies nothing
+ * and reports InvalidMemoryAccess: PROP_REFUSED.
  */
-export function getProperty(path: string): bool {
+export function getProperty(path: string, maxBytes: usize): i32 {
   const p = pathBytes(path);
   store<u32>(RET_PTR, 0);
   store<u32>(RET_SIZE, 0);
+  hostLimit(maxBytes);
   const rc = proxy_get_property(p, <usize>path.length, RET_PTR, RET_SIZE);
-  if (rc != OK) return false;
-  return retSize() > 0;
+  resetHostLimit();
+  if (rc == NOT_FOUND) return PROP_MISSING;
+  if (rc == INVALID_MEMORY_ACCESS) return PROP_REFUSED;
+  if (rc != OK) return PROP_MISSING;
+  return retSize() > 0 ? PROP_FOUND : PROP_MISSING;
 }
 
 /** An integer property (8 bytes little endian, e.g. destination.port); -1 when absent or malformed. */
 export function getIntProperty(path: string): i64 {
-  if (!getProperty(path)) return -1;
+  if (getProperty(path, 8) != PROP_FOUND) return -1;
   if (retSize() != 8) return -1;
   return load<i64>(retPtr());
 }

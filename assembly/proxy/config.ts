@@ -5,7 +5,8 @@
 // An empty configuration means: enforce, own identity from the local certificate, no audit
 // shipping. Keys (docs/envoy.md): mode, identity, ingest_cluster, ingest_path,
 // ingest_authority, ingest_token, ingest_timeout_ms, flush_interval_ms, max_buffer_records,
-// max_buffer_bytes, max_batch_records, max_batch_bytes, policy_version, origin.
+// max_buffer_bytes, max_batch_records, max_batch_bytes, retry_max_ms, drain_timeout_ms,
+// policy_version, origin.
 import { LOG_ERROR, LOG_WARN } from "./host";
 import { asciiCopy, logAscii, logWith } from "./bytes";
 import { CFG_AREA_SIZE, MODE_ENFORCE, MODE_OBSERVE, Root } from "./root";
@@ -276,6 +277,8 @@ export function parseConfig(r: Root, ptr: usize, len: usize): bool {
   r.maxBufferBytes = 1048576;
   r.maxBatchRecords = 1000;
   r.maxBatchBytes = 262144;
+  r.retryMaxMs = 60000;
+  r.drainTimeoutMs = 60000;
 
   skipWs();
   if (jp < je) {
@@ -420,6 +423,16 @@ function applyKey(r: Root, kp: usize, kl: i32): bool {
     // At least one worst-case record (two escaped 2 KiB IDs) must fit in a batch.
     if (!wantUint(kp, kl, 65536, 16777216)) return false;
     r.maxBatchBytes = <u32>numVal;
+    return true;
+  }
+  if (keyIs(kp, kl, "retry_max_ms")) {
+    if (!wantUint(kp, kl, 100, 3600000)) return false;
+    r.retryMaxMs = <u32>numVal;
+    return true;
+  }
+  if (keyIs(kp, kl, "drain_timeout_ms")) {
+    if (!wantUint(kp, kl, 0, 3600000)) return false;
+    r.drainTimeoutMs = <u32>numVal;
     return true;
   }
   logWith(LOG_WARN, "zt: configuration: ignoring unknown key ", kp, <usize>kl);

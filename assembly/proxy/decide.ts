@@ -5,12 +5,13 @@
 // audit record and a metric. Fail closed: no root, no own identity or a missing policy
 // image is a deny (internal_error) unless observe mode applies.
 import { evalService } from "../eval";
-import { getIntProperty, getProperty, nowNs, retPtr, retSize } from "./bytes";
+import { PROP_FOUND, PROP_REFUSED, getIntProperty, getProperty, nowNs, retPtr, retSize } from "./bytes";
 import { appendRecord, F_ALLOW, F_DST_INVALID, F_DST_MISSING, F_ENFORCED, F_SRC_INVALID, F_SRC_MISSING } from "./audit";
 import { isSpiffeId } from "./config";
 import { M_ALLOW, M_DENY, M_NO_PEER_ID, M_OBSERVE_DENY, countMetric } from "./metrics";
 import { REASON_ALLOWED_BY_RULE, REASON_INTERNAL_ERROR, REASON_SOURCE_UNDECLARED } from "./reasons";
 import { MODE_ENFORCE, NO_ROOT, rootAt } from "./root";
+import { MAX_ID_BYTES } from "../layout";
 
 // Outcome of the last decide() (globals: no allocation per request).
 let block: bool = true;
@@ -32,6 +33,16 @@ export function lastRule(): i32 {
 const ROLLOUT_OBSERVE: i32 = 1;
 const ROLLOUT_ENFORCE: i32 = 2;
 
+/**
+ * A certificate's URI SAN: its length (the bytes at retPtr()), 0 when there is none, or -1
+ * when it is longer than any SPIFFE ID: then malloc refused it (nothing was copied), and -1
+ * makes the evaluator reject it like any other invalid ID.
+ */
+function san(path: string): i32 {
+  const st = getProperty(path, MAX_ID_BYTES);
+  return st == PROP_FOUND ? retSize() : st == PROP_REFUSED ? -1 : 0;
+}
+
 /** Decides the current stream (its connection properties) for the root in `slot`. */
 export function decide(slot: u32): void {
   const t0 = nowNs();
@@ -44,22 +55,21 @@ export function decide(slot: u32): void {
   }
   const r = rootAt(slot);
 
+  let flags: u8 = 0;
   let src: usize = 0;
-  let srcLen: i32 = 0;
-  if (getProperty("connection\0uri_san_peer_certificate")) {
-    src = retPtr();
-    srcLen = retSize();
-  }
+  const srcLen = san("connection\0uri_san_peer_certificate");
+  if (srcLen > 0) src = retPtr();
+  else if (srcLen < 0) flags |= F_SRC_INVALID;
   let dst = r.identityPtr;
   let dstLen = r.identityLen;
-  if (dstLen == 0 && getProperty("connection\0uri_san_local_certificate")) {
-    dst = retPtr();
-    dstLen = retSize();
+  if (dstLen == 0) {
+    dstLen = san("connection\0uri_san_local_certificate");
+    if (dstLen > 0) dst = retPtr();
+    else if (dstLen < 0) flags |= F_DST_INVALID;
   }
   const p = getIntProperty("destination\0port");
   const port: i32 = p < 0 || p > 65535 ? -1 : <i32>p;
 
-  let flags: u8 = 0;
   let res: i32;
   if (dstLen == 0) {
     res = REASON_INTERNAL_ERROR;

@@ -8,16 +8,17 @@
 // decision records into the root's buffer). Envoy defers its re-entrant work (local
 // replies, closes, callout failures) until the VM call returns; should a host still
 // re-enter, the depth counter keeps the outer callback's arena intact.
-import { arenaAlloc, arenaReset } from "../memory";
+import { MAX_HOST_VALUE, arenaAlloc, arenaReset, hostAlloc, hostLimit, resetHostLimit } from "../memory";
 import { isReady } from "../boot";
 import {
   BUFFER_PLUGIN_CONFIGURATION, LOG_CRITICAL, LOG_ERROR, OK, STREAM_DOWNSTREAM,
-  proxy_close_stream, proxy_done, proxy_get_buffer_bytes, proxy_send_local_response, proxy_set_tick_period_milliseconds,
+  proxy_close_stream, proxy_get_buffer_bytes, proxy_send_local_response, proxy_set_tick_period_milliseconds,
 } from "./host";
-import { RET_PTR, RET_SIZE, asciiCopy, logAscii, retPtr, retSize, wAscii, wBegin, wJsonString, wLen } from "./bytes";
+import { RET_PTR, RET_SIZE, asciiCopy, logAscii, logNumber, retPtr, retSize, wAscii, wBegin, wJsonString, wLen } from "./bytes";
 import { parseConfig } from "./config";
 import { decide, lastBlocked, lastReason, lastRule } from "./decide";
-import { discardAll, flush, lastIngestDelivered, onIngestResponse, pairBytes, pairLit, pairsReset, serializePairs } from "./audit";
+import { flush, lastIngestDelivered, onIngestResponse, pairBytes, pairLit, pairsReset, serializePairs } from "./audit";
+import { drainStep, evictDraining, startDrain } from "./drain";
 import { defineMetrics } from "./metrics";
 import { reasonName } from "./reasons";
 import { NO_ROOT, createRoot, findRoot, releaseRoot, rootAt } from "./root";
@@ -46,21 +47,32 @@ let depth: i32 = 0;
 /** Marks the module as proxy-wasm ABI 0.2.1 (Envoy looks for this export's name). */
 export function proxy_abi_version_0_2_1(): void {}
 
-/** The host's allocator for values it returns (see the memory note above). Never returns 0. */
+/**
+ * The host's allocator for values it returns (see the memory note above): 0 for a value
+ * larger than the current bound (memory.ts), which makes the host fail that call without
+ * copying anything.
+ */
 export function malloc(size: usize): usize {
-  return arenaAlloc(size);
+  return hostAlloc(size);
 }
 
 export function proxy_on_memory_allocate(size: usize): usize {
-  return arenaAlloc(size);
+  return hostAlloc(size);
 }
 
 export function proxy_on_context_create(id: u32, parent: u32): void {
   enter();
-  if (parent == 0) {
-    if (createRoot(id) == NO_ROOT) logAscii(LOG_ERROR, "zt: too many plugin configurations in one VM");
-  } else addStream(id, findRoot(parent));
+  if (parent == 0) newRoot(id);
+  else addStream(id, findRoot(parent));
   leave();
+}
+
+/** A root for a new plugin configuration; a full table first makes a draining root give up. */
+function newRoot(id: u32): u32 {
+  let slot = createRoot(id);
+  if (slot == NO_ROOT && evictDraining(id)) slot = createRoot(id);
+  if (slot == NO_ROOT) logAscii(LOG_ERROR, "zt: too many plugin configurations in one VM");
+  return slot;
 }
 
 export function proxy_on_vm_start(_root: u32, _vmConfigSize: u32): u32 {
@@ -77,19 +89,23 @@ export function proxy_on_configure(root: u32, size: u32): u32 {
 
 function configure(root: u32, size: u32): bool {
   let slot = findRoot(root);
-  if (slot == NO_ROOT) slot = createRoot(root);
-  if (slot == NO_ROOT) {
-    logAscii(LOG_ERROR, "zt: too many plugin configurations in one VM");
-    return false;
-  }
+  if (slot == NO_ROOT) slot = newRoot(root);
+  if (slot == NO_ROOT) return false;
   defineMetrics();
   const r = rootAt(slot);
   let ptr: usize = 0;
   let len: usize = 0;
+  if (<usize>size > MAX_HOST_VALUE) {
+    logNumber(LOG_ERROR, "zt: the plugin configuration is larger than the limit of this many bytes: ", <u64>MAX_HOST_VALUE);
+    return false;
+  }
   if (size > 0) {
     store<u32>(RET_PTR, 0);
     store<u32>(RET_SIZE, 0);
-    if (proxy_get_buffer_bytes(BUFFER_PLUGIN_CONFIGURATION, 0, size, RET_PTR, RET_SIZE) != OK) {
+    hostLimit(<usize>size);
+    const rc = proxy_get_buffer_bytes(BUFFER_PLUGIN_CONFIGURATION, 0, size, RET_PTR, RET_SIZE);
+    resetHostLimit();
+    if (rc != OK) {
       logAscii(LOG_ERROR, "zt: cannot read the plugin configuration");
       return false;
     }
@@ -106,7 +122,11 @@ function configure(root: u32, size: u32): bool {
 export function proxy_on_tick(root: u32): void {
   enter();
   const slot = findRoot(root);
-  if (slot != NO_ROOT) flush(rootAt(slot));
+  if (slot != NO_ROOT) {
+    const r = rootAt(slot);
+    if (r.doneRequested) drainStep(r, slot);
+    else flush(r);
+  }
   leave();
 }
 
@@ -212,32 +232,23 @@ export function proxy_on_http_call_response(root: u32, token: u32, _headers: u32
     const ours = onIngestResponse(r, token, bodySize);
     // More waiting after a delivered batch: send the next one now rather than on the next
     // tick, so shipping keeps up with traffic (one batch per round trip, not per tick).
-    if (ours && !r.doneRequested && r.inflightToken == 0 && r.pcount > 0 && lastIngestDelivered()) flush(r);
-    if (ours && r.doneRequested) {
-      if (r.pcount > 0) flush(r);
-      if (r.inflightToken == 0) {
-        discardAll(r);
-        proxy_done();
-      }
-    }
+    // After a failure the backoff decides when (flush checks it).
+    if (ours && r.doneRequested) drainStep(r, slot);
+    else if (ours && r.inflightToken == 0 && r.pcount > 0 && lastIngestDelivered()) flush(r);
   }
   leave();
 }
 
 // ---- Context end ----
 
-/** Streams are done at once; a root ships what it still holds first (then calls proxy_done). */
+/** Streams are done at once; a root ships what it still holds first (drain.ts). */
 export function proxy_on_done(id: u32): u32 {
   enter();
   let done: u32 = 1;
   const slot = findRoot(id);
   if (slot != NO_ROOT) {
     const r = rootAt(slot);
-    if (r.pcount > 0) flush(r);
-    if (r.inflightToken != 0) {
-      r.doneRequested = true;
-      done = 0;
-    } else discardAll(r);
+    if (!r.doneRequested && !startDrain(r)) done = 0;
   }
   leave();
   return done;

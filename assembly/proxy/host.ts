@@ -6,6 +6,7 @@
 // ---- Status codes (WasmResult) ----
 export const OK: i32 = 0;
 export const NOT_FOUND: i32 = 1;
+export const INVALID_MEMORY_ACCESS: i32 = 6;
 
 // ---- Enums ----
 export const LOG_TRACE: i32 = 0;
@@ -90,6 +91,10 @@ export declare function proxy_increment_metric(id: u32, offset: i64): i32;
 // @ts-ignore: decorator
 @external("env", "proxy_record_metric")
 export declare function proxy_record_metric(id: u32, value: i64): i32;
+
+// @ts-ignore: decorator
+@external("env", "proxy_set_effective_context")
+export declare function proxy_set_effective_context(contextId: u32): i32;
 
 // @ts-ignore: decorator
 @external("env", "proxy_done")

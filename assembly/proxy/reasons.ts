@@ -9,7 +9,7 @@ export function reasonName(code: i32): string {
     case 2:
       return "default_deny";
     case 3:
-      return "source_undeclared";
+      return "undeclared_service";
     case 4:
       return "condition_failed:requireMFA";
     case 5:

@@ -41,6 +41,10 @@ export class Root {
   maxBufferBytes: u32 = 1048576;
   maxBatchRecords: u32 = 1000;
   maxBatchBytes: u32 = 262144;
+  /** Longest wait between two ingest attempts after failures (exponential backoff cap). */
+  retryMaxMs: u32 = 60000;
+  /** How long a removed root keeps trying to ship what it holds before it gives up. */
+  drainTimeoutMs: u32 = 60000;
 
   // ---- audit buffer: binary decision records, oldest first ----
   pbuf: usize = 0;
@@ -54,6 +58,12 @@ export class Root {
   inflightBytes: usize = 0;
   /** on_done returned false: finish the last flush, then call proxy_done. */
   doneRequested: bool = false;
+  /** When on_done came, and when the root stops trying (host clock, ns). */
+  drainSinceNs: u64 = 0;
+  drainDeadlineNs: u64 = 0;
+  /** Ingest failures in a row, and the earliest time of the next attempt. */
+  failures: u32 = 0;
+  retryAtNs: u64 = 0;
 
   /** Clears per-configuration state; keeps the buffers for reuse. */
   reset(id: u32): void {
@@ -74,6 +84,10 @@ export class Root {
     this.inflightCount = 0;
     this.inflightBytes = 0;
     this.doneRequested = false;
+    this.drainSinceNs = 0;
+    this.drainDeadlineNs = 0;
+    this.failures = 0;
+    this.retryAtNs = 0;
   }
 
   auditEnabled(): bool {
@@ -128,6 +142,34 @@ export function rootAt(slot: u32): Root {
 
 export function releaseRoot(slot: u32): void {
   rootAt(slot).active = false;
+}
+
+/** The context id of the root in `slot` (0 when the slot is empty). */
+export function rootIdAt(slot: u32): u32 {
+  const r = unchecked(table()[<i32>slot]);
+  return r !== null && r.active ? r.id : 0;
+}
+
+/** True when `slot` still holds the root with context id `id` (it was not deleted, its slot not reused). */
+export function liveRoot(slot: u32, id: u32): bool {
+  if (slot >= <u32>MAX_ROOTS || id == 0) return false;
+  const r = unchecked(table()[<i32>slot]);
+  return r !== null && r.active && r.id == id;
+}
+
+/** The draining root (on_done answered, not yet deleted) that has drained longest, or NO_ROOT. */
+export function oldestDraining(): u32 {
+  const t = table();
+  let best = NO_ROOT;
+  let since: u64 = 0xffffffffffffffff;
+  for (let i = 0; i < MAX_ROOTS; i++) {
+    const r = unchecked(t[i]);
+    if (r !== null && r.active && r.doneRequested && r.drainSinceNs < since) {
+      best = <u32>i;
+      since = r.drainSinceNs;
+    }
+  }
+  return best;
 }
 
 /** True when slot i holds an active root. */

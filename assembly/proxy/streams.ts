@@ -1,17 +1,19 @@
-// Stream contexts (HTTP requests, TCP connections) -> their root slot and L4 decision
-// state. An open-addressing table in raw memory keyed by context id (ids start at 1 and
+// Stream contexts (HTTP requests, TCP connections) -> the root that created them (its slot
+// and its context id, so a stream whose root is gone, or whose slot a new root took, is
+// decided by no root: denied) and the L4 decision state. An open-addressing table in raw memory keyed by context id (ids start at 1 and
 // are never reused, so 0 marks an empty slot), linear probing with backward-shift deletion
 // (no tombstones, so lookups stay short however many contexts come and go). It doubles when
 // 70% full; the old table is abandoned (the stub runtime never frees), so the total ever
 // allocated stays below twice the largest table.
-import { NO_ROOT } from "./root";
+import { NO_ROOT, liveRoot, rootIdAt } from "./root";
 
-// Slot: u32 context id | u8 root slot | u8 kind | u8 L4 state | u8 spare
-const SLOT: usize = 8;
+// Slot: u32 context id | u32 root context id | u8 root slot | u8 kind | u8 L4 state | u8 spare
+const SLOT: usize = 12;
 const S_ID: usize = 0;
-const S_ROOT: usize = 4;
-const S_KIND: usize = 5;
-const S_STATE: usize = 6;
+const S_ROOT_ID: usize = 4;
+const S_ROOT: usize = 8;
+const S_KIND: usize = 9;
+const S_STATE: usize = 10;
 
 export const KIND_UNKNOWN: u8 = 0;
 export const KIND_HTTP: u8 = 1;
@@ -42,11 +44,12 @@ function allocTable(n: u32): usize {
   return t;
 }
 
-function place(t: usize, mask: u32, id: u32, root: u8, kind: u8, state: u8): void {
+function place(t: usize, mask: u32, id: u32, rootId: u32, root: u8, kind: u8, state: u8): void {
   let i = home(id, mask);
   while (load<u32>(slotAt(t, i) + S_ID) != 0) i = (i + 1) & mask;
   const s = slotAt(t, i);
   store<u32>(s + S_ID, id);
+  store<u32>(s + S_ROOT_ID, rootId);
   store<u8>(s + S_ROOT, root);
   store<u8>(s + S_KIND, kind);
   store<u8>(s + S_STATE, state);
@@ -58,7 +61,7 @@ function grow(): void {
   for (let i: u32 = 0; i < cap; i++) {
     const s = slotAt(tab, i);
     const id = load<u32>(s + S_ID);
-    if (id != 0) place(nt, ncap - 1, id, load<u8>(s + S_ROOT), load<u8>(s + S_KIND), load<u8>(s + S_STATE));
+    if (id != 0) place(nt, ncap - 1, id, load<u32>(s + S_ROOT_ID), load<u8>(s + S_ROOT), load<u8>(s + S_KIND), load<u8>(s + S_STATE));
   }
   tab = nt;
   cap = ncap;
@@ -82,7 +85,7 @@ export function findStream(id: u32): usize {
 export function addStream(id: u32, root: u32): void {
   if (id == 0 || findStream(id) != 0) return;
   if ((count + 1) * 10 > cap * 7) grow();
-  place(tab, cap - 1, id, <u8>root, KIND_UNKNOWN, L4_UNDECIDED);
+  place(tab, cap - 1, id, root == NO_ROOT ? 0 : rootIdAt(root), <u8>root, KIND_UNKNOWN, L4_UNDECIDED);
   count++;
 }
 
@@ -109,8 +112,11 @@ export function removeStream(id: u32): void {
   count--;
 }
 
+/** The slot of the root that created the stream, or NO_ROOT when that root is gone. */
 export function streamRoot(s: usize): u32 {
-  return s == 0 ? NO_ROOT : <u32>load<u8>(s + S_ROOT);
+  if (s == 0) return NO_ROOT;
+  const slot = <u32>load<u8>(s + S_ROOT);
+  return liveRoot(slot, load<u32>(s + S_ROOT_ID)) ? slot : NO_ROOT;
 }
 
 export function streamState(s: usize): u8 {

@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { formatDiagnostic, loadPolicyFiles } from "../load.js";
 import type { PolicySet } from "../model.js";
 import { generateNetworkPolicies } from "./generate.js";
+import { gatewayOutput, meshDocuments, meshRemoteCidrs } from "./gateway.js";
 import { DEFAULT_NAMESPACE_LABEL, DEFAULT_POD_LABEL, formatNetpolWarning, netpolOptions } from "./types.js";
 
 export interface CommandIO {
@@ -23,7 +24,9 @@ options:
   --trust-domain TD         trust domain of that cluster (default: the only one the policy names)
   --label KEY               pod label holding the service account (default: ${DEFAULT_POD_LABEL})
   --namespace-label KEY     namespace label holding its name (default: ${DEFAULT_NAMESPACE_LABEL})
-  --remote-cidr CLUSTER=CIDR  pod CIDR of another cluster, routed by the WireGuard gateway (repeatable)
+  --remote-cidr CLUSTER=CIDR  pod CIDR of another cluster, routed by the WireGuard gateway (repeatable;
+                            default: that cluster's allowedIPs in a WireGuardMesh document among the inputs,
+                            which also adds this cluster's gateway objects)
   --no-infra-egress         omit the zt-infra-egress objects (DNS and the ZT engine)
   -o, --output FILE         write the YAML to FILE instead of stdout
   -h, --help                this text
@@ -128,6 +131,12 @@ export async function netpolCommand(argv: string[], io: CommandIO = { stdout: pr
     for (const d of loaded.errors) io.stderr.write(formatDiagnostic(d) + "\n");
     return 1;
   }
+  // A WireGuardMesh among the inputs adds its gateway's objects (gateway.ts, docs/mesh.md).
+  const mesh = meshDocuments(loaded.companions);
+  if (mesh.errors.length > 0) {
+    for (const d of mesh.errors) io.stderr.write(formatDiagnostic(d) + "\n");
+    return 1;
+  }
 
   let cluster: string;
   let trustDomain: string;
@@ -145,10 +154,10 @@ export async function netpolCommand(argv: string[], io: CommandIO = { stdout: pr
     return 2;
   }
 
-  const result = generateNetworkPolicies(
-    loaded.set,
-    netpolOptions({ cluster, trustDomain, podLabel, namespaceLabel, remoteCidrs, ...(values["no-infra-egress"] ? { infraEgress: [] } : {}) }),
-  );
+  const options = netpolOptions({ cluster, trustDomain, podLabel, namespaceLabel, remoteCidrs: meshRemoteCidrs(mesh.meshes, cluster, remoteCidrs), ...(values["no-infra-egress"] ? { infraEgress: [] } : {}) });
+  const pods = generateNetworkPolicies(loaded.set, options);
+  const gateway = gatewayOutput(mesh.meshes, loaded.set, options);
+  const result = { objects: [...pods.objects, ...gateway.objects], warnings: [...pods.warnings, ...gateway.warnings], yaml: pods.yaml + gateway.yaml, namespaces: pods.namespaces };
   for (const w of result.warnings) io.stderr.write(formatNetpolWarning(w) + "\n");
   const out = values.output as string | undefined;
   if (out === undefined) {

@@ -1,7 +1,7 @@
 // zt check <paths…>: validate policy files and the companion documents beside them (tests,
 // mesh, access routes); prints a summary or every error as file:line:col.
 import { parseArgs } from "node:util";
-import { validateCompanion } from "../../compiler/companions.js";
+import { validateCompanions } from "../../compiler/companions.js";
 import { sortDiagnostics } from "../../compiler/diagnostics.js";
 import { formatDiagnostic, loadPolicyFiles } from "../../compiler/load.js";
 import { allRules } from "../../compiler/model.js";
@@ -11,7 +11,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });
   if (positionals.length === 0) throw new UsageError("usage: zt check <paths…>");
   const r = await loadPolicyFiles(positionals);
-  const errors = r.ok ? sortDiagnostics(r.companions.flatMap(validateCompanion)) : r.errors;
+  const errors = r.ok ? sortDiagnostics(validateCompanions(r.companions)) : r.errors;
   if (!r.ok || errors.length > 0) {
     for (const e of errors) process.stderr.write(formatDiagnostic(e) + "\n");
     process.stderr.write(`${errors.length} error${errors.length === 1 ? "" : "s"}\n`);

@@ -8,9 +8,9 @@ import type { AgentItem, EvaluateItem, OperatorItem } from "./evaluate-input.js"
 import { agentAuditFields, type AgentDecision } from "../identity/agent.js";
 import type { IncidentStore } from "./incidents.js";
 import type { Logger } from "../common/logger.js";
-import { OPERATOR_SOURCE } from "../metrics/labels.js";
+import { OPERATOR_SOURCE, OTHER } from "../metrics/labels.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
-import type { ActivePolicies } from "./policy-store.js";
+import type { ActivePolicies, PolicyStore } from "./policy-store.js";
 
 /** What an agent decision adds to the answer (agent requests only). */
 export interface AgentDecisionInfo {
@@ -337,4 +337,96 @@ export function internalErrorDecisions(version: string, items: readonly Evaluate
     }
     return { decision: "DENY", enforced, policy_matched: null, reason, policy_version: version, latency_us: 0, decision_id: decisionId };
   });
+}
+
+/**
+ * The decision core of every front door (POST /v1/evaluate, the operator proxy): evaluates
+ * validated items with one module generation, records the evaluation latency, and turns the
+ * verdicts into audited decisions; an unexpected error makes every item a DENY (internal_error).
+ * `t0` is when evaluation started (performance.now()); `context` names the request in the log.
+ */
+export function decideItems(
+  active: ActivePolicies,
+  items: readonly EvaluateItem[],
+  caller: string | null,
+  deps: DecideDeps,
+  t0: number,
+  nowMs: number,
+  agents: ReadonlyArray<AgentDecision | undefined> | null,
+  context: Readonly<Record<string, unknown>>,
+): Decision[] {
+  try {
+    const verdicts = evaluateItems(active, items, deps, nowMs);
+    const t1 = performance.now();
+    const perDecisionMs = (t1 - t0) / items.length;
+    const latencyUs = Math.round(perDecisionMs * 1000);
+    if (items.length === 1) deps.metrics.latency(perDecisionMs / 1000, t1);
+    else deps.metrics.latencyMany(perDecisionMs / 1000, items.length, t1);
+    return finishDecisions(active, items, verdicts, latencyUs, caller, deps, nowMs, agents);
+  } catch (e) {
+    deps.log.error("evaluation failed; failing closed", { err: e, ...context, version: active.version });
+    return internalErrorDecisions(active.version, items, caller, deps, nowMs);
+  }
+}
+
+/** What deciding one operator request needs beyond DecideDeps. */
+export interface OperatorDecideDeps extends DecideDeps {
+  readonly store: PolicyStore;
+  /** Longest wait for room in the audit queue (AuditSink.admit) before the decision fails closed. */
+  readonly auditWaitMs: number;
+}
+
+/** The version recorded when no module is loaded (only during start-up). */
+export const NO_MODULE_VERSION = "none";
+
+/**
+ * One operator request (the access proxy's), decided and audited exactly as POST /v1/evaluate
+ * decides one: the same backpressure, module generation, evaluation, audit hand-off and fail-closed
+ * rules. `caller` names the asker in the audit record (e.g. "proxy:<route>").
+ */
+export async function decideOperator(deps: OperatorDecideDeps, item: OperatorItem, caller: string, context: Readonly<Record<string, unknown>> = {}): Promise<Decision> {
+  let t0 = performance.now();
+  const room = deps.auditWaitMs > 0 && deps.sink.admit ? deps.sink.admit(1, deps.auditWaitMs) : null;
+  if (room !== null) {
+    await room;
+    t0 = performance.now();
+  }
+  const active = deps.store.current();
+  if (active === null) return internalErrorDecisions(NO_MODULE_VERSION, [item], caller, deps, Date.now())[0]!;
+  return decideItems(active, [item], caller, deps, t0, Date.now(), null, context)[0]!;
+}
+
+/**
+ * An operator request refused before evaluation (no valid credential, an unknown host, a
+ * forged token...): a DENY with `reason`, audited like every decision and counted with them. It
+ * is always enforced: observe mode concerns what the policy decides, never who is asking.
+ */
+export function refuseOperator(deps: DecideDeps & { readonly store: PolicyStore }, item: OperatorItem, reason: string, caller: string | null): Decision {
+  const version = deps.store.current()?.version ?? NO_MODULE_VERSION;
+  const nowMs = Date.now();
+  const decisionId = randomUUID();
+  let finalReason = reason;
+  const audited = appendAudited(
+    deps,
+    {
+      timestamp: isoAt(nowMs),
+      decision: "DENY",
+      source: null,
+      destination: null,
+      operator: item.operator,
+      target: item.target,
+      policy_matched: null,
+      latency_us: 0,
+      decision_id: decisionId,
+      enforced: true,
+      reason,
+      policy_version: version,
+      origin: deps.origin,
+      caller,
+    },
+    true,
+  );
+  if (!audited) finalReason = AUDIT_UNAVAILABLE;
+  deps.metrics.decision(false, OPERATOR_SOURCE, deps.store.current()?.labels.service(item.target.service) ?? OTHER);
+  return { decision: "DENY", enforced: true, policy_matched: null, reason: finalReason, policy_version: version, latency_us: 0, decision_id: decisionId };
 }

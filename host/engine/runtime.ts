@@ -108,6 +108,20 @@ export class PolicyRuntime {
     return mem.write(s, this.io + off, max, "utf8");
   }
 
+  /**
+   * Writes an ID and returns the length to pass: its byte length, or MAX_ID_BYTES + 1 when it
+   * is longer than any SPIFFE ID. Buffer#write stops before a character that does not fit
+   * whole, so an over-long ID ending in a multi-byte character can come out as a valid
+   * prefix of up to MAX_ID_BYTES bytes: when the write reaches within 3 bytes of the limit
+   * (a character is at most 4 bytes), the true length decides.
+   */
+  private putId(mem: Buffer, s: string, off: number): number {
+    if (s.length > L.MAX_ID_BYTES) return L.MAX_ID_BYTES + 1; // every UTF-16 unit is at least a byte
+    const n = this.put(mem, s, off, L.MAX_ID_BYTES + 1);
+    if (n >= L.MAX_ID_BYTES - 2 && Buffer.byteLength(s, "utf8") > L.MAX_ID_BYTES) return L.MAX_ID_BYTES + 1;
+    return n;
+  }
+
   /** After a trap the instance's state is unknown: start a fresh one, and tell the caller. */
   private trapped(e: unknown): never {
     if (e instanceof WebAssembly.RuntimeError) {
@@ -119,8 +133,8 @@ export class PolicyRuntime {
 
   evaluateService(req: ServiceRequest): Verdict {
     const mem = this.view();
-    const s = this.put(mem, req.source, 0, L.MAX_ID_BYTES + 1);
-    const d = this.put(mem, req.destination, L.MAX_ID_BYTES, L.MAX_ID_BYTES + 1);
+    const s = this.putId(mem, req.source, 0);
+    const d = this.putId(mem, req.destination, L.MAX_ID_BYTES);
     const port = Number.isInteger(req.port) ? req.port : -1;
     let r: number;
     try {
@@ -167,7 +181,7 @@ export class PolicyRuntime {
 
   /** The rollout mode the policy sets for a destination, or null. */
   rolloutFor(destination: string): RolloutMode | null {
-    const n = this.put(this.view(), destination, 0, L.MAX_ID_BYTES + 1);
+    const n = this.putId(this.view(), destination, 0);
     let r: number;
     try {
       r = this.ex.zt_eval_rollout(n);

@@ -35,11 +35,12 @@ export interface EngineMetrics {
   /** Reports the audit queue depth at scrape time, unless the audit code exports its own gauge. */
   auditQueue(read: () => number): void;
   /**
-   * Registers the seed's zt_svid_rotations_total{service} and zt_wireguard_peer_up{cluster}
-   * unless another part (identity, tunnels) registered them on this registry already: call
-   * it after they had their turn. Returns the metrics now in the registry.
+   * Registers the seed's zt_svid_rotations_total{service} unless the identity layer registered
+   * it on this registry already: call it after it had its turn. The seed's other gauge,
+   * zt_wireguard_peer_up{cluster}, is not the engine's: the engine sees no tunnel, so the mesh
+   * agent in each gateway pod exports it from the device (host/mesh, docs/mesh.md).
    */
-  ensureSeedMetrics(): { svidRotations: Counter<"service">; wireguardPeerUp: Gauge<"cluster"> };
+  ensureSeedMetrics(): { svidRotations: Counter<"service"> };
 }
 
 export interface MetricsOptions {
@@ -130,9 +131,7 @@ export function createMetrics(opts: MetricsOptions = {}): EngineMetrics {
     ensureSeedMetrics() {
       const svid = (registry.getSingleMetric("zt_svid_rotations_total") as Counter<"service"> | undefined) ??
         new Counter({ name: "zt_svid_rotations_total", help: "X.509 SVID rotations by service", labelNames: ["service"] as const, registers: [registry] });
-      const wg = (registry.getSingleMetric("zt_wireguard_peer_up") as Gauge<"cluster"> | undefined) ??
-        new Gauge({ name: "zt_wireguard_peer_up", help: "WireGuard tunnel to the peer cluster is up (1) or down (0)", labelNames: ["cluster"] as const, registers: [registry] });
-      return { svidRotations: svid, wireguardPeerUp: wg };
+      return { svidRotations: svid };
     },
   };
 }

@@ -29,6 +29,18 @@ describe("zt CLI", () => {
     expect(r.err).not.toMatch(/\n\s+at /);
   });
 
+  it("check: AccessRoute documents beside policies are validated, across files too", () => {
+    const ok = zt("check", "policies", "test/compiler/fixtures/routes/good.yaml");
+    expect(ok.code).toBe(0);
+    expect((JSON.parse(ok.out).documents as Array<{ kind: string }>).filter((d) => d.kind === "AccessRoute")).toHaveLength(5);
+    const bad = zt("check", "policies", "test/compiler/fixtures/routes/bad.yaml");
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('test/compiler/fixtures/routes/bad.yaml:8:7: spec.to "http://grafana:3000": the scheme must be https');
+    const dup = zt("check", "test/compiler/fixtures/routes/dup");
+    expect(dup.code).toBe(1);
+    expect(dup.err).toContain('dup/b.yaml:4:7: duplicate AccessRoute name "one"');
+  });
+
   it("build: writes the module and prints its version (sha256 of the bytes)", () => {
     const out = join(mkdtempSync(join(tmpdir(), "zt-cli-")), "policy.wasm");
     const r = zt("build", "policies", "-o", out);

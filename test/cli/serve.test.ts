@@ -1,16 +1,19 @@
 // `zt serve` as a child process: configuration errors, the generated admin token, and a
 // clean shutdown on SIGTERM/SIGINT (in-flight requests finish, the audit trail is flushed).
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { auditConfigFromEnv, openAudit } from "../../host/audit/index.js";
 import { auditRoutes } from "../../host/http/routes/audit.js";
 import { POLICIES_DIR } from "../support/seed.js";
 import { call, type DecisionBody, svc } from "../http/harness.js";
-import { launchServe } from "../support/zt-serve.js";
+import { type ServeProcess, untilListening, watchServe } from "./serve-process.js";
 
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const ENTRY = 'import("./host/cli/serve.ts").then((m) => m.serveCommand(process.argv.slice(1))).then((c) => { process.exitCode = c; }, (e) => { console.error(e); process.exitCode = 4; })';
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -32,15 +35,17 @@ function tempDir(): string {
   return d;
 }
 
-function launch(dir: string, env: Record<string, string>, args: string[] = []): { child: ChildProcess; stdout: string[]; stderr: () => string; exit: Promise<number | null>; listening: Promise<{ api: string; health: string }> } {
-  const l = launchServe({ ZT_POLICY_PATH: join(dir, "policies"), ZT_DATA_DIR: join(dir, "data"), ...env }, args);
-  return { child: l.child, stdout: l.lines, stderr: l.stderr, exit: l.exit, listening: l.listening };
+function launch(dir: string, env: Record<string, string>, args: string[] = []): ServeProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", "-e", ENTRY, "--", ...args], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", ZT_HOST: "127.0.0.1", ZT_PORT: "0", ZT_HEALTH_PORT: "0", ZT_POLICY_PATH: join(dir, "policies"), ZT_DATA_DIR: join(dir, "data"), ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return watchServe(child);
 }
 
 async function serve(dir: string, env: Record<string, string> = {}): Promise<Served> {
-  const l = launch(dir, env);
-  const urls = await Promise.race([l.listening, l.exit.then((c) => Promise.reject(new Error(`zt serve exited ${c}: ${l.stderr()}`)))]);
-  return { ...l, ...urls };
+  return untilListening(launch(dir, env));
 }
 
 function withPolicies(): string {

@@ -53,7 +53,7 @@ describe("ServiceAccessPolicy hanzo-core-policy", () => {
   it("a source declared in no policy is denied as undeclared", () => {
     const r = svc("minio", "postgres", 5432);
     expect(r.v.allow).toBe(false);
-    expect(r.reason).toBe("source_undeclared");
+    expect(r.reason).toBe("undeclared_service");
   });
   it("an invalid SPIFFE ID in a request is denied as invalid", () => {
     const v = rt.evaluateService({ source: "spiffe://hanzo.ai/hanzo-k8s/hanzo/gateway/", destination: H + "postgres", port: 5432 });

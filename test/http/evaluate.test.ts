@@ -29,7 +29,7 @@ describe("POST /v1/evaluate: service requests", () => {
     const wrongPort = await evaluate(svc("iam", "postgres", 5433));
     expect(wrongPort.body).toMatchObject({ decision: "DENY", reason: "default_deny" });
     const stranger = await evaluate({ source: { spiffe_id: "spiffe://evil.example/x" }, destination: { spiffe_id: H + "postgres", port: 5432 } });
-    expect(stranger.body).toMatchObject({ decision: "DENY", reason: "source_undeclared" });
+    expect(stranger.body).toMatchObject({ decision: "DENY", reason: "undeclared_service" });
   });
 
   it("hands every decision to the audit sink with the seed's fields before answering", async () => {

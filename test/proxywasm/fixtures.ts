@@ -56,6 +56,12 @@ spec:
   defaultAction: DENY
 `;
 
+/** A plain GET's pseudo-headers (what the filter sees on request headers). */
+export const GET: Array<[string, string]> = [
+  [":method", "GET"],
+  [":path", "/"],
+];
+
 export function policiesFromText(...texts: string[]): Policy[] {
   const out: Policy[] = [];
   texts.forEach((t, i) => {

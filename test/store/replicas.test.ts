@@ -90,7 +90,7 @@ beforeAll(async () => {
 afterEach(async (ctx) => {
   if (ctx.task.result?.state !== "fail") return;
   for (const r of replicas) {
-    const lines = r.logs.filter((l) => l.level === "error" || l.level === "warn").slice(-20);
+    const lines = r.logs().filter((l) => l.level === "error" || l.level === "warn").slice(-20);
     const health = await call(r.health, "GET", "/healthz").then((h) => h.text, (e: unknown) => String(e));
     process.stderr.write(`--- ${r.api}\n${lines.map((l) => JSON.stringify(l)).join("\n")}\n${r.stderr().slice(-2000)}\nhealth: ${health}\n`);
   }

@@ -5,7 +5,7 @@
 import { type Context, Hono } from "hono";
 import { readBodyText } from "../body.js";
 import type { EngineEnv } from "../context.js";
-import { type DecideDeps, type Decision, evaluateItems, finishDecisions, internalErrorDecisions } from "../../engine/decide.js";
+import { type DecideDeps, type Decision, decideItems, internalErrorDecisions } from "../../engine/decide.js";
 import { decisionJson, decisionsBody } from "../decision-json.js";
 import { type EvaluateItem, parseEvaluateItem } from "../../engine/evaluate-input.js";
 import { type AgentDecision, decideAgentAccess } from "../../identity/agent.js";
@@ -132,17 +132,14 @@ export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
     if (active === null) return fail(503, requestId, "no_module", "no policy module is loaded");
     let nowMs = Date.now();
     let decisions: Decision[];
+    // Agent items first (asynchronous JWT checks); requests without one never await here.
+    let agents: Array<AgentDecision | undefined> | null = null;
     try {
-      // Agent items first (asynchronous JWT checks); requests without one never await here.
-      const agents = agentCount > 0 ? await decideAgents(items, active, deps.agentVerifier ?? null) : null;
-      if (agents !== null) nowMs = Date.now();
-      const verdicts = evaluateItems(active, items, deps, nowMs);
-      const t1 = performance.now();
-      const perDecisionMs = (t1 - t0) / items.length;
-      const latencyUs = Math.round(perDecisionMs * 1000);
-      if (items.length === 1) deps.metrics.latency(perDecisionMs / 1000, t1);
-      else deps.metrics.latencyMany(perDecisionMs / 1000, items.length, t1);
-      decisions = finishDecisions(active, items, verdicts, latencyUs, caller, deps, nowMs, agents);
+      if (agentCount > 0) {
+        agents = await decideAgents(items, active, deps.agentVerifier ?? null);
+        nowMs = Date.now();
+      }
+      decisions = decideItems(active, items, caller, deps, t0, nowMs, agents, { request_id: requestId });
     } catch (e) {
       log.error("evaluation failed; failing closed", { err: e, request_id: requestId, version: active.version });
       decisions = internalErrorDecisions(active.version, items, caller, deps, nowMs);
