@@ -42,7 +42,7 @@ spec:
 `;
 
 function seedFiles(): Record<string, string> {
-  return Object.fromEntries(readdirSync(POLICIES_DIR).map((f) => [f, readFileSync(join(POLICIES_DIR, f), "utf8")]));
+  return Object.fromEntries(readdirSync(POLICIES_DIR).filter((f) => f.endsWith(".yaml")).map((f) => [f, readFileSync(join(POLICIES_DIR, f), "utf8")]));
 }
 
 beforeAll(async () => {
