@@ -17,6 +17,7 @@ import { StartupError } from "../engine/shared-state.js";
 import { guardDriverWriteAfterClose, openStateBackend } from "../store/index.js";
 import { type EngineHandle, startEngine } from "../http/server.js";
 import { rolloutExtension } from "../rollout/extension.js";
+import { consoleExtension } from "../console/extension.js";
 
 const USAGE = `usage: zt serve
 
@@ -167,7 +168,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
       adminToken: token.token,
       metrics,
       ...hooks,
-      extensions: [rolloutExtension({ maxBodyBytes: config.maxBodyBytes })],
+      extensions: [
+        rolloutExtension({ maxBodyBytes: config.maxBodyBytes }),
+        consoleExtension({ audit, adminToken: token.token, maxBodyBytes: config.maxBodyBytes }),
+      ],
       // A signal while SPIRE has not delivered the first SVID stops the start cleanly.
       beforeListen: () => Promise.race([hooks.beforeListen(), signal.then((sig) => Promise.reject(new StartAborted(sig)))]),
     });

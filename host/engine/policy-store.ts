@@ -200,6 +200,17 @@ export class PolicyStore {
     return this.api;
   }
 
+  /**
+   * The text `name` is served from: an API policy's stored document, or the policy file's
+   * content (read now; null when it cannot be read). Null for a name not served.
+   */
+  async policyText(name: string): Promise<string | null> {
+    const info = this.active?.policies.find((p) => p.name === name);
+    if (!info) return null;
+    if (info.origin === "api") return this.api.get(name)?.document ?? null;
+    return info.file === null ? null : readFile(info.file, "utf8").catch(() => null);
+  }
+
   /** The fingerprint of the file policies the active module was built with. */
   filesFingerprint(): string {
     return this.files.fingerprint;

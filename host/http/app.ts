@@ -1,6 +1,7 @@
 // The API application on ZT_PORT: request ids, access logs, JSON errors, and the routes.
 // Admin routes (policy and incident writes, audit reads) share one auth middleware.
 import { Hono } from "hono";
+import { loadEvaluator } from "../../compiler/compile.js";
 import type { RolloutMode } from "../../compiler/model.js";
 import type { AuditSink } from "../audit/record.js";
 import { type AdminAuthenticator, adminAuth } from "./auth.js";
@@ -9,6 +10,7 @@ import { errorResponse } from "./errors.js";
 import type { JwtVerifier } from "../identity/jwt.js";
 import type { Logger } from "../common/logger.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
+import type { PolicyStore } from "../engine/policy-store.js";
 import type { SharedState } from "../engine/shared-state.js";
 import type { Extension } from "./extension.js";
 import { requestIdOf } from "./request-id.js";
@@ -17,6 +19,11 @@ import { incidentRoutes } from "./routes/incidents.js";
 import { metricsRoute } from "./routes/metrics.js";
 import { policyRoutes } from "./routes/policies.js";
 import { rolloutRoutes } from "./routes/rollout.js";
+import { policyImageRoutes } from "./routes/policy-image.js";
+import { sidecarRoutes } from "./routes/sidecars.js";
+import { PolicyWatch } from "../engine/policy-watch.js";
+import { SidecarRegistry } from "../engine/sidecars.js";
+import type { SyncMetrics } from "../engine/sync-metrics.js";
 
 export interface AppDeps {
   /** Policies, incidents and rollout of this replica, kept in step with the shared state. */
@@ -43,6 +50,29 @@ export interface AppDeps {
   agentVerifier?: JwtVerifier | null;
   /** Other front rooms (extension.ts): claimed requests go to them first, their routes follow the API's. */
   extensions?: readonly Extension[];
+  /** Policy sync for sidecars (GET /v1/policy-image, GET /v1/sidecars); built here when absent. */
+  sync?: SyncDeps;
+}
+
+export interface SyncDeps {
+  readonly watch: PolicyWatch;
+  readonly sidecars: SidecarRegistry;
+  readonly metrics?: SyncMetrics;
+  /** Longest long-poll wait a sidecar may ask for (default 300 s). */
+  readonly maxWaitMs?: number;
+}
+
+/** The sync parts for a store: its long-poll watch and the registry of sidecar versions. */
+export function createSync(store: PolicyStore): SyncDeps {
+  return {
+    watch: new PolicyWatch(store),
+    sidecars: new SidecarRegistry({
+      active: () => {
+        const a = store.current();
+        return a === null ? null : { version: a.version, sinceMs: Date.parse(a.loadedAt) };
+      },
+    }),
+  };
 }
 
 export function createApp(deps: AppDeps): Hono<EngineEnv> {
@@ -78,6 +108,12 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
     }),
   );
 
+  // Long polls next, also before the generic middleware: a held poll should keep as little
+  // per-request state alive as possible (docs/envoy.md, the held-poll figures).
+  const admin = adminAuth(deps.authenticators);
+  const sync = deps.sync ?? createSync(deps.state.policies);
+  app.route("/", policyImageRoutes({ filterModule: loadEvaluator, store: deps.state.policies, watch: sync.watch, admin, maxWaitMs: sync.maxWaitMs ?? 300_000, ...(sync.metrics ? { count: sync.metrics.answered } : {}) }));
+
   app.use(async (c, next) => {
     const id = requestIdOf(c);
     c.set("requestId", id);
@@ -100,11 +136,11 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
   });
   app.notFound((c) => errorResponse(c, 404, { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }));
 
-  const admin = adminAuth(deps.authenticators);
   app.route("/", policyRoutes({ store: deps.state.policies, state: deps.state, admin, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024 }));
   app.route("/", incidentRoutes({ incidents: deps.state.incidents, state: deps.state, admin, log }));
   app.route("/", rolloutRoutes({ state: deps.state, admin, log }));
   app.route("/", metricsRoute(deps.metrics));
+  app.route("/", sidecarRoutes({ sidecars: sync.sidecars, admin }));
   if (deps.auditRoutes) {
     for (const path of ["/v1/audit", "/v1/audit/*", "/v1/graph", "/v1/graph/*"]) app.use(path, admin);
     app.route("/", deps.auditRoutes as unknown as Hono<EngineEnv>);

@@ -24,7 +24,10 @@ function digest(s: string): Buffer {
 export function bearerTokenAuthenticator(token: string): AdminAuthenticator {
   const expected = digest(token);
   return (c) => {
-    const header = c.req.header("authorization");
+    // Node's header object when there is one (no Headers copy kept alive by a long poll).
+    const incoming = (c.env as { incoming?: { headers: Record<string, string | string[] | undefined> } } | undefined)?.incoming;
+    const raw = incoming !== undefined ? incoming.headers["authorization"] : c.req.header("authorization");
+    const header = Array.isArray(raw) ? raw[0] : raw;
     if (header === undefined) return null;
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     if (!m) return null;

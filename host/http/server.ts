@@ -15,7 +15,8 @@ import { auditRoutes } from "./routes/audit.js";
 import type { Extension, ExtensionFactory } from "./extension.js";
 import type { AuditSink } from "../audit/record.js";
 import { type AdminAuthenticator, adminAuth, bearerTokenAuthenticator } from "./auth.js";
-import { createApp } from "./app.js";
+import { createApp, createSync, type SyncDeps } from "./app.js";
+import { registerSyncMetrics } from "../engine/sync-metrics.js";
 import type { EngineConfig } from "../common/config.js";
 import { createHealthApp } from "./health.js";
 import type { EvaluateAuthorize, EvaluateIdentify } from "./routes/evaluate.js";
@@ -158,6 +159,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   // Logged on its own: the API port may open much later (policies to compile, an SVID to wait for).
   log.info("health listening", { health: urlOf(healthServer, config.host).url });
   let apiServer: Server;
+  let sync: SyncDeps | null = null;
   const extensions: Extension[] = [];
   try {
     state = await SharedState.open({
@@ -173,6 +175,8 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     });
     const authenticators = [bearerTokenAuthenticator(opts.adminToken), ...(opts.authenticators ?? [])];
     const core = { store: state.policies, incidents: state.incidents, state, sink: audit.sink, metrics, log, mode: config.mode, admin: adminAuth(authenticators) };
+    const parts = createSync(state.policies);
+    sync = { ...parts, metrics: registerSyncMetrics(metrics.registry, parts.watch, parts.sidecars) };
     for (const factory of opts.extensions ?? []) extensions.push(await factory(core));
     const app = createApp({
       state,
@@ -183,7 +187,8 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       mode: config.mode,
       authenticators,
       extensions,
-      auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink) : null,
+      auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink, { onIngest: (records) => sync!.sidecars.observe(records) }) : null,
+      sync,
       maxBodyBytes: config.maxBodyBytes,
       maxBatch: config.maxBatch,
       auditWaitMs: config.auditWaitMs,
@@ -209,11 +214,14 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   log.info("zt engine listening", { api: api.url, health: hp.url, tls: api.url.startsWith("https:") ? "mtls" : "none", mode: config.mode, policy_path: config.policyPath, data_dir: config.dataDir, version: state.policies.current()?.version, replica: config.replicaId, state: state.status().source });
 
   const activeState = state;
+  const activeSync = sync!;
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       draining = true;
       log.info("shutting down: draining requests");
+      // Held long polls answer 304 now: sidecars keep their image and poll another replica.
+      activeSync.watch.close();
       await drain(apiServer, config.shutdownTimeoutMs);
       await closeExtensions(extensions, log);
       await activeState.close();
