@@ -16,8 +16,7 @@ import { PolicyStoreError } from "../engine/policy-store.js";
 import { StartupError } from "../engine/shared-state.js";
 import { guardDriverWriteAfterClose, openStateBackend } from "../store/index.js";
 import { type EngineHandle, startEngine } from "../http/server.js";
-import { rolloutExtension } from "../rollout/extension.js";
-import { consoleExtension } from "../console/extension.js";
+import { serveExtensions } from "./extensions.js";
 
 const USAGE = `usage: zt serve
 
@@ -168,10 +167,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       adminToken: token.token,
       metrics,
       ...hooks,
-      extensions: [
-        rolloutExtension({ maxBodyBytes: config.maxBodyBytes }),
-        consoleExtension({ audit, adminToken: token.token, maxBodyBytes: config.maxBodyBytes }),
-      ],
+      extensions: serveExtensions({ config, audit, adminToken: token.token }),
       // A signal while SPIRE has not delivered the first SVID stops the start cleanly.
       beforeListen: () => Promise.race([hooks.beforeListen(), signal.then((sig) => Promise.reject(new StartAborted(sig)))]),
     });

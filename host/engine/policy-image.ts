@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { promisify } from "node:util";
 import { brotliCompress, constants as zlib, gzip } from "node:zlib";
 import * as L from "../../assembly/layout.js";
-import { Reader, SECTION, splitSections } from "../../compiler/wasm/binary.js";
+import { dataSegments, SECTION, splitSections } from "../../compiler/wasm/binary.js";
 import type { ActivePolicies } from "./policy-store.js";
 
 export type ImageEncoding = "br" | "gzip";
@@ -31,30 +31,10 @@ const MIN_SAVING = 0.1;
 const gzipAsync = promisify(gzip);
 const brotliAsync = promisify(brotliCompress);
 
-/** The active data segments of a module: (memory offset, bytes). */
-function dataSegments(wasm: Uint8Array): Array<{ offset: number; bytes: Uint8Array }> {
-  const data = splitSections(wasm).find((s) => s.id === SECTION.data);
-  if (!data) return [];
-  const r = new Reader(data.payload);
-  const out: Array<{ offset: number; bytes: Uint8Array }> = [];
-  for (let n = r.u32(); n > 0; n--) {
-    const flag = r.u32();
-    if (flag === 1) {
-      r.take(r.u32());
-      continue;
-    }
-    if (flag === 2) r.u32();
-    if (r.byte() !== 0x41) throw new Error("data segment offset is not i32.const");
-    const offset = r.s32();
-    if (r.byte() !== 0x0b) throw new Error("data segment offset is not a constant");
-    out.push({ offset, bytes: r.take(r.u32()) });
-  }
-  return out;
-}
-
 /** The image linked into a ZT module (compiler/link.ts): located through the link header. */
 export function extractImage(wasm: Uint8Array): Uint8Array {
-  const segments = dataSegments(wasm);
+  const data = splitSections(wasm).find((sec) => sec.id === SECTION.data);
+  const segments = data ? dataSegments(data.payload) : [];
   const header = segments.find((s) => s.offset === L.LINK_HEADER_ADDR && s.bytes.length >= L.LINK_HEADER_SIZE);
   if (!header) throw new Error("not a linked ZT module: no link header");
   const dv = new DataView(header.bytes.buffer, header.bytes.byteOffset, header.bytes.byteLength);

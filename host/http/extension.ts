@@ -2,7 +2,8 @@
 // engine's API listener without the HTTP room importing them: the composition root (cli/serve.ts)
 // passes `extensions` to startEngine; each gets the engine's core once it exists and returns a Hono
 // app mounted beside the API routes, and optionally claims whole requests first (e.g. by Host
-// header, for the proxy's public hostnames).
+// header, for the proxy's public hostnames). Every route and claim needs its line in
+// ROUTE_IDENTITY (route-identity.ts), or the engine does not start.
 import type { Server } from "node:http";
 import type { Hono, MiddlewareHandler } from "hono";
 import type { RolloutMode } from "../../compiler/model.js";
@@ -24,7 +25,11 @@ export interface EngineCore {
   readonly metrics: EngineMetrics;
   readonly log: Logger;
   readonly mode: RolloutMode;
-  /** The same admin middleware as the API's admin routes. */
+  /**
+   * A re-check that the caller is an admin. What a route needs is declared by its line in
+   * ROUTE_IDENTITY (route-identity.ts; host/http/README.md "A new route"), and the identity gate
+   * enforces it before the route runs; this is only belt and braces for routes that had it.
+   */
   readonly admin: MiddlewareHandler<EngineEnv>;
 }
 
@@ -33,7 +38,10 @@ export interface Extension {
   readonly name: string;
   /** Routes mounted at "/" after the API's own (request ids, access log and error handling apply). */
   readonly app?: Hono<EngineEnv>;
-  /** A request this returns true for goes to `app` alone, before the API's routes (e.g. a proxied Host). */
+  /**
+   * A request this returns true for goes to `app` alone, before the API's routes (e.g. a proxied
+   * Host), with the identity of the line `CLAIMED <name>`; its handlers read the caller with callerOf(c).
+   */
   claims?(req: Request): boolean;
   /** Called with the API server once it listens (e.g. for `upgrade` / `connect` events). */
   onServer?(server: Server): void;

@@ -14,12 +14,14 @@ import type { ThreadedAuditSink } from "../audit/threaded-sink.js";
 import { auditRoutes } from "./routes/audit.js";
 import type { Extension, ExtensionFactory } from "./extension.js";
 import type { AuditSink } from "../audit/record.js";
-import { type AdminAuthenticator, adminAuth, bearerTokenAuthenticator } from "./auth.js";
+import { adminCheck } from "./auth.js";
 import { createApp, createSync, type SyncDeps } from "./app.js";
 import { registerSyncMetrics } from "../engine/sync-metrics.js";
+import type { RouteLine } from "./route-identity.js";
 import type { EngineConfig } from "../common/config.js";
 import { createHealthApp } from "./health.js";
-import type { EvaluateAuthorize, EvaluateIdentify } from "./routes/evaluate.js";
+import { pathHider } from "./shown-paths.js";
+import { type CallerAuth, createCallerAuth, type IdentityRule } from "../identity/caller.js";
 import type { JwtVerifier } from "../identity/jwt.js";
 import type { IdentityStatus } from "../identity/tls.js";
 import type { IncidentStore } from "../engine/incidents.js";
@@ -44,16 +46,16 @@ export interface EngineOptions {
   config: EngineConfig;
   audit: AuditHandle;
   log: Logger;
-  /** The admin bearer token (see ensureAdminToken). */
+  /** The admin bearer token (see ensureAdminToken); used by the default `auth`. */
   adminToken: string;
-  /** More admin authenticators (e.g. mTLS SPIFFE identities), asked after the token. */
-  authenticators?: readonly AdminAuthenticator[];
+  /**
+   * Who is calling and what each identity rule admits (host/identity: setupIdentity().auth,
+   * with the peer verifier of the mTLS listener). Default: plaintext callers, admin by token.
+   */
+  auth?: CallerAuth;
   /** Lets other parts (identity, tunnels) register their metrics on the engine's registry. */
   registerMetrics?: (registry: Registry) => void;
   metrics?: EngineMetrics;
-  /** Identity layer hooks for POST /v1/evaluate (caller identification, per-source authorisation). */
-  identifyEvaluateCaller?: EvaluateIdentify;
-  authorizeEvaluate?: EvaluateAuthorize;
   /** Verifies agent JWTs on POST /v1/evaluate; absent: agent requests are denied (agent_auth_not_configured). */
   agentVerifier?: JwtVerifier | null;
   /**
@@ -73,6 +75,11 @@ export interface EngineOptions {
   /** Other front rooms mounted on the API listener (see extension.ts); built in this order. */
   extensions?: readonly ExtensionFactory[];
   /**
+   * The route table (default ROUTE_IDENTITY, which `zt serve` uses). Only tests that mount
+   * routes of their own pass another: ROUTE_IDENTITY plus their lines.
+   */
+  routeIdentity?: Readonly<Record<string, IdentityRule>>;
+  /**
    * The shared state (host/store) on the audit trail's PostgreSQL; `zt serve` always passes it.
    * Without it the engine serves its policy files alone and refuses writes (503 no_state_store).
    */
@@ -88,6 +95,8 @@ export interface EngineHandle {
   readonly incidents: IncidentStore;
   readonly state: SharedState;
   readonly metrics: EngineMetrics;
+  /** Every route and claim of the API port with its identity rule (route-identity.ts). */
+  readonly routes: readonly RouteLine[];
   /** Graceful stop; resolves when everything is closed. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -146,6 +155,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
 
   let state: SharedState | null = null;
   let draining = false;
+  const hidePaths = pathHider({ policyPath: config.policyPath, dataDir: config.dataDir });
   const health = createHealthApp({
     active: () => state?.policies.current() ?? null,
     lastReload: () => state?.policies.lastReload() ?? null,
@@ -154,11 +164,13 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     metrics,
     draining: () => draining,
     identity: opts.identityStatus ?? null,
+    hidePaths,
   });
   const healthServer = await listen(health, config.host, config.healthPort);
   // Logged on its own: the API port may open much later (policies to compile, an SVID to wait for).
   log.info("health listening", { health: urlOf(healthServer, config.host).url });
   let apiServer: Server;
+  let routes: readonly RouteLine[];
   let sync: SyncDeps | null = null;
   const extensions: Extension[] = [];
   try {
@@ -173,32 +185,33 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       log,
       metrics,
     });
-    const authenticators = [bearerTokenAuthenticator(opts.adminToken), ...(opts.authenticators ?? [])];
-    const core = { store: state.policies, incidents: state.incidents, state, sink: audit.sink, metrics, log, mode: config.mode, admin: adminAuth(authenticators) };
+    const auth = opts.auth ?? createCallerAuth({ peer: null, adminToken: opts.adminToken, adminSpiffeIds: new Set(), trustedEvaluators: new Set() });
+    const core = { store: state.policies, incidents: state.incidents, state, sink: audit.sink, metrics, log, mode: config.mode, admin: adminCheck(auth) };
     const parts = createSync(state.policies);
     sync = { ...parts, metrics: registerSyncMetrics(metrics.registry, parts.watch, parts.sidecars) };
     for (const factory of opts.extensions ?? []) extensions.push(await factory(core));
-    const app = createApp({
+    const built = createApp({
       state,
       origin: `engine:${config.replicaId}`,
       sink: audit.sink,
       metrics,
       log,
       mode: config.mode,
-      authenticators,
+      auth,
+      hidePaths,
       extensions,
+      routeIdentity: opts.routeIdentity,
       auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink, { onIngest: (records) => sync!.sidecars.observe(records) }) : null,
       sync,
       maxBodyBytes: config.maxBodyBytes,
       maxBatch: config.maxBatch,
       auditWaitMs: config.auditWaitMs,
-      identifyEvaluateCaller: opts.identifyEvaluateCaller ?? null,
-      authorizeEvaluate: opts.authorizeEvaluate ?? null,
       agentVerifier: opts.agentVerifier ?? null,
     });
     if (opts.beforeListen) await opts.beforeListen();
     const extra = typeof opts.listenOptions === "function" ? opts.listenOptions() : opts.listenOptions;
-    apiServer = await listen(app, config.host, config.port, extra ?? undefined);
+    apiServer = await listen(built.app, config.host, config.port, extra ?? undefined);
+    routes = built.routes;
     opts.onApiServer?.(apiServer);
     for (const ext of extensions) ext.onServer?.(apiServer);
   } catch (e) {
@@ -235,5 +248,5 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       log.info("shutdown complete");
     })());
 
-  return { url: api.url, healthUrl: hp.url, port: api.port, healthPort: hp.port, store: activeState.policies, incidents: activeState.incidents, state: activeState, metrics, close };
+  return { url: api.url, healthUrl: hp.url, port: api.port, healthPort: hp.port, store: activeState.policies, incidents: activeState.incidents, state: activeState, metrics, routes, close };
 }

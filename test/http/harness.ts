@@ -69,7 +69,15 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
   mkdirSync(join(dir, "audit"), { recursive: true });
   const audit = opts.audit ? await opts.audit(dir) : jsonlAudit(join(dir, "audit", "audit.jsonl"));
   const db = opts.state === false ? null : opts.state === undefined || opts.state === true ? await stateDatabase() : opts.state;
-  const engine = await startEngine({ config: cfg.config, audit, log: silentLogger, adminToken: TOKEN, state: db ? backendFor(db) : null, ...opts.engine });
+  let engine: EngineHandle;
+  try {
+    engine = await startEngine({ config: cfg.config, audit, log: silentLogger, adminToken: TOKEN, state: db ? backendFor(db) : null, ...opts.engine });
+  } catch (e) {
+    // A start that fails (tests of refused configurations) leaves nothing behind.
+    await audit.close();
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   const sink = opts.audit ? null : (audit.sink as JsonlAuditSink);
   return {
     ...engine,

@@ -4,7 +4,8 @@
 // every held poll), authentication like ingest, compression when asked for, and held polls
 // released when the engine shuts down.
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { evaluatorPath } from "../../compiler/compile.js";
 import { request } from "node:http";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
@@ -179,6 +180,35 @@ describe("GET /v1/filter.wasm", () => {
     const b = await get(e.url, "/v1/filter.wasm", { "if-none-match": `"sha256:${sha}"` });
     expect(b.status).toBe(304);
     await call(e.url, "DELETE", "/v1/policies/chat-db", { token: TOKEN });
+  });
+});
+
+describe("several replicas", () => {
+  it("a change every replica sees (a policy file in the shared policy path) releases the held polls on each of them", async () => {
+    // Two engines on one policy directory: whatever activates the new version on a replica
+    // (here its file watch; with a shared store, its change feed) releases that replica's polls.
+    const a = await startTestEngine();
+    const b = await startTestEngine({ seedPolicies: false, env: { ZT_POLICY_PATH: a.policyDir } });
+    try {
+      const version = (await call<{ version: string }>(a.url, "GET", "/v1/policies")).body.version;
+      expect((await call<{ version: string }>(b.url, "GET", "/v1/policies")).body.version).toBe(version);
+      const held = [a, b].flatMap((r) => Array.from({ length: 5 }, () => get(r.url, "/v1/policy-image?wait=120", { "if-none-match": `"${version}"` })));
+      for (const r of [a, b]) {
+        await until(async () => {
+          const { samples } = parseMetrics(await (await fetch(r.url + "/metrics")).text());
+          return value(samples, "zt_policy_image_polls_waiting") === 5;
+        });
+      }
+      writeFileSync(join(a.policyDir, "chat-db.yaml"), CHAT_TO_PG);
+      const answers = await Promise.all(held);
+      const versions = new Set(answers.map((x) => x.headers.etag));
+      expect(answers.every((x) => x.status === 200)).toBe(true);
+      expect(versions.size).toBe(1);
+      expect([...versions][0]).not.toBe(`"${version}"`);
+    } finally {
+      await b.dispose();
+      await a.dispose();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
-// The audit trail's HTTP API. Mounted by the server behind its auth middleware, so no
-// authentication here; every input is validated and a bad one is a 400 naming the JSON path.
+// The audit trail's HTTP API. Who may call it is decided before any route runs (the identity
+// gate, route-identity.ts: admin); every input is validated and a bad one is a 400 naming the JSON path.
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Sql } from "postgres";

@@ -1,11 +1,12 @@
 // GET/PUT/DELETE /v1/policies[/{name}], a policy's history and rollback, and GET /v1/module.wasm.
-// Reads are open (the module is what sidecars download anyway); writes go through `admin` and
-// the shared state (engine/shared-state.ts): If-Match against the policy's ETag, 409 for a name
-// a policy file owns, 503 while the store is unreachable.
-import { type Context, Hono, type MiddlewareHandler } from "hono";
+// Who may read and write: route-identity.ts (reads: reader trust domains; writes: admin).
+// Writes go through the shared state (engine/shared-state.ts): If-Match against the policy's
+// ETag, 409 for a name a policy file owns, 503 while the store is unreachable. Answers name files
+// by their configured directory, never by the host's layout (shown-paths.ts).
+import { type Context, Hono } from "hono";
 import { unstorableText } from "../../audit/storable-text.js";
 import type { Logger } from "../../common/logger.js";
-import type { PolicyInfo, PolicyStore } from "../../engine/policy-store.js";
+import type { PolicyInfo, PolicyStore, ReloadReport } from "../../engine/policy-store.js";
 import type { PolicyWriteOptions, PolicyWriteResult, SharedState, WriteRefusal } from "../../engine/shared-state.js";
 import type { PolicyVersion } from "../../store/types.js";
 import { readBodyText } from "../body.js";
@@ -15,9 +16,10 @@ import { errorResponse } from "../errors.js";
 export interface PolicyRouteDeps {
   readonly store: PolicyStore;
   readonly state: SharedState;
-  readonly admin: MiddlewareHandler<EngineEnv>;
   readonly log: Logger;
   readonly maxPolicyBytes: number;
+  /** Rewrites configured directories in answers (shown-paths.ts). */
+  readonly hidePaths: (text: string) => string;
 }
 
 // Same rule as metadata.name in the policy language.
@@ -74,8 +76,9 @@ function historyJson(v: PolicyVersion, withDocument: boolean): Record<string, un
   };
 }
 
-export function refusal(c: Context<EngineEnv>, r: WriteRefusal): Response {
-  const { ok: _ok, status, ...error } = r;
+export function refusal(c: Context<EngineEnv>, r: WriteRefusal, hidePaths: (text: string) => string = (t) => t): Response {
+  const { ok: _ok, status, ...rest } = r;
+  const error = { ...rest, message: hidePaths(rest.message), ...("file" in rest ? { file: hidePaths(rest.file) } : {}) };
   if (r.status === 422) {
     // Every `line:col: message`; `diagnostics` keeps the structured form.
     return errorResponse(c, 422, {
@@ -90,19 +93,21 @@ export function refusal(c: Context<EngineEnv>, r: WriteRefusal): Response {
   return errorResponse(c, status, error as { code: string; message: string });
 }
 
-function written(c: Context<EngineEnv>, r: PolicyWriteResult, log: Logger, what: string): Response {
-  if (!r.ok) return refusal(c, r);
+function written(c: Context<EngineEnv>, r: PolicyWriteResult, log: Logger, what: string, shown: (p: PolicyInfo) => PolicyInfo, hidePaths: (text: string) => string): Response {
+  if (!r.ok) return refusal(c, r, hidePaths);
   log.info(what, { policy: r.stored.name, revision: r.stored.seq, caller: c.get("caller"), version: r.version, request_id: c.get("requestId") });
   if (r.stored.sha256 !== null) c.header("etag", etagOf(r.stored.sha256));
   return c.json(
-    { version: r.version, previous_version: r.previousVersion, policy: r.info, stored: historyJson(r.stored, false) },
+    { version: r.version, previous_version: r.previousVersion, policy: r.info === null ? null : shown(r.info), stored: historyJson(r.stored, false) },
     r.created && r.stored.action !== "delete" ? 201 : 200,
   );
 }
 
 export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
   const app = new Hono<EngineEnv>();
-  const { store, state, log } = deps;
+  const { store, state, log, hidePaths } = deps;
+  const shown = (p: PolicyInfo): PolicyInfo => ({ ...p, file: p.file === null ? null : hidePaths(p.file) });
+  const shownReload = (r: ReloadReport | null): ReloadReport | null => (r === null ? null : { ...r, errors: r.errors.map(hidePaths) });
 
   app.get("/v1/policies", (c) => {
     const active = store.current();
@@ -112,9 +117,9 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
       module_sha256: active.wasmSha256,
       loaded_at: active.loadedAt,
       mode: state.rollout.global(),
-      policies: active.policies,
-      shadowed: active.shadowed,
-      last_reload: store.lastReload(),
+      policies: active.policies.map(shown),
+      shadowed: active.shadowed.map((s) => ({ ...s, file: hidePaths(s.file) })),
+      last_reload: shownReload(store.lastReload()),
       state: { revision: state.status().revision, stale: state.status().stale },
     });
   });
@@ -126,10 +131,10 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
     const info: PolicyInfo | undefined = active.policies.find((p) => p.name === name);
     if (!info) return errorResponse(c, 404, { code: "policy_not_found", message: `no policy named "${name.slice(0, 300)}"` });
     c.header("etag", `"${info.version}"`);
-    return c.json({ version: active.version, policy: info });
+    return c.json({ version: active.version, policy: shown(info) });
   });
 
-  app.put("/v1/policies/:name", deps.admin, async (c) => {
+  app.put("/v1/policies/:name", async (c) => {
     const name = c.req.param("name");
     if (!POLICY_NAME.test(name)) return badName(c, name);
     const o = writeOptions(c);
@@ -139,18 +144,18 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
     if (body.text.trim() === "") return errorResponse(c, 400, { code: "empty_body", message: "send the policy as YAML or JSON", path: "$" });
     const bad = unstorableText(body.text);
     if (bad !== null) return errorResponse(c, 400, { code: "invalid_text", message: `the policy text ${bad}`, path: "$" });
-    return written(c, await state.putPolicy(name, body.text, o.value), log, "policy written");
+    return written(c, await state.putPolicy(name, body.text, o.value), log, "policy written", shown, hidePaths);
   });
 
-  app.delete("/v1/policies/:name", deps.admin, async (c) => {
+  app.delete("/v1/policies/:name", async (c) => {
     const name = c.req.param("name");
     if (!POLICY_NAME.test(name)) return badName(c, name);
     const o = writeOptions(c);
     if (!o.ok) return o.res;
-    return written(c, await state.deletePolicy(name, o.value), log, "policy deleted");
+    return written(c, await state.deletePolicy(name, o.value), log, "policy deleted", shown, hidePaths);
   });
 
-  app.post("/v1/policies/:name/rollback", deps.admin, async (c) => {
+  app.post("/v1/policies/:name/rollback", async (c) => {
     const name = c.req.param("name");
     if (!POLICY_NAME.test(name)) return badName(c, name);
     const o = writeOptions(c);
@@ -166,7 +171,7 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
       // reported below
     }
     if (to === null) return errorResponse(c, 400, { code: "invalid_request", message: 'send {"to": <revision number>} or {"to": "sha256:<hex>"} (see GET /v1/policies/{name}/history)', path: "$.to" });
-    return written(c, await state.rollbackPolicy(name, to, o.value), log, "policy rolled back");
+    return written(c, await state.rollbackPolicy(name, to, o.value), log, "policy rolled back", shown, hidePaths);
   });
 
   app.get("/v1/policies/:name/history", async (c) => {

@@ -1,7 +1,7 @@
 // GET/PUT /v1/rollout: the shared rollout settings (global mode, per-destination modes,
 // canaries) and how this replica applies them; GET /v1/replicas: which replica serves what.
-// PUT takes If-Match with the settings' ETag ("rollout-<revision>"); writes go through `admin`.
-import { Hono, type MiddlewareHandler } from "hono";
+// PUT takes If-Match with the settings' ETag ("rollout-<revision>"). Who may: route-identity.ts.
+import { Hono } from "hono";
 import { unstorableText } from "../../audit/storable-text.js";
 import type { Logger } from "../../common/logger.js";
 import { parseRolloutInput } from "../../engine/rollout.js";
@@ -14,7 +14,6 @@ import { refusal } from "./policies.js";
 
 export interface RolloutRouteDeps {
   readonly state: SharedState;
-  readonly admin: MiddlewareHandler<EngineEnv>;
   readonly log: Logger;
 }
 
@@ -44,7 +43,7 @@ export function rolloutRoutes(deps: RolloutRouteDeps): Hono<EngineEnv> {
     return c.json(view());
   });
 
-  app.put("/v1/rollout", deps.admin, async (c) => {
+  app.put("/v1/rollout", async (c) => {
     const im = c.req.header("if-match");
     let ifMatchRev: number | null = null;
     if (im !== undefined) {
@@ -77,7 +76,7 @@ export function rolloutRoutes(deps: RolloutRouteDeps): Hono<EngineEnv> {
     return c.json(view());
   });
 
-  app.get("/v1/replicas", deps.admin, async (c) => {
+  app.get("/v1/replicas", async (c) => {
     const rows = await state.replicas();
     if (!Array.isArray(rows)) return refusal(c, rows);
     const me = state.status();
