@@ -114,7 +114,7 @@ describe("PUT/DELETE /v1/policies/{name}", () => {
     expect(ok.body.previous_version).toBe(before);
     expect(ok.body.version).not.toBe(before);
     const sha = createHash("sha256").update(CHAT_TO_PG).digest("hex");
-    expect(ok.body.policy).toMatchObject({ name: "chat-db", origin: "api", file: null, rules: ["chat-db/chat-reads-pg"], version: `sha256:${sha}`, revision: 1, author: "admin-token" });
+    expect(ok.body.policy).toMatchObject({ name: "chat-db", origin: "api", file: null, rules: ["chat-db/chat-reads-pg"], version: `sha256:${sha}`, revision: 1, author: "plaintext:127.0.0.1+admin-token" });
     expect(ok.headers.get("etag")).toBe(`"sha256:${sha}"`);
     const d = await evaluate(svc("chat", "postgres", 5432));
     expect(d.body).toMatchObject({ decision: "ALLOW", policy_matched: "chat-db/chat-reads-pg", policy_version: ok.body.version });

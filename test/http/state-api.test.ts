@@ -33,7 +33,7 @@ describe("policy writes with preconditions", () => {
   it("If-None-Match: * creates only; a malformed If-Match is a 400; a stale one a 412 that names the current version", async () => {
     const first = await put("pre", doc("pre", "redis", 6379), { "if-none-match": "*", "x-zt-message": "first cut" });
     expect(first.status).toBe(201);
-    expect(first.body.stored).toMatchObject({ revision: 1, action: "put", message: "first cut", author: "admin-token" });
+    expect(first.body.stored).toMatchObject({ revision: 1, action: "put", message: "first cut", author: "plaintext:127.0.0.1+admin-token" });
     const again = await put("pre", doc("pre", "redis", 6380), { "if-none-match": "*" });
     expect(again.status).toBe(412);
     expect(again.body.error.current).toEqual({ version: first.body.policy!.version, revision: 1 });
@@ -103,7 +103,7 @@ describe("history and rollback", () => {
     writeFileSync(join(e.policyDir, "clash.yaml"), doc("clash", "iam", 8000));
     await e.store.reloadFiles("file");
     const listing = await call<{ shadowed: Array<{ name: string; file: string; revision: number }> }>(e.url, "GET", "/v1/policies");
-    expect(listing.body.shadowed).toEqual([{ name: "clash", file: join(e.policyDir, "clash.yaml"), revision: 2 }]);
+    expect(listing.body.shadowed).toEqual([{ name: "clash", file: "ZT_POLICY_PATH/clash.yaml", revision: 2 }]);
     expect((await evaluate(svc("chat", "iam", 8000))).body.decision).toBe("ALLOW");
     const r = await call<ErrorBody>(e.url, "POST", "/v1/policies/clash/rollback", { body: { to: 1 }, token: TOKEN });
     expect(r.status).toBe(409);

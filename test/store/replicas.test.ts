@@ -198,7 +198,7 @@ describe("three replicas on one PostgreSQL", () => {
     const before = await Promise.all(replicas.map(versionOf));
     const owned = await put(replicas[0]!, "hanzo-core-policy", policy("hanzo-core-policy", "chat", "postgres", 5432));
     expect(owned.status).toBe(409);
-    expect(owned.body.error!.message).toContain(join(root, "zt-0", "policies", "hanzo-core-policy.yaml"));
+    expect(owned.body.error!.message).toContain("ZT_POLICY_PATH/hanzo-core-policy.yaml");
     const bad = await put(replicas[1]!, "broken", policy("broken", "chat", "postgres", 99999).replace("spiffe://hanzo.ai/hanzo-k8s/hanzo/chat", "spiffe://Hanzo.ai/x"));
     expect(bad.status).toBe(422);
     expect(bad.body.error!.errors!.length).toBe(2);
