@@ -35,6 +35,8 @@ export const ROUTE_IDENTITY: Readonly<Record<string, IdentityRule>> = {
   "GET /v1/audit": "admin",
   "GET /v1/graph": "admin",
   "POST /v1/audit/ingest": "admin",
+  "GET /v1/audit/checkpoint": "admin",
+  "GET /v1/audit/checkpoint/key": "admin",
   "GET /metrics": "metrics",
   // policy sync for sidecars (routes/policy-image.ts, routes/sidecars.ts)
   "GET /v1/filter.wasm": "reader",
