@@ -81,7 +81,9 @@ export function rolloutRoutes(deps: RolloutRouteDeps): Hono<EngineEnv> {
     if (!Array.isArray(rows)) return refusal(c, rows);
     const me = state.status();
     const staleAfter = state.staleAfterSeconds();
-    const replicas = rows.map((r) => ({
+    // This replica's own row is what it serves now, not its last heartbeat: a swap between two
+    // heartbeats would otherwise show the replica disagreeing with itself.
+    const replicas = rows.map((r) => (r.id === me.replica ? { ...r, status: state.replicaStatus() } : r)).map((r) => ({
       id: r.id,
       stale: r.age_seconds > staleAfter,
       heartbeat_at: r.heartbeat_at,
