@@ -23,7 +23,7 @@ let page: Page;
 
 beforeAll(async () => {
   ce = await startConsoleEngine();
-  await ce.engine.incidents.put("INC-7", { description: "postgres failover" }, "test", Date.now());
+  await ce.engine.state.putIncident("INC-7", { description: "postgres failover" }, "test");
   await evaluate(ce, [
     ...Array.from({ length: 3 }, () => svc(H + "gateway", H + "postgres", 5432)),
     ...Array.from({ length: 2 }, () => svc(H + "chat", H + "gateway", 4000)),
