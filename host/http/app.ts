@@ -13,6 +13,7 @@ import type { EngineMetrics } from "../metrics/metrics.js";
 import type { PolicyStore } from "../engine/policy-store.js";
 import type { Extension } from "./extension.js";
 import { requestIdOf } from "./request-id.js";
+import { admittedBy } from "./tls-names.js";
 import { type EvaluateAuthorize, type EvaluateIdentify, evaluateRoutes } from "./routes/evaluate.js";
 import { incidentRoutes } from "./routes/incidents.js";
 import { metricsRoute } from "./routes/metrics.js";
@@ -50,6 +51,15 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
   const { log } = deps;
   const extensions = deps.extensions ?? [];
 
+  // A connection an extension admitted by its TLS name (tls-names.ts) carries only its requests.
+  if (extensions.some((e) => e.tls)) {
+    app.use(async (c, next) => {
+      const ext = admittedBy(c.env?.incoming?.socket);
+      if (ext === null) return next();
+      if (!ext.app) return errorResponse(c, 421, { code: "misdirected_request", message: "this connection serves no requests" });
+      return ext.app.fetch(c.req.raw, c.env);
+    });
+  }
   // Requests an extension claims as a whole (e.g. the proxy's public hostnames) never reach the API routes.
   for (const ext of extensions) {
     const { claims, app: extApp } = ext;

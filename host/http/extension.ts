@@ -4,6 +4,7 @@
 // app mounted beside the API routes, and optionally claims whole requests first (e.g. by Host
 // header, for the proxy's public hostnames).
 import type { Server } from "node:http";
+import type { SecureContext } from "node:tls";
 import type { Hono, MiddlewareHandler } from "hono";
 import type { RolloutMode } from "../../compiler/model.js";
 import type { AuditSink } from "../audit/record.js";
@@ -25,6 +26,17 @@ export interface EngineCore {
   readonly admin: MiddlewareHandler<EngineEnv>;
 }
 
+/**
+ * Public TLS names an extension serves with a certificate of its own (the proxy's hosts, for
+ * browsers). A connection whose SNI is one of them needs no client SVID, and every request on it
+ * goes to this extension: it can never reach the API's routes.
+ */
+export interface ExtensionTls {
+  serves(servername: string): boolean;
+  /** The context for those names; asked at every such handshake, so a renewed certificate applies at once. */
+  secureContext(): SecureContext;
+}
+
 export interface Extension {
   /** Its name, for logs. */
   readonly name: string;
@@ -32,6 +44,8 @@ export interface Extension {
   readonly app?: Hono<EngineEnv>;
   /** A request this returns true for goes to `app` alone, before the API's routes (e.g. a proxied Host). */
   claims?(req: Request): boolean;
+  /** Its own TLS names on the API listener (mTLS mode only; see ExtensionTls). */
+  readonly tls?: ExtensionTls;
   /** Called with the API server once it listens (e.g. for `upgrade` / `connect` events). */
   onServer?(server: Server): void;
   /** Awaited on shutdown, after the API stopped accepting requests. */

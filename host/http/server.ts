@@ -3,6 +3,7 @@
 // accepting, let in-flight requests finish, stop watching, flush and close the audit sink.
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { ServerOptions as HttpsServerOptions } from "node:https";
 import { Server as TlsServer } from "node:tls";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
@@ -11,6 +12,7 @@ import type { Sql } from "postgres";
 import type { ThreadedAuditSink } from "../audit/threaded-sink.js";
 import { auditRoutes } from "./routes/audit.js";
 import type { Extension, ExtensionFactory } from "./extension.js";
+import { enforceClientCertificates, withExtensionNames } from "./tls-names.js";
 import type { AuditSink } from "../audit/record.js";
 import { type AdminAuthenticator, adminAuth, bearerTokenAuthenticator } from "./auth.js";
 import { createApp } from "./app.js";
@@ -55,7 +57,7 @@ export interface EngineOptions {
    * Extra options for the API listener (e.g. TLS: `{ createServer: https.createServer, serverOptions }`),
    * or a function giving them, called after `beforeListen` (a TLS identity exists only then).
    */
-  listenOptions?: Record<string, unknown> | (() => Record<string, unknown> | null);
+  listenOptions?: { serverOptions?: unknown; [k: string]: unknown } | (() => { serverOptions?: unknown; [k: string]: unknown } | null);
   /** Called with the API server once it listens (e.g. to hot-swap TLS contexts). */
   onApiServer?: (server: Server) => void;
   /**
@@ -181,7 +183,16 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     });
     if (opts.beforeListen) await opts.beforeListen();
     const extra = typeof opts.listenOptions === "function" ? opts.listenOptions() : opts.listenOptions;
-    apiServer = await listen(app, config.host, config.port, extra ?? undefined);
+    if (extensions.some((e) => e.tls) && !extra?.serverOptions) {
+      throw new Error(`extension ${extensions.find((e) => e.tls)!.name} serves TLS names, but the API listener has no TLS (set ZT_SPIRE_SOCKET or ZT_TLS_*)`);
+    }
+    const listenExtra = extra?.serverOptions ? { ...extra, serverOptions: withExtensionNames(extra.serverOptions as HttpsServerOptions, extensions) } : extra;
+    apiServer = await listen(app, config.host, config.port, listenExtra ?? undefined);
+    if ((apiServer as unknown) instanceof TlsServer) {
+      enforceClientCertificates(apiServer as unknown as TlsServer, extensions, (socket) =>
+        log.warn("TLS connection rejected: no valid client SVID", { reason: String(socket.authorizationError ?? "no certificate"), servername: socket.servername || null, remote: socket.remoteAddress ?? null }),
+      );
+    }
     opts.onApiServer?.(apiServer);
     for (const ext of extensions) ext.onServer?.(apiServer);
   } catch (e) {
