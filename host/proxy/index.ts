@@ -4,13 +4,14 @@
 // decides through the engine's core it is given. `zt serve` mounts it beside the API;
 // `zt proxy` runs it alone. Routes, the public certificate and sessions reload without a restart.
 import { randomBytes } from "node:crypto";
-import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
+import { readFileSync, watch, type FSWatcher } from "node:fs";
+import { stat } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import { createSecureContext, type SecureContext } from "node:tls";
 import type { Sql } from "postgres";
 import { loadRouteSet } from "../../compiler/access-route/load.js";
 import { formatDiagnostic } from "../../compiler/diagnostics.js";
-import { readPolicyTexts } from "../../compiler/load.js";
+import { policyFiles } from "../../compiler/load.js";
 import { writeFileDurable } from "../common/durable-file.js";
 import type { Logger } from "../common/logger.js";
 import type { EngineCore, Extension, ExtensionFactory } from "../http/extension.js";
@@ -69,34 +70,41 @@ async function loadRoutes(paths: readonly string[]): Promise<RouteTable> {
   return new RouteTable(r.routes);
 }
 
-/** Reloads a value when a file changes (by mtime), keeping the last good one on error. */
-function reloading<T>(files: readonly string[], build: () => Promise<T>, onError: (e: unknown) => void): { get(): T; check(): Promise<void>; start(first: T): void } {
+/** A fingerprint of files (names and modification times): a change means reload. */
+async function stampOf(files: readonly string[]): Promise<string> {
+  const parts: string[] = [];
+  for (const f of files) {
+    try {
+      parts.push(`${f}@${(await stat(f)).mtimeMs}`);
+    } catch {
+      parts.push(`${f}@missing`);
+    }
+  }
+  return parts.join("|");
+}
+
+/** Reloads a value when its files change, keeping the last good one when the new one is invalid. */
+function reloading<T>(files: () => Promise<readonly string[]>, build: () => Promise<T>, onError: (e: unknown) => void): { get(): T; check(): Promise<void>; start(first: T): Promise<void> } {
   let value: T;
   let stamp = "";
-  const stampOf = (): string => files.map((f) => {
+  let checking: Promise<void> | null = null;
+  const check = async (): Promise<void> => {
+    const now = await stampOf(await files());
+    if (now === stamp) return;
+    stamp = now;
     try {
-      return String(statSync(f).mtimeMs);
-    } catch {
-      return "missing";
+      value = await build();
+    } catch (e) {
+      onError(e);
     }
-  }).join("|");
+  };
   return {
     get: () => value,
-    start(first) {
+    async start(first) {
       value = first;
-      stamp = stampOf();
+      stamp = await stampOf(await files());
     },
-    async check() {
-      const now = stampOf();
-      if (now === stamp) return;
-      try {
-        value = await build();
-        stamp = now;
-      } catch (e) {
-        stamp = now;
-        onError(e);
-      }
-    },
+    check: () => (checking ??= check().finally(() => (checking = null))),
   };
 }
 
@@ -104,18 +112,16 @@ export function proxyExtension(opts: ProxyOptions): ExtensionFactory {
   return async (core: EngineCore): Promise<Extension> => {
     const { settings } = opts;
     const log: Logger = core.log;
-    const routeFiles = async (): Promise<string[]> => {
-      const r = await readPolicyTexts(settings.routePaths);
-      return r.ok ? [...r.texts.keys()] : [...settings.routePaths];
-    };
-    const routes = reloading<RouteTable>(await routeFiles(), () => loadRoutes(settings.routePaths), (e) =>
+    // Every file under the route paths, so that a new or removed file is a change too.
+    const routeFiles = async (): Promise<string[]> => [...settings.routePaths, ...(await policyFiles(settings.routePaths).catch(() => []))];
+    const routes = reloading<RouteTable>(routeFiles, () => loadRoutes(settings.routePaths), (e) =>
       log.error("proxy: route files do not validate; the previous routes keep serving", { errors: e instanceof ProxyConfigError ? e.problems : String(e) }),
     );
-    routes.start(await loadRoutes(settings.routePaths));
-    const tls = reloading<SecureContext>([settings.tlsCertFile, settings.tlsKeyFile], async () => createSecureContext({ cert: readFileSync(settings.tlsCertFile), key: readFileSync(settings.tlsKeyFile), minVersion: "TLSv1.2" }), (e) =>
+    await routes.start(await loadRoutes(settings.routePaths));
+    const tls = reloading<SecureContext>(async () => [settings.tlsCertFile, settings.tlsKeyFile], async () => createSecureContext({ cert: readFileSync(settings.tlsCertFile), key: readFileSync(settings.tlsKeyFile), minVersion: "TLSv1.2" }), (e) =>
       log.error("proxy: the public certificate files are invalid; the previous certificate keeps serving", { err: String(e) }),
     );
-    tls.start(createSecureContext({ cert: settings.tlsCertPem, key: settings.tlsKeyPem, minVersion: "TLSv1.2" }));
+    await tls.start(createSecureContext({ cert: settings.tlsCertPem, key: settings.tlsKeyPem, minVersion: "TLSv1.2" }));
 
     let sql: Sql | null = null;
     const cleanups: Array<() => void | Promise<void>> = [];

@@ -95,7 +95,8 @@ describe("no session", () => {
     const nav = await proxyRequest(h, APP, "/reports/1?x=2", { headers: { accept: "text/html,application/xhtml+xml", "sec-fetch-mode": "navigate" } });
     expect(nav.status).toBe(302);
     expect(nav.headers.location).toBe(`/.zt/login?rd=${encodeURIComponent("/reports/1?x=2")}`);
-    for (const headers of [JSON_ACCEPT, { accept: "text/html", "x-requested-with": "XMLHttpRequest" }, { accept: "*/*", "sec-fetch-mode": "cors" }]) {
+    const scripts: Array<Record<string, string>> = [JSON_ACCEPT, { accept: "text/html", "x-requested-with": "XMLHttpRequest" }, { accept: "*/*", "sec-fetch-mode": "cors" }];
+    for (const headers of scripts) {
       const r = await proxyRequest(h, APP, "/api/x", { headers });
       expect(r.status).toBe(401);
       expect(r.headers["www-authenticate"]).toContain("Bearer");

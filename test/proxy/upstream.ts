@@ -93,7 +93,7 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
       const body = await read(req);
       seen.push({ method: req.method ?? "", path: req.url ?? "", headers: { ...req.headers }, claims: v.claims, assertionError: v.error, peer, body });
       const headers: Record<string, string | string[]> = { "content-type": "application/json" };
-      if (url.pathname === "/set-cookie") headers["set-cookie"] = ["app=1; Path=/; Secure", "__Host-zt-session=stolen; Path=/; Secure"];
+      if (url.pathname.endsWith("/set-cookie")) headers["set-cookie"] = ["app=1; Path=/; Secure", "__Host-zt-session=stolen; Path=/; Secure"];
       res.writeHead(200, headers);
       res.end(JSON.stringify({ path: req.url, claims: v.claims, assertion_error: v.error, peer, body: body.length > 0 ? body : undefined }));
     })();
