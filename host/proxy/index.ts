@@ -4,6 +4,7 @@
 // decides through the engine's core it is given. `zt serve` mounts it beside the API;
 // `zt proxy` runs it alone. Routes, the public certificate and sessions reload without a restart.
 import { randomBytes } from "node:crypto";
+import * as https from "node:https";
 import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
@@ -108,6 +109,25 @@ function reloading<T>(files: () => Promise<readonly string[]>, build: () => Prom
   };
 }
 
+/** The current public certificate of each running proxy, for the listener of `zt proxy`. */
+const publicContexts = new WeakMap<ProxySettings, () => SecureContext>();
+
+/**
+ * Listener options of `zt proxy` (the proxy alone on ZT_PORT): HTTPS with the proxy's public
+ * certificate, no client certificate asked; a renewed certificate applies at the next handshake.
+ */
+export function proxyListenOptions(settings: ProxySettings): { createServer: typeof https.createServer; serverOptions: https.ServerOptions } {
+  return {
+    createServer: https.createServer,
+    serverOptions: {
+      cert: settings.tlsCertPem,
+      key: settings.tlsKeyPem,
+      minVersion: "TLSv1.2",
+      SNICallback: (_name, cb) => cb(null, publicContexts.get(settings)?.()),
+    },
+  };
+}
+
 export function proxyExtension(opts: ProxyOptions): ExtensionFactory {
   return async (core: EngineCore): Promise<Extension> => {
     const { settings } = opts;
@@ -168,6 +188,7 @@ export function proxyExtension(opts: ProxyOptions): ExtensionFactory {
       }
       cleanups.push(() => watchers.forEach((w) => w.close()));
 
+      publicContexts.set(settings, () => tls.get());
       const isMine = (host: string): boolean => opts.claimAll === true || routes.get().hasHost(host);
       const mine = (req: IncomingMessage): boolean => isMine(hostOf(req.headers.host ?? ""));
       const db = sql;
@@ -175,7 +196,8 @@ export function proxyExtension(opts: ProxyOptions): ExtensionFactory {
       return {
         name: "proxy",
         app: app as never,
-        tls: { serves: (name) => routes.get().hasHost(name), secureContext: () => tls.get() },
+        // Beside the API, the proxy's names get its certificate; alone, the listener has it anyway.
+        ...(opts.claimAll ? {} : { tls: { serves: (name: string) => routes.get().hasHost(name), secureContext: () => tls.get() } }),
         claims: (req) => isMine(hostOf(req.headers.get("host") ?? "")),
         onServer(server) {
           server.on("upgrade", upgradeHandler(deps, mine));

@@ -52,8 +52,8 @@ export interface ProxyHarness {
 }
 
 export interface HarnessOptions {
-  /** Extra route documents (YAML), written beside the default ones. */
-  readonly routes?: string;
+  /** Extra route documents (YAML), written beside the default ones; given the embedded PostgreSQL's port. */
+  readonly routes?: (ctx: { pgPort: number; upstreamPort: number }) => string;
   readonly env?: Record<string, string>;
   readonly idTokenTtl?: number;
 }
@@ -135,7 +135,7 @@ export async function startProxyHarness(opts: HarnessOptions = {}): Promise<Prox
   };
   const routesDir = join(dir, "routes");
   mkdirSync(routesDir, { recursive: true });
-  writeFileSync(join(routesDir, "routes.yaml"), defaultRoutes(upstream.port) + (opts.routes ? `---\n${opts.routes}` : ""));
+  const writeRoutes = (pgPort: number): void => writeFileSync(join(routesDir, "routes.yaml"), defaultRoutes(upstream.port) + (opts.routes ? `---\n${opts.routes({ pgPort, upstreamPort: upstream.port })}` : ""));
   const env: Record<string, string> = {
     ZT_TLS_CERT: w("svid.pem", engineSvid.certPem),
     ZT_TLS_KEY: w("svid-key.pem", engineSvid.keyPem),
@@ -159,7 +159,12 @@ export async function startProxyHarness(opts: HarnessOptions = {}): Promise<Prox
   const real = await startTestEngine({
     dir,
     env: { ZT_PORT: String(port) },
-    audit: async () => (audit = await openAudit(auditConfigFromEnv({ ZT_DATA_DIR: dataDir }))),
+    audit: async () => {
+      audit = await openAudit(auditConfigFromEnv({ ZT_DATA_DIR: dataDir }));
+      // The routes may lead to the audit trail's own PostgreSQL (the psql tunnel test).
+      writeRoutes(audit.embedded!.port);
+      return audit;
+    },
     engine: {
       metrics,
       ...identityEngineOptions(identity),

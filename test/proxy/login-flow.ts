@@ -21,13 +21,40 @@ export interface LoginResult {
   readonly callbackUrl: URL;
 }
 
-/** GET (or POST a form) on the IdP or the proxy, by absolute URL. */
+/** GET (or POST a form) on the IdP, the proxy, or a CLI's loopback port, by absolute URL. */
 async function get(h: ProxyHarness, jar: CookieJar, url: URL, form?: Record<string, string>): Promise<ProxyReply> {
   const o = form
     ? { method: "POST", body: new URLSearchParams(form).toString(), headers: { "content-type": "application/x-www-form-urlencoded" }, jar }
     : { jar };
+  if (url.protocol === "http:") {
+    const r = await fetch(url, { redirect: "manual" });
+    const body = await r.text();
+    const headers: Record<string, string> = {};
+    r.headers.forEach((v, k) => (headers[k] = v));
+    return { status: r.status, headers, body, json: <T>() => JSON.parse(body) as T };
+  }
   if (url.hostname === "127.0.0.1") return httpsRequest({ host: "127.0.0.1", port: Number(url.port), ca: h.web.pem, authority: url.host }, url.pathname + url.search, o);
   return proxyRequest(h, url.hostname, url.pathname + url.search, o);
+}
+
+/**
+ * A browser given a URL: follows redirects across the proxy, the IdP (signing in as `user`) and
+ * a CLI's loopback port, until a page that is not a redirect.
+ */
+export async function browse(h: ProxyHarness, start: URL, user: string, jar: CookieJar, otp?: string): Promise<ProxyReply> {
+  let url = start;
+  for (let hops = 0; hops < 30; hops++) {
+    let r = await get(h, jar, url);
+    if (r.status === 200 && r.body.includes('action="/interaction/')) {
+      const action = /action="([^"]+)"/.exec(r.body)![1]!;
+      const base = `${url.protocol}//${url.host}`;
+      if (action.endsWith("/login")) r = await get(h, jar, new URL(base + action), { user, password: USERS[user]!.password });
+      if (r.status === 200 && /action="[^"]+\/otp"/.test(r.body)) r = await get(h, jar, new URL(base + /action="([^"]+)"/.exec(r.body)![1]!), { otp: otp ?? OTP });
+    }
+    if (r.status < 300 || r.status >= 400) return r;
+    url = new URL(r.headers.location!, url);
+  }
+  throw new Error("browse: too many redirects");
 }
 
 /** From the issuer URL the proxy redirected to, through the IdP's pages, to the proxy's callback URL. */

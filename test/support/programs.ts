@@ -12,6 +12,7 @@ export const PROGRAM_PACKAGES: Readonly<Record<string, string>> = {
   "wireguard-go": "wireguard-go",
   sshd: "openssh-server",
   ssh: "openssh-client",
+  "ssh-keygen": "openssh-client",
   psql: "postgresql-client",
   ip: "iproute2",
 };
