@@ -50,6 +50,26 @@ export const BOUNDARIES = [
   { files: ["host/console/**/*.ts", "host/console/**/*.tsx"], rules: { "no-restricted-imports": forbid(["cli"]) } },
 ];
 
+// A test never skips: a missing program or privilege makes it fail with the reason
+// (test/support/programs.ts), and `.only` would silently skip the rest of the file.
+const RUNNERS = "/^(it|test|describe|suite)$/";
+export const NO_SKIPS = {
+  files: ["test/**/*.ts"],
+  rules: {
+    "no-restricted-syntax": [
+      "error",
+      {
+        selector: `MemberExpression[property.name=/^(skip|skipIf|runIf|todo|only)$/]:matches([object.name=${RUNNERS}], [object.object.name=${RUNNERS}])`,
+        message: "a test never skips: fail with the reason instead (requireProgram/requireRoot in test/support/programs.ts)",
+      },
+      {
+        selector: "CallExpression[callee.property.name='skip'][callee.object.name=/^(ctx|context|t|task)$/]",
+        message: "a test never skips: fail with the reason instead (requireProgram/requireRoot in test/support/programs.ts)",
+      },
+    ],
+  },
+};
+
 export default tseslint.config(
   { ignores: ["node_modules/", "dist/", "build/", "data/", "assembly/", "coverage/", "test/artifacts/"] },
   js.configs.recommended,
@@ -61,4 +81,5 @@ export default tseslint.config(
     },
   },
   ...BOUNDARIES,
+  NO_SKIPS,
 );

@@ -54,6 +54,28 @@ export function buildPolicySet(policies: readonly Policy[]): { ok: true; set: Po
   return { ok: true, set: canonicalize(policies) };
 }
 
+/** One policy file's text and the name diagnostics give it (a path, or e.g. `main:policies/a.yaml`). */
+export interface PolicyText {
+  readonly file: string;
+  readonly text: string;
+}
+
+/** Texts already read (from disk, a git revision, a store) -> one validated, canonical set. */
+export function loadPolicyTexts(texts: readonly PolicyText[], errors: Diagnostic[] = []): LoadOutcome {
+  const policies: Policy[] = [];
+  const companions: CompanionDocument[] = [];
+  for (const { file, text } of texts) {
+    const r = parsePolicyText(text, file);
+    if (r.ok) {
+      policies.push(...r.policies);
+      companions.push(...r.companions);
+    } else errors.push(...r.errors);
+  }
+  errors.push(...checkPolicySet(policies));
+  if (errors.length > 0) return { ok: false, errors: sortDiagnostics(errors) };
+  return { ok: true, set: canonicalize(policies), files: texts.map((t) => t.file), companions };
+}
+
 /** The text of every policy file under `paths`, by file name, or the files that could not be read. */
 export async function readPolicyTexts(paths: readonly string[]): Promise<{ ok: true; texts: Map<string, string> } | { ok: false; errors: Diagnostic[] }> {
   let files: string[];
@@ -79,18 +101,6 @@ export async function loadPolicyFiles(paths: readonly string[]): Promise<LoadOut
   const read = await readPolicyTexts(paths);
   if (!read.ok) return read;
   const errors: Diagnostic[] = [];
-  const policies: Policy[] = [];
-  const companions: CompanionDocument[] = [];
-  for (const [file, text] of read.texts) {
-    const r = parsePolicyText(text, file);
-    if (r.ok) {
-      policies.push(...r.policies);
-      companions.push(...r.companions);
-    } else errors.push(...r.errors);
-  }
-  const files = [...read.texts.keys()];
-  if (files.length === 0) errors.push({ file: String(paths[0] ?? "."), line: 1, col: 1, message: "no policy files (*.yaml, *.yml, *.json) found" });
-  errors.push(...checkPolicySet(policies));
-  if (errors.length > 0) return { ok: false, errors: sortDiagnostics(errors) };
-  return { ok: true, set: canonicalize(policies), files, companions };
+  if (read.texts.size === 0) errors.push({ file: String(paths[0] ?? "."), line: 1, col: 1, message: "no policy files (*.yaml, *.yml, *.json) found" });
+  return loadPolicyTexts([...read.texts].map(([file, text]) => ({ file, text })), errors);
 }

@@ -11,6 +11,8 @@ export interface AuditConfig {
   maintenanceDsn?: string;
   /** ZT_DATA_DIR (default ./data): spool, writer id, embedded cluster and its credentials. */
   dataDir: string;
+  /** ZT_AUDIT_EMBEDDED_DIR (as root, default /var/lib/zt-postgres): the embedded server's staged binaries, and its cluster when its account cannot reach the data directory. */
+  embeddedDir?: string;
   /** ZT_AUDIT_RETENTION_DAYS (default 365). */
   retentionDays: number;
   /** ZT_AUDIT_ON_FAILURE (default deny): what append() does when a record cannot be made durable. */
@@ -48,5 +50,6 @@ export function auditConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuditC
   if (env.ZT_AUDIT_MIGRATE_DSN) cfg.migrateDsn = env.ZT_AUDIT_MIGRATE_DSN;
   if (env.ZT_AUDIT_MAINTENANCE_DSN) cfg.maintenanceDsn = env.ZT_AUDIT_MAINTENANCE_DSN;
   if (env.ZT_AUDIT_WRITER_ID) cfg.writerId = env.ZT_AUDIT_WRITER_ID;
+  if (env.ZT_AUDIT_EMBEDDED_DIR) cfg.embeddedDir = resolve(env.ZT_AUDIT_EMBEDDED_DIR);
   return cfg;
 }

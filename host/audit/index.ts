@@ -77,10 +77,10 @@ export async function openAudit(config: AuditConfig): Promise<Audit> {
   if (config.dsn) {
     conns = { engine: config.dsn, owner: config.migrateDsn ?? null, maintenance: config.maintenanceDsn ?? null, superuser: null };
   } else {
-    // As root, PostgreSQL runs as the "postgres" user, which must traverse the data directory
-    // to reach its cluster; execute-only keeps the spool and credentials unlistable to it.
+    // As root, PostgreSQL runs as its own account, which may keep its cluster in the data
+    // directory if it can traverse it; execute-only keeps the spool and credentials unlistable.
     if (process.getuid?.() === 0) await chmod(config.dataDir, 0o711);
-    embedded = await startEmbeddedPostgres({ dataDir: join(config.dataDir, "pg"), logger: log });
+    embedded = await startEmbeddedPostgres({ dataDir: join(config.dataDir, "pg"), logger: log, ...(config.embeddedDir ? { embeddedDir: config.embeddedDir } : {}) });
     const dsns = await bootstrapRoles(embedded.dsn, config.dataDir);
     conns = { engine: dsns.engine, owner: dsns.owner, maintenance: dsns.maintenance, superuser: embedded.dsn };
   }

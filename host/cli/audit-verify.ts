@@ -3,10 +3,9 @@
 // or the embedded cluster in ZT_DATA_DIR (default ./data), started if the engine is not
 // running and stopped again afterwards. Exit codes: 0 intact, 1 broken chain, 2 usage or
 // connection error.
-import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
-import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "../audit/embedded.js";
+import { hasEmbeddedCluster, startEmbeddedPostgres, type EmbeddedPostgresHandle } from "../audit/embedded.js";
 import { bootstrapRoles } from "../audit/roles.js";
 import { verifyChains } from "../audit/verify.js";
 
@@ -39,11 +38,11 @@ export async function auditVerifyCommand(argv: string[], env: NodeJS.ProcessEnv 
   let embedded: EmbeddedPostgresHandle | null = null;
   try {
     if (!dsn) {
-      if (!existsSync(join(dataDir, "pg", "cluster", "PG_VERSION"))) {
+      if (!hasEmbeddedCluster(join(dataDir, "pg"))) {
         process.stderr.write(`zt audit verify: no ZT_AUDIT_DSN and no embedded cluster in ${join(dataDir, "pg")}\n`);
         return 2;
       }
-      embedded = await startEmbeddedPostgres({ dataDir: join(dataDir, "pg") });
+      embedded = await startEmbeddedPostgres({ dataDir: join(dataDir, "pg"), embeddedDir: env.ZT_AUDIT_EMBEDDED_DIR });
       dsn = (await bootstrapRoles(embedded.dsn, dataDir)).engine;
     }
     const sql = postgres(dsn, { max: 1, connect_timeout: 10, onnotice: () => undefined, fetch_types: false });

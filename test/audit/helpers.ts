@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AuditRecord } from "../../host/audit/record.js";
 
-/** A fresh ZT_DATA_DIR; traversable (o+x) because, as root, PostgreSQL runs as the postgres user. */
+/** A fresh ZT_DATA_DIR; traversable (o+x) so that, as root, the cluster of zt-postgres stays inside it (and goes with it). */
 export async function tempDataDir(tag: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `zt-audit-${tag}-`));
   await chmod(dir, 0o711);

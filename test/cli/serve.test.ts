@@ -10,6 +10,7 @@ import { auditConfigFromEnv, openAudit } from "../../host/audit/index.js";
 import { auditRoutes } from "../../host/http/routes/audit.js";
 import { POLICIES_DIR } from "../support/seed.js";
 import { call, type DecisionBody, svc } from "../http/harness.js";
+import { type ServeProcess, untilListening, watchServe } from "./serve-process.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const ENTRY = 'import("./host/cli/serve.ts").then((m) => m.serveCommand(process.argv.slice(1))).then((c) => { process.exitCode = c; }, (e) => { console.error(e); process.exitCode = 4; })';
@@ -34,37 +35,17 @@ function tempDir(): string {
   return d;
 }
 
-function launch(dir: string, env: Record<string, string>, args: string[] = []): { child: ChildProcess; stdout: string[]; stderr: () => string; exit: Promise<number | null>; listening: Promise<{ api: string; health: string }> } {
+function launch(dir: string, env: Record<string, string>, args: string[] = []): ServeProcess {
   const child = spawn(process.execPath, ["--import", "tsx", "-e", ENTRY, "--", ...args], {
     cwd: REPO,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", ZT_HOST: "127.0.0.1", ZT_PORT: "0", ZT_HEALTH_PORT: "0", ZT_POLICY_PATH: join(dir, "policies"), ZT_DATA_DIR: join(dir, "data"), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const stdout: string[] = [];
-  let err = "";
-  let buf = "";
-  let onListening: (v: { api: string; health: string }) => void = () => undefined;
-  const listening = new Promise<{ api: string; health: string }>((res) => (onListening = res));
-  child.stdout!.on("data", (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      stdout.push(line);
-      const o = JSON.parse(line) as { msg: string; api?: string; health?: string };
-      if (o.msg === "zt engine listening") onListening({ api: o.api!, health: o.health! });
-    }
-  });
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  const exit = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
-  return { child, stdout, stderr: () => err, exit, listening };
+  return watchServe(child);
 }
 
 async function serve(dir: string, env: Record<string, string> = {}): Promise<Served> {
-  const l = launch(dir, env);
-  const urls = await Promise.race([l.listening, l.exit.then((c) => Promise.reject(new Error(`zt serve exited ${c}: ${l.stderr()}`)))]);
-  return { ...l, ...urls };
+  return untilListening(launch(dir, env));
 }
 
 function withPolicies(): string {

@@ -7,6 +7,7 @@ import postgres from "postgres";
 import { type Audit, auditConfigFromEnv, openAudit } from "../../host/audit/index.js";
 import { call, type DecisionBody, H, op, startTestEngine, svc, type TestEngine, TOKEN } from "./harness.js";
 import { parseMetrics, value } from "../metrics/metrics-text.js";
+import { requireProgram } from "../support/programs.js";
 
 let e: TestEngine;
 let audit: Audit;
@@ -97,6 +98,6 @@ describe("engine + PostgreSQL audit trail", () => {
     const { samples, types } = parseMetrics(text);
     expect(types.get("zt_audit_queue_depth")).toBe("gauge");
     expect(samples.filter((s) => s.name === "zt_audit_queue_depth")).toHaveLength(1);
-    expect(execFileSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" }).trim()).toBe("");
+    expect(execFileSync(requireProgram("promtool"), ["check", "metrics"], { input: text, encoding: "utf8" }).trim()).toBe("");
   });
 });

@@ -35,7 +35,8 @@ export interface TestEngineOptions {
 
 export async function startTestEngine(opts: TestEngineOptions = {}): Promise<TestEngine> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "zt-host-"));
-  // As root, embedded PostgreSQL runs as "postgres" and must traverse down to its cluster.
+  // As root, embedded PostgreSQL runs as zt-postgres: a traversable directory keeps its cluster
+  // here (in the temporary directory, removed with it) instead of in /var/lib/zt-postgres.
   chmodSync(dir, 0o711);
   const policyDir = join(dir, "policies");
   const dataDir = join(dir, "data");

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, H, op, startTestEngine, svc, type TestEngine } from "../http/harness.js";
+import { requireProgram } from "../support/programs.js";
 import { parseMetrics, value } from "./metrics-text.js";
 
 let e: TestEngine;
@@ -66,13 +67,13 @@ describe("GET /metrics", () => {
   });
 
   it("passes promtool check metrics", async () => {
+    const promtool = requireProgram("promtool");
     const text = await scrape();
     let out: string;
     try {
-      out = execFileSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
+      out = execFileSync(promtool, ["check", "metrics"], { input: text, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
     } catch (err) {
-      const x = err as { code?: string; stdout?: string; stderr?: string };
-      if (x.code === "ENOENT") throw new Error("promtool is not installed: apt-get install prometheus (Debian) provides /usr/bin/promtool");
+      const x = err as { stdout?: string; stderr?: string };
       throw new Error(`promtool check metrics failed:\n${x.stdout ?? ""}${x.stderr ?? ""}`);
     }
     expect(out.trim()).toBe("");
