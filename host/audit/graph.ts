@@ -127,8 +127,13 @@ function dotString(s: string): string {
   return '"' + s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n") + '"';
 }
 
+export interface DotOptions {
+  /** A link for each edge (the console: its decisions in the audit browser); Graphviz makes the edge an `<a>` in SVG. */
+  edgeHref?: (e: GraphEdge) => string;
+}
+
 /** Graphviz: enforced denies red, observe-only denies dashed orange, allow-only edges black. */
-export function graphToDot(g: Graph): string {
+export function graphToDot(g: Graph, opts: DotOptions = {}): string {
   const out: string[] = [];
   out.push("digraph zt {");
   out.push(`  label=${dotString(`ZT service graph ${g.since} .. ${g.until}`)};`);
@@ -147,6 +152,7 @@ export function graphToDot(g: Graph): string {
     const attrs = [`label=${dotString(label)}`];
     if (enforcedDeny > 0) attrs.push("color=red");
     else if (e.observed_deny > 0) attrs.push("color=orange", "style=dashed");
+    if (opts.edgeHref) attrs.push(`href=${dotString(opts.edgeHref(e))}`, `tooltip=${dotString(`${e.source} -> ${e.destination}${label}`)}`);
     out.push(`  ${dotString(e.source)} -> ${dotString(e.destination)} [${attrs.join(", ")}];`);
   }
   out.push("}");

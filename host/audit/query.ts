@@ -23,6 +23,10 @@ export interface AuditQuery {
   policy: string | null;
   /** Operator subject, exactly. */
   subject: string | null;
+  /** Reason code exactly (`default_deny`), or a prefix ending in `*` (`condition_failed:*`). */
+  reason: string | null;
+  /** The incident an operator request referenced, exactly. */
+  incident: string | null;
   enforced: boolean | null;
   limit: number;
   cursor: { tsMicros: string; decisionId: string } | null;
@@ -33,7 +37,7 @@ export interface AuditPage {
   next_cursor: string | null;
 }
 
-const QUERY_KEYS = ["since", "until", "decision", "source", "destination", "port", "policy", "subject", "enforced", "limit", "cursor"];
+const QUERY_KEYS = ["since", "until", "decision", "source", "destination", "port", "policy", "subject", "reason", "incident", "enforced", "limit", "cursor"];
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 
 function fail(path: string, message: string): { ok: false; error: FieldError } {
@@ -72,6 +76,8 @@ export function parseAuditQuery(params: Record<string, string[]>): Validated<Aud
     port: null,
     policy: null,
     subject: null,
+    reason: null,
+    incident: null,
     enforced: null,
     limit: DEFAULT_LIMIT,
     cursor: null,
@@ -101,7 +107,7 @@ export function parseAuditQuery(params: Record<string, string[]>): Validated<Aud
     if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) return fail("query.port", "must be a port number 1-65535");
     q.port = Number(port);
   }
-  for (const k of ["policy", "subject"] as const) {
+  for (const k of ["policy", "subject", "reason", "incident"] as const) {
     const v = get(k);
     if (v === null) continue;
     if (v.length === 0 || v.length > 512 || v.includes("\u0000")) return fail(`query.${k}`, "must be a non-empty string of at most 512 characters");
@@ -130,7 +136,7 @@ function encodeCursor(tsMicros: string, decisionId: string): string {
   return Buffer.from(`${tsMicros}|${decisionId}`, "utf8").toString("base64url");
 }
 
-function decodeCursor(s: string): { tsMicros: string; decisionId: string } | null {
+export function decodeCursor(s: string): { tsMicros: string; decisionId: string } | null {
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(s)) return null;
   const m = /^(-?\d{1,19})\|([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(Buffer.from(s, "base64url").toString("utf8"));
   return m ? { tsMicros: m[1] as string, decisionId: m[2] as string } : null;
@@ -174,6 +180,10 @@ export function auditQuerySql(q: AuditQuery): { text: string; params: (string | 
     where.push(q.policy.includes("/") ? `policy_matched COLLATE "C" = ${p(q.policy)}` : `policy_matched COLLATE "C" LIKE ${p(likeEscape(q.policy) + "/%")}`);
   }
   if (q.subject) where.push(`operator_subject COLLATE "C" = ${p(q.subject)}`);
+  if (q.reason) {
+    where.push(q.reason.endsWith("*") ? `reason COLLATE "C" LIKE ${p(likeEscape(q.reason.slice(0, -1)) + "%")}` : `reason COLLATE "C" = ${p(q.reason)}`);
+  }
+  if (q.incident) where.push(`operator_incident COLLATE "C" = ${p(q.incident)}`);
   if (q.enforced !== null) where.push(`enforced = ${p(q.enforced)}::boolean`);
   if (q.cursor) {
     where.push(`(d.ts, d.decision_id) < (timestamptz 'epoch' + ${p(q.cursor.tsMicros)}::bigint * interval '1 microsecond', ${p(q.cursor.decisionId)}::uuid)`);

@@ -15,6 +15,7 @@ import { createMetrics } from "../metrics/metrics.js";
 import { PolicyStoreError } from "../engine/policy-store.js";
 import { type EngineHandle, startEngine } from "../http/server.js";
 import { rolloutExtension } from "../rollout/extension.js";
+import { consoleExtension } from "../console/extension.js";
 import { loadProxySettings, ProxyConfigError, type ProxySettings } from "../proxy/config.js";
 import { proxyExtension, proxyListenOptions } from "../proxy/index.js";
 
@@ -198,6 +199,7 @@ export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promis
       ? [proxyFactory!]
       : [
           rolloutExtension({ maxBodyBytes: config.maxBodyBytes }),
+          consoleExtension({ audit, adminToken: token.token, maxBodyBytes: config.maxBodyBytes }),
           ...(proxyFactory ? [proxyFactory] : []),
         ];
   // Alone, the proxy listens with its own certificate and asks no client certificate.

@@ -58,6 +58,24 @@ describe("engine + PostgreSQL audit trail", () => {
     expect(ops[0]).toMatchObject({ decision: "ALLOW", operator: { subject: "alice@hanzo.ai" } });
   });
 
+  it("filters by reason (exactly or by prefix) and by the incident an operator referenced", async () => {
+    const d = await call<DecisionBody[]>(e.url, "POST", "/v1/evaluate", {
+      body: [op(["oncall"], "chat", "restart", false, "INC-42"), op(["oncall"], "chat", "restart", true, "INC-43"), svc("chat", "iam", 8000)],
+    });
+    const [noMfa, noIncident, denied] = d.body.map((x) => x.decision_id) as [string, string, string];
+    expect((await auditFor([noMfa, noIncident], "reason=condition_failed:*")).map((r) => r.reason).sort()).toEqual([
+      "condition_failed:requireIncident",
+      "condition_failed:requireMFA",
+    ]);
+    const exact = await call<AuditPage>(e.url, "GET", "/v1/audit?reason=condition_failed:requireMFA", { token: TOKEN });
+    expect(exact.body.records.map((r) => r.decision_id)).toEqual([noMfa]);
+    expect((await auditFor([denied], "reason=default_deny")).map((r) => r.decision_id)).toContain(denied);
+    // `_` and `%` are literal, not LIKE wildcards.
+    expect((await call<AuditPage>(e.url, "GET", "/v1/audit?reason=default%25*", { token: TOKEN })).body.records).toEqual([]);
+    const byIncident = await call<AuditPage>(e.url, "GET", "/v1/audit?incident=INC-43", { token: TOKEN });
+    expect(byIncident.body.records.map((r) => r.decision_id)).toEqual([noIncident]);
+  });
+
   it("keeps audit data behind the admin auth", async () => {
     for (const path of ["/v1/audit", "/v1/graph", "/v1/audit/ingest"]) {
       const method = path.endsWith("ingest") ? "POST" : "GET";

@@ -1,0 +1,32 @@
+// What every console handler sees: the engine's core, the audit trail, the
+// session keys and the asset table; and the per-request session set by auth.ts.
+import type { HttpBindings } from "@hono/node-server";
+import type { Audit } from "../audit/index.js";
+import type { EngineVariables } from "../http/context.js";
+import type { EngineCore } from "../http/extension.js";
+import type { Assets } from "./assets.js";
+import type { Session, SessionKeys } from "./session.js";
+
+export interface ConsoleVariables extends EngineVariables {
+  /** The signed-in operator; set for every route behind requireSession. */
+  session: Session | null;
+}
+
+export interface ConsoleEnv {
+  Bindings: HttpBindings;
+  Variables: ConsoleVariables;
+}
+
+export type ConsoleAudit = Pick<Audit, "query" | "sink">;
+
+export interface ConsoleDeps {
+  readonly core: EngineCore;
+  /** The PostgreSQL trail: its read pool (the engine role: SELECT and INSERT only) and its writer's state. */
+  readonly audit: ConsoleAudit;
+  readonly keys: SessionKeys;
+  readonly assets: Assets;
+  /** Constant-time check of a token typed on the login page against the admin token. */
+  readonly isAdminToken: (token: string) => boolean;
+  /** Largest form body accepted (policy tests, candidates). */
+  readonly maxBodyBytes: number;
+}

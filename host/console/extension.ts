@@ -1,0 +1,33 @@
+// The console joins the engine's API listener as an extension (host/http/extension.ts):
+// `zt serve` mounts it; nothing else imports this room.
+import type { Hono } from "hono";
+import type { EngineEnv } from "../http/context.js";
+import type { Extension, ExtensionFactory } from "../http/extension.js";
+import { consoleApp } from "./app.js";
+import { loadAssets } from "./assets.js";
+import type { ConsoleAudit } from "./context.js";
+import { sameSecret, SessionKeys } from "./session.js";
+
+export interface ConsoleOptions {
+  /** The PostgreSQL audit trail (openAudit()). */
+  audit: ConsoleAudit;
+  /** The admin token: what the sign-in page accepts, and the root of the session signing key. */
+  adminToken: string;
+  /** Largest form body (policy tests); default 4 MiB. */
+  maxBodyBytes?: number;
+}
+
+export function consoleExtension(opts: ConsoleOptions): ExtensionFactory {
+  return async (core): Promise<Extension> => {
+    const app = consoleApp({
+      core,
+      audit: opts.audit,
+      keys: new SessionKeys(opts.adminToken),
+      assets: await loadAssets(),
+      isAdminToken: (token) => sameSecret(token, opts.adminToken),
+      maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
+    });
+    // The console's variables extend the engine's (the session); the API side sees only its own.
+    return { name: "console", app: app as unknown as Hono<EngineEnv> };
+  };
+}

@@ -1,0 +1,279 @@
+// The console in a real Chromium against a real engine, a real PostgreSQL trail and decisions
+// made by real POST /v1/evaluate calls.
+import { AxeBuilder } from "@axe-core/playwright";
+import type { Page } from "playwright-core";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CONTENT_SECURITY_POLICY } from "../../host/console/security-headers.js";
+import { type Browser, type ConsoleEngine, evaluate, launchBrowser, screenshot, signIn, startConsoleEngine } from "./harness.js";
+
+const H = "spiffe://hanzo.ai/hanzo-k8s/hanzo/";
+const L = "spiffe://hanzo.ai/lux-k8s/lux/";
+const svc = (src: string, dst: string, port: number) => ({ source: { spiffe_id: src }, destination: { spiffe_id: dst, port } });
+const op = (roles: string[], service: string, action: string, mfa: boolean, incident?: string) => ({
+  operator: { subject: "alice@hanzo.ai", roles, mfa, ...(incident !== undefined ? { incident } : {}) },
+  target: { service, action },
+});
+
+let ce: ConsoleEngine;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  ce = await startConsoleEngine();
+  await ce.engine.incidents.put("INC-7", { description: "postgres failover" }, "test", Date.now());
+  await evaluate(ce, [
+    ...Array.from({ length: 3 }, () => svc(H + "gateway", H + "postgres", 5432)),
+    ...Array.from({ length: 2 }, () => svc(H + "chat", H + "gateway", 4000)),
+    svc(H + "iam", H + "redis", 6379),
+    // denied, enforced: chat has no direct database access
+    ...Array.from({ length: 2 }, () => svc(H + "chat", H + "postgres", 5432)),
+    // lux is observed: allowed, and a would-be denial that is let through
+    svc(L + "api", L + "db", 5432),
+    ...Array.from({ length: 4 }, () => svc(L + "web", L + "db", 5432)),
+    op(["sre"], "postgres", "write", true),
+    op(["oncall"], "chat", "restart", true, "INC-7"),
+    op(["oncall"], "chat", "restart", false, "INC-7"),
+  ]);
+  browser = await launchBrowser();
+  page = await browser.newPage();
+  await signIn(page, ce.url);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await ce?.close();
+});
+
+const PAGES: Array<[string, string, string]> = [
+  ["overview", "/console", "Overview"],
+  ["graph", "/console/graph", "Service graph"],
+  ["audit", "/console/audit", "Audit trail"],
+  ["policies", "/console/policies", "Policies"],
+  ["policy", "/console/policies/hanzo-core-policy", "hanzo-core-policy"],
+  ["rollout", "/console/rollout", "Rollout"],
+  ["tests", "/console/tests", "Policy tests"],
+  ["incidents", "/console/incidents", "Incidents"],
+];
+
+describe("every page", () => {
+  it.each(PAGES)("%s loads without console errors, passes axe and is screenshotted", async (name, path, heading) => {
+    const before = browser.errors.length;
+    const res = await page.goto(ce.url + path);
+    expect(res?.status()).toBe(200);
+    await expect.poll(() => page.getByRole("heading", { level: 1 }).first().textContent()).toContain(heading);
+    if (name === "graph") await page.waitForSelector("#graph svg");
+    const axe = await new AxeBuilder({ page }).analyze();
+    const serious = axe.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+    expect(serious.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`)).toEqual([]);
+    await screenshot(page, name);
+    expect(browser.errors.slice(before)).toEqual([]);
+  });
+});
+
+describe("headers and assets", () => {
+  it("every page has the CSP without unsafe-inline, and is not cached", async () => {
+    expect(CONTENT_SECURITY_POLICY).not.toContain("unsafe-inline");
+    expect(CONTENT_SECURITY_POLICY).not.toContain("'unsafe-eval'");
+    for (const [, path] of PAGES) {
+      const r = await page.request.get(ce.url + path);
+      expect(r.headers()["content-security-policy"]).toBe(CONTENT_SECURITY_POLICY);
+      expect(r.headers()["cache-control"]).toBe("no-store");
+      expect(r.headers()["x-frame-options"]).toBe("DENY");
+    }
+  });
+
+  it("serves assets under content-hashed names, cached for a year, gzipped on request", async () => {
+    await page.goto(ce.url + "/console/graph");
+    const srcs = await page.$$eval("script[src], link[rel=stylesheet]", (els) => els.map((e) => e.getAttribute("src") ?? e.getAttribute("href")));
+    expect(srcs).toHaveLength(3);
+    for (const src of srcs) {
+      expect(src).toMatch(/^\/console\/assets\/[a-z]+\.[0-9a-f]{16}\.(js|css)$/);
+      const r = await fetch(ce.url + src, { headers: { "accept-encoding": "gzip" } });
+      expect(r.status).toBe(200);
+      expect(r.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+      expect(r.headers.get("content-encoding")).toBe("gzip");
+      const again = await fetch(ce.url + src, { headers: { "if-none-match": r.headers.get("etag") as string } });
+      expect(again.status).toBe(304);
+    }
+    const viz = await page.$eval("#graph", (el) => el.getAttribute("data-viz"));
+    expect(viz).toMatch(/^\/console\/assets\/viz\.[0-9a-f]{16}\.js$/);
+    expect((await fetch(ce.url + "/console/assets/viz.0000000000000000.js")).status).toBe(404);
+  });
+});
+
+describe("graph", () => {
+  it("draws the expected services and edges, allows and denies apart", async () => {
+    await page.goto(ce.url + "/console/graph");
+    await page.waitForSelector("#graph svg");
+    const titles = await page.$$eval("#graph svg g.node title", (ts) => ts.map((t) => t.textContent).sort());
+    expect(titles).toEqual([H + "chat", H + "gateway", H + "iam", H + "postgres", H + "redis", L + "api", L + "db", L + "web"].sort());
+    const edges = await page.$$eval("#graph svg g.edge title", (ts) => ts.map((t) => t.textContent?.replace("&#45;", "-")).sort());
+    expect(edges).toEqual(
+      [
+        `${H}chat->${H}gateway`,
+        `${H}chat->${H}postgres`,
+        `${H}gateway->${H}postgres`,
+        `${H}iam->${H}redis`,
+        `${L}api->${L}db`,
+        `${L}web->${L}db`,
+      ].sort(),
+    );
+    // Enforced denies are red, observe-only denies dashed orange (graphToDot's colours).
+    const stroke = (src: string, dst: string) =>
+      page.$eval(`#graph svg g.edge:has(title:text-is("${src}->${dst}")) path`, (p) => [p.getAttribute("stroke"), p.getAttribute("stroke-dasharray")]);
+    expect((await stroke(H + "chat", H + "postgres"))[0]).toBe("red");
+    expect(await stroke(L + "web", L + "db")).toEqual(["orange", "5,2"]);
+    expect((await stroke(H + "gateway", H + "postgres"))[0]).toBe("black");
+  });
+
+  it("filters by namespace", async () => {
+    await page.goto(ce.url + "/console/graph");
+    await page.getByLabel("Namespace").selectOption("lux");
+    await Promise.all([page.waitForURL(/namespace=lux/), page.getByRole("button", { name: "Show" }).click()]);
+    await page.waitForSelector("#graph svg");
+    const titles = await page.$$eval("#graph svg g.node title", (ts) => ts.map((t) => t.textContent).sort());
+    expect(titles).toEqual([L + "api", L + "db", L + "web"]);
+  });
+
+  it("clicking an edge opens the audit browser filtered to that edge", async () => {
+    await page.goto(ce.url + "/console/graph");
+    await page.waitForSelector("#graph svg");
+    // With the keyboard: the edge is a link.
+    await page.locator(`#graph svg g.edge:has(title:text-is("${H}chat->${H}postgres")) a`).first().focus();
+    await Promise.all([page.waitForURL(/\/console\/audit\?/), page.keyboard.press("Enter")]);
+    const rows = page.locator("[data-testid=audit-results] tbody tr");
+    await expect.poll(() => rows.count()).toBe(2);
+    for (const text of await rows.allTextContents()) {
+      expect(text).toContain(H + "chat");
+      expect(text).toContain(H + "postgres");
+      expect(text).toContain("DENY");
+    }
+  });
+});
+
+describe("audit browser", () => {
+  it("a filter returns exactly the matching rows", async () => {
+    await page.goto(ce.url + "/console/audit");
+    await page.getByLabel("Source", { exact: true }).fill(L + "*");
+    await page.getByLabel("Enforced").selectOption("false");
+    await page.getByLabel("Decision").selectOption("DENY");
+    await Promise.all([page.waitForURL(/enforced=false/), page.getByRole("button", { name: "Search" }).click()]);
+    const rows = page.locator("[data-testid=audit-results] tbody tr");
+    expect(await rows.count()).toBe(4);
+    for (const text of await rows.allTextContents()) expect(text).toContain(L + "web");
+  });
+
+  it("filters by reason prefix, and an incident links to the decisions that referenced it", async () => {
+    await page.goto(ce.url + "/console/audit?reason=" + encodeURIComponent("condition_failed:*"));
+    const rows = page.locator("[data-testid=audit-results] tbody tr");
+    expect(await rows.allTextContents()).toEqual([expect.stringContaining("condition_failed:requireMFA")]);
+    await page.goto(ce.url + "/console/incidents");
+    await Promise.all([page.waitForURL(/incident=INC-7/), page.getByRole("link", { name: "decisions that referenced INC-7" }).click()]);
+    const texts = await rows.allTextContents();
+    expect(texts).toHaveLength(2);
+    for (const t of texts) expect(t).toContain("incident INC-7");
+  });
+
+  it("pages with the cursor, each record once", async () => {
+    const ids: string[] = [];
+    let pages = 0;
+    let url: string | null = ce.url + "/console/audit?limit=10";
+    while (url !== null) {
+      await page.goto(url);
+      pages++;
+      ids.push(...(await page.locator("[data-testid=audit-results] tbody tr").evaluateAll((trs) => trs.map((t) => t.getAttribute("data-decision-id") as string))));
+      const next = page.getByRole("link", { name: "Older records »" });
+      url = (await next.count()) > 0 ? ce.url + (await next.getAttribute("href")) : null;
+    }
+    expect(pages).toBe(2);
+    expect(ids).toHaveLength(16);
+    expect(new Set(ids).size).toBe(16);
+  });
+
+  it("shows a record with its chain position, verified", async () => {
+    await page.goto(ce.url + "/console/audit?subject=alice@hanzo.ai");
+    await Promise.all([page.waitForURL(/\/console\/audit\/record\//), page.getByRole("link", { name: /^record / }).first().click()]);
+    await expect.poll(() => page.getByText("This record's hash and its links check out.").count()).toBe(1);
+    expect(await page.getByTestId("chain-seq").textContent()).toMatch(/^#\d+$/);
+  });
+
+  it("a record whose row was changed behind the trail's back shows the broken hash", async () => {
+    const [victim] = await evaluate(ce, [svc(H + "iam", H + "postgres", 5432)]);
+    const su = postgres((ce.audit.connections.superuser as string).replace(/\/postgres$/, "/zt"), { onnotice: () => undefined });
+    try {
+      await su.begin(async (tx) => {
+        await tx`SET LOCAL session_replication_role = replica`;
+        await tx`UPDATE zt_audit.decisions SET decision = 'DENY', reason = 'default_deny' WHERE decision_id = ${victim!.decision_id}::uuid`;
+      });
+    } finally {
+      await su.end();
+    }
+    await page.goto(`${ce.url}/console/audit/record/${victim!.decision_id}`);
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("do not match its hash");
+  });
+
+  it("exports the filtered records as NDJSON and CSV", async () => {
+    const q = "source=" + encodeURIComponent(L + "web");
+    const nd = await page.request.get(`${ce.url}/console/audit/export?format=ndjson&${q}`);
+    expect(nd.status()).toBe(200);
+    const lines = (await nd.text()).trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(4);
+    expect(lines.every((r) => r.source.spiffe_id === L + "web" && r.enforced === false)).toBe(true);
+    const csv = await page.request.get(`${ce.url}/console/audit/export?format=csv&${q}`);
+    const rows = (await csv.text()).trim().split("\r\n");
+    expect(rows[0]).toMatch(/^timestamp,decision,enforced,source,/);
+    expect(rows).toHaveLength(5);
+  });
+});
+
+describe("writes", () => {
+  it("refuses a write without the CSRF token", async () => {
+    const r = await page.request.post(`${ce.url}/console/incidents`, { form: { id: "INC-9", ttl: "" } });
+    expect(r.status()).toBe(403);
+    expect((await r.json()).error.code).toBe("csrf_token_invalid");
+    expect(ce.engine.incidents.get("INC-9")).toBeNull();
+  });
+
+  it("declares and closes an incident from the page", async () => {
+    await page.goto(ce.url + "/console/incidents");
+    await page.getByLabel("Id").fill("INC-8");
+    await page.getByLabel("Description").fill("redis latency");
+    await Promise.all([page.waitForURL(/done=opened/), page.getByRole("button", { name: "Declare" }).click()]);
+    expect(ce.engine.incidents.isActive("INC-8")).toBe(true);
+    expect(ce.engine.incidents.get("INC-8")?.created_by).toBe("console:admin-token");
+    await Promise.all([page.waitForURL(/done=closed/), page.getByRole("button", { name: "close INC-8" }).click()]);
+    expect(ce.engine.incidents.get("INC-8")).toBeNull();
+  });
+
+  it("runs policy tests against the active module", async () => {
+    await page.goto(ce.url + "/console/tests");
+    await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Run tests" }).click()]);
+    await expect.poll(() => page.getByTestId("tests-summary").textContent()).toContain("PASS 1/1");
+  });
+});
+
+describe("without a session", () => {
+  it("pages redirect to the sign-in page, writes are refused", async () => {
+    const r = await fetch(`${ce.url}/console/audit`, { redirect: "manual" });
+    expect(r.status).toBe(303);
+    expect(r.headers.get("location")).toBe("/console/login?next=%2Fconsole%2Faudit");
+    const w = await fetch(`${ce.url}/console/incidents`, { method: "POST", body: new URLSearchParams({ id: "X" }) });
+    expect(w.status).toBe(401);
+    expect(ce.engine.incidents.get("X")).toBeNull();
+  });
+
+  it("signing out ends the session; a wrong token does not sign in", async () => {
+    await page.goto(ce.url + "/console");
+    await Promise.all([page.waitForURL(/\/console\/login/), page.getByRole("button", { name: "Sign out" }).click()]);
+    await page.goto(ce.url + "/console/policies");
+    expect(new URL(page.url()).pathname).toBe("/console/login");
+    const axe = await new AxeBuilder({ page }).analyze();
+    expect(axe.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id)).toEqual([]);
+    await screenshot(page, "login");
+    await page.getByLabel("Admin token").fill("not-the-token-at-all");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("not the admin token");
+    await signIn(page, ce.url);
+  });
+});

@@ -1,0 +1,128 @@
+// A real engine with a real PostgreSQL trail and the console mounted, a trail made by real
+// evaluate calls, and a real Chromium driven by playwright-core.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BrowserContext, chromium, type ConsoleMessage, type Page } from "playwright-core";
+import { type Audit, auditConfigFromEnv, openAudit } from "../../host/audit/index.js";
+import { consoleExtension } from "../../host/console/extension.js";
+import { rolloutExtension } from "../../host/rollout/extension.js";
+import { call, startTestEngine, type TestEngine, TOKEN } from "../http/harness.js";
+import { requireProgram } from "../support/programs.js";
+
+export { TOKEN };
+
+/** Screenshots go here (gitignored; CI keeps them as artifacts). */
+export const ARTIFACTS = join(import.meta.dirname, "..", "artifacts", "console");
+
+/** A third policy next to the seed's: lux traffic is observed, not enforced (rollout phase 1). */
+export const LUX_OBSERVE_POLICY = `apiVersion: zt.hanzo.ai/v1
+kind: ServiceAccessPolicy
+metadata:
+  name: lux-observe
+spec:
+  rules:
+    - name: api-to-db
+      from:
+        spiffe: "spiffe://hanzo.ai/lux-k8s/lux/api"
+      to:
+        - spiffe: "spiffe://hanzo.ai/lux-k8s/lux/db"
+          ports: [5432]
+  rollout:
+    - destination: "spiffe://hanzo.ai/lux-k8s/lux/**"
+      mode: observe
+`;
+
+export interface ConsoleEngine {
+  engine: TestEngine;
+  audit: Audit;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startConsoleEngine(): Promise<ConsoleEngine> {
+  let audit: Audit | null = null;
+  const engine = await startTestEngine({
+    audit: async (dir) => {
+      writeFileSync(join(dir, "policies", "lux-observe.yaml"), LUX_OBSERVE_POLICY);
+      audit = await openAudit(auditConfigFromEnv({ ZT_DATA_DIR: join(dir, "data") }));
+      return audit;
+    },
+    engine: {
+      extensions: [rolloutExtension(), (core) => consoleExtension({ audit: audit as Audit, adminToken: TOKEN })(core)],
+    },
+  });
+  return {
+    engine,
+    audit: audit as unknown as Audit,
+    url: engine.url,
+    close: () => engine.dispose(),
+  };
+}
+
+/** Real decisions through POST /v1/evaluate; resolves once they are in PostgreSQL. */
+export async function evaluate(ce: ConsoleEngine, requests: unknown[]): Promise<Array<{ decision: string; decision_id: string; enforced: boolean }>> {
+  const r = await call<Array<{ decision: string; decision_id: string; enforced: boolean }>>(ce.url, "POST", "/v1/evaluate", { body: requests, token: TOKEN });
+  if (r.status !== 200) throw new Error(`evaluate: ${r.status} ${r.text}`);
+  await ce.audit.sink.flush();
+  return r.body;
+}
+
+export interface Browser {
+  context: BrowserContext;
+  /** Console errors and uncaught exceptions of every page, with the page's URL. */
+  errors: string[];
+  newPage(): Promise<Page>;
+  close(): Promise<void>;
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  const executablePath = requireProgram("chromium");
+  const userDataDir = mkdtempSync(join(tmpdir(), "zt-console-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const errors: string[] = [];
+  const watch = (page: Page): void => {
+    page.on("console", (m: ConsoleMessage) => {
+      if (m.type() === "error") errors.push(`${page.url()}: ${m.text()}`);
+    });
+    page.on("pageerror", (e) => errors.push(`${page.url()}: uncaught ${e.message}`));
+  };
+  for (const p of context.pages()) watch(p);
+  context.on("page", watch);
+  return {
+    context,
+    errors,
+    newPage: () => context.newPage(),
+    async close() {
+      await context.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function signIn(page: Page, base: string, token: string = TOKEN): Promise<void> {
+  await page.goto(`${base}/console/login`);
+  await page.getByLabel("Admin token").fill(token);
+  await Promise.all([page.waitForURL(`${base}/console`), page.getByRole("button", { name: "Sign in" }).click()]);
+}
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const file = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
