@@ -20,9 +20,11 @@ function escape(s: string): string {
 const PAGE_HEADERS: Record<string, string> = {
   "content-type": "text/html; charset=utf-8",
   "cache-control": "no-store",
-  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+  // form-action allows https: because sign-out posts here and is then redirected to the issuer.
+  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https:; frame-ancestors 'none'",
   "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
+  // Same-origin only: the proxy's own forms must carry their Origin (CSRF checks), nobody else learns a URL.
+  "referrer-policy": "same-origin",
 };
 
 export interface PageOptions {
@@ -34,14 +36,16 @@ export interface PageOptions {
   /** Shown as a link on the page and given as `login_url` in JSON. */
   readonly loginUrl?: string;
   readonly decisionId?: string;
-  /** A form posting to this path with one button (e.g. sign out). */
-  readonly form?: { readonly action: string; readonly button: string };
+  /** A form posting to this path with one button (e.g. sign out), and optionally one text field. */
+  readonly form?: { readonly action: string; readonly button: string; readonly field?: { readonly name: string; readonly label: string } };
   readonly headers?: Record<string, string | string[]>;
 }
 
 function html(o: PageOptions): string {
   const link = o.loginUrl ? `<p><a href="${escape(o.loginUrl)}">Sign in</a></p>` : "";
-  const form = o.form ? `<form method="post" action="${escape(o.form.action)}"><button type="submit">${escape(o.form.button)}</button></form>` : "";
+  const f = o.form;
+  const field = f?.field ? `<label>${escape(f.field.label)} <input name="${escape(f.field.name)}" required></label> ` : "";
+  const form = f ? `<form method="post" action="${escape(f.action)}">${field}<button type="submit">${escape(f.button)}</button></form>` : "";
   const id = o.decisionId ? ` · decision ${escape(o.decisionId)}` : "";
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(o.title)}</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}small{color:#777}</style></head>

@@ -44,6 +44,9 @@ export interface ProxyHarness {
   readonly upstream: Upstream;
   readonly root: TestCa;
   readonly web: TestCa;
+  /** The proxy's public certificate and the IdP's (PEM), e.g. for a browser's SPKI allow list. */
+  readonly publicCertPem: string;
+  readonly idpCertPem: string;
   readonly port: number;
   readonly routesDir: string;
   /** https://<host>:<port> */
@@ -181,6 +184,8 @@ export async function startProxyHarness(opts: HarnessOptions = {}): Promise<Prox
     upstream,
     root,
     web,
+    publicCertPem: publicCert.certPem,
+    idpCertPem: idpCert.certPem,
     port,
     routesDir,
     origin: (host) => `https://${host}:${port}`,

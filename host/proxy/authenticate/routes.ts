@@ -46,7 +46,8 @@ function html(c: Context<ProxyEnv>): boolean {
 /** A state-changing request must come from a page of this origin (no CSRF from other sites). */
 function sameOrigin(c: Context<ProxyEnv>): boolean {
   const origin = c.req.header("origin");
-  if (origin !== undefined) return origin === originOf(c);
+  // Browsers send "Origin: null" when a referrer policy hides it; Sec-Fetch-Site still tells.
+  if (origin !== undefined && origin !== "null") return origin === originOf(c);
   return c.req.header("sec-fetch-site") === "same-origin";
 }
 
@@ -146,6 +147,10 @@ export function authRoutes(deps: AuthRoutesDeps): Hono<ProxyEnv> {
       expires_at: session ? new Date(Math.min(session.expiresAt, session.idleExpiresAt)).toISOString() : null,
     }, 200, { "cache-control": "no-store" });
   });
+
+  app.get(`${PREFIX}/incident`, () =>
+    page({ status: 200, title: "Incident", message: "The incident your requests on this host refer to (requireIncident); it must be declared and active.", code: "incident", form: { action: `${PREFIX}/incident`, button: "Use this incident", field: { name: "incident", label: "Incident id" } } }, true),
+  );
 
   app.post(`${PREFIX}/incident`, async (c) => {
     if (!sameOrigin(c) && c.req.header("authorization") === undefined && c.req.header("proxy-authorization") === undefined) {
