@@ -4,7 +4,12 @@
 import { rmSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeProtectedHeader } from "jose";
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createSealer } from "../../host/proxy/authenticate/seal.js";
+import { parseSecrets } from "../../host/proxy/config.js";
+import { createAssertionSigner } from "../../host/proxy/forward/assertion.js";
 import { ADMIN, APP, audited, CONSOLE_ID, ENGINE_ID, type ProxyHarness, proxyRequest, startProxyHarness } from "./harness.js";
 import { login } from "./login-flow.js";
 import type { CookieJar } from "./harness.js";
@@ -198,6 +203,44 @@ describe("WebSockets", () => {
     expect(await echo).toBe("echo:ping");
     ok.ws.close();
     expect(await open({})).toEqual({ status: 401 });
+  });
+});
+
+describe("assertion keys", () => {
+  it("rotate once across replicas; the JWKS keeps the previous key, so assertions signed before still verify", async () => {
+    const problems: string[] = [];
+    const atRest = createSealer(parseSecrets(readFileSync(join(h.engine.dataDir, "proxy-secret"), "utf8"), "secret", problems), "at-rest");
+    const opts = { issuer: "zt-access-proxy", ttlSec: 300, rotationSec: 3600, reloadMs: 3_600_000 };
+    const a = await createAssertionSigner(h.sql, atRest, opts);
+    const b = await createAssertionSigner(h.sql, atRest, opts);
+    try {
+      const who = { subject: "r@hanzo.test", email: null, roles: ["sre"], amr: [] };
+      const before = await a.assertion(who, "upstream.test");
+      const k1 = decodeProtectedHeader(before).kid;
+      expect(decodeProtectedHeader(await b.assertion(who, "other.test")).kid).toBe(k1);
+      await h.sql`UPDATE zt_proxy.signing_keys SET created_at = created_at - interval '2 hours'`;
+      // Both replicas try; exactly one key is added.
+      const added = await Promise.all([a.rotate(), b.rotate()]);
+      expect(added.filter(Boolean)).toHaveLength(1);
+      await a.rotate();
+      const after = await a.assertion(who, "upstream.test");
+      const k2 = decodeProtectedHeader(after).kid;
+      expect(k2).not.toBe(k1);
+      const jwks = await b.jwks();
+      expect(jwks.keys.map((k) => k.kid)).toEqual([k2, k1]);
+      for (const t of [before, after]) await expect(jwtVerify(t, createLocalJWKSet(jwks), { issuer: "zt-access-proxy", audience: "upstream.test" })).resolves.toBeTruthy();
+      // One more rotation and the oldest key is no longer published.
+      await h.sql`UPDATE zt_proxy.signing_keys SET created_at = created_at - interval '2 hours'`;
+      await b.rotate();
+      await a.rotate();
+      const later = await a.jwks();
+      expect(later.keys.map((k) => k.kid)).not.toContain(k1);
+      expect(later.keys.map((k) => k.kid)).toContain(k2);
+      await expect(jwtVerify(before, createLocalJWKSet(later))).rejects.toThrow();
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });
 

@@ -116,6 +116,10 @@ describe("no session", () => {
     expect(err.code).toBe("proxy_unknown_host");
     expect((await audited(h, [err.decision_id])).get(err.decision_id)).toMatchObject({ reason: "proxy_unknown_host", target: { service: "(no-route)" } });
     expect(seen()).toBe(before);
+    // A connection admitted by a proxy name carries the proxy's requests only: the API is not behind it.
+    const api = await proxyRequest(h, APP, "/v1/policies", { headers: JSON_ACCEPT, authority: `127.0.0.1:${h.port}` });
+    expect(api.status).toBe(404);
+    expect(api.json<{ error: { code: string } }>().error.code).toBe("proxy_unknown_host");
     // A name the proxy does not serve gets the engine's own certificate, which asks for an SVID.
     await expect(proxyRequest(h, "nothing.zt.test", "/")).rejects.toThrow();
   });

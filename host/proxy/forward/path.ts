@@ -11,9 +11,9 @@ export type NormalisedPath =
   | { readonly ok: false; readonly message: string };
 
 const FORBIDDEN_ENCODED = /%(2f|5c|2e|00)/i;
-// Controls, DEL and backslash; a raw space is not sent by HTTP clients either.
-// eslint-disable-next-line no-control-regex -- control characters are what is refused here
-const FORBIDDEN_RAW = /[\u0000-\u0020\u007f\\]/;
+// Controls, space, DEL, backslash and anything not ASCII: a request target is ASCII (RFC 9112),
+// and a client that sends raw bytes means something a server may read differently.
+const FORBIDDEN_RAW = /[^\u0021-\u007e]|\\/;
 
 export function normalisePath(rawUrl: string): NormalisedPath {
   if (!rawUrl.startsWith("/")) return { ok: false, message: "the request target must be a path (origin-form)" };
@@ -22,7 +22,7 @@ export function normalisePath(rawUrl: string): NormalisedPath {
   const query = q < 0 ? "" : rawUrl.slice(q);
   if (rawPath.length > 8192) return { ok: false, message: "the path is too long" };
   if (FORBIDDEN_ENCODED.test(rawPath)) return { ok: false, message: 'the path contains an encoded "/", "\\", "." or NUL' };
-  if (FORBIDDEN_RAW.test(rawPath) || FORBIDDEN_QUERY.test(query)) return { ok: false, message: "the path contains a control character or backslash" };
+  if (FORBIDDEN_RAW.test(rawPath) || FORBIDDEN_QUERY.test(query)) return { ok: false, message: "the path contains a control character, a backslash or a byte that is not ASCII" };
   const out: string[] = [];
   const parts = rawPath.slice(1).split("/");
   for (let i = 0; i < parts.length; i++) {
