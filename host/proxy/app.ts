@@ -23,11 +23,11 @@ export interface ProxyAppDeps extends ForwardDeps {
   readonly gate: Gate;
   readonly auth: Hono<ProxyEnv>;
   readonly metrics: ProxyMetrics;
-  readonly trustedProxies: BlockList;
+  readonly trustedProxies: BlockList | null;
   readonly log: Logger;
 }
 
-function infoOf(req: IncomingMessage, proxies: BlockList): RequestInfo {
+function infoOf(req: IncomingMessage, proxies: BlockList | null): RequestInfo {
   return requestInfo(req.headers, req.socket.remoteAddress, proxies, (req.socket as TLSSocket).encrypted === true);
 }
 

@@ -48,8 +48,8 @@ export interface ProxySettings {
   readonly sessionCacheMs: number;
   /** External PostgreSQL for sessions (null: the embedded server of the audit trail). */
   readonly dsn: string | null;
-  /** Peers whose X-Forwarded-For/Proto/Host are believed. */
-  readonly trustedProxies: BlockList;
+  /** Peers whose X-Forwarded-For/Proto/Host are believed; null: nobody's. */
+  readonly trustedProxies: BlockList | null;
   readonly assertionTtlSec: number;
   readonly keyRotationSec: number;
 }
@@ -112,7 +112,8 @@ function groupRoles(raw: string | null, problems: string[]): Map<string, string[
   return out;
 }
 
-function trustedProxies(raw: string | null, problems: string[]): BlockList {
+function trustedProxies(raw: string | null, problems: string[]): BlockList | null {
+  if (raw === null) return null;
   const bl = new BlockList();
   for (const item of list(raw, [])) {
     const [addr, bits] = item.split("/");

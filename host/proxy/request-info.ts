@@ -18,8 +18,8 @@ function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-function trusted(list: BlockList, addr: string): boolean {
-  return addr !== "" && list.check(addr, isIPv6(addr) ? "ipv6" : "ipv4");
+function trusted(list: BlockList | null, addr: string): boolean {
+  return list !== null && addr !== "" && list.check(addr, isIPv6(addr) ? "ipv6" : "ipv4");
 }
 
 /** Strips an IPv4-mapped IPv6 prefix so "::ffff:10.0.0.1" matches IPv4 rules and reads naturally. */
@@ -36,7 +36,7 @@ export function hostOf(authority: string): string {
   return h.endsWith(".") ? h.slice(0, -1) : h;
 }
 
-export function requestInfo(headers: IncomingHttpHeaders, peer: string | undefined, proxies: BlockList, tls: boolean): RequestInfo {
+export function requestInfo(headers: IncomingHttpHeaders, peer: string | undefined, proxies: BlockList | null, tls: boolean): RequestInfo {
   let remote = plain(peer ?? "");
   let proto: "https" | "http" = tls ? "https" : "http";
   let authority = first(headers.host) ?? "";

@@ -58,8 +58,9 @@ export function forwardHttp(options: https.RequestOptions, req: IncomingMessage,
   up.on("response", (ur) => {
     answered = true;
     res.writeHead(ur.statusCode ?? 502, ur.statusMessage, downstreamResponseHeaders(ur.rawHeaders));
-    // Long responses (logs -f, event streams) flow as they come.
-    res.flushHeaders();
+    // A stream (no length: logs -f, events) gets its headers at once; a sized answer sends them
+    // with its first bytes (one TLS record and one write instead of two).
+    if (ur.headers["content-length"] === undefined) res.flushHeaders();
     ur.pipe(res);
     ur.on("error", () => res.destroy());
   });

@@ -22,7 +22,7 @@ export interface TunnelDeps {
   readonly upstreams: Upstreams;
   readonly sql: Sql;
   readonly log: Logger;
-  readonly trustedProxies: BlockList;
+  readonly trustedProxies: BlockList | null;
 }
 
 /** `host:port` of a CONNECT request target; null when it is not one. */
