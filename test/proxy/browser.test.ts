@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHROMIUM_ARGS } from "../support/chromium.js";
 import { requireProgram } from "../support/programs.js";
 import { ADMIN, APP, ENGINE_ID, type ProxyHarness, startProxyHarness } from "./harness.js";
 import { OTP, USERS } from "./idp.js";
@@ -29,14 +30,7 @@ beforeAll(async () => {
     executablePath,
     headless: true,
     args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
+      ...CHROMIUM_ARGS,
       // The route hosts are names of the proxy on this machine.
       "--host-resolver-rules=MAP *.zt.test 127.0.0.1",
       `--ignore-certificate-errors-spki-list=${spki(h.publicCertPem)},${spki(h.idpCertPem)}`,

@@ -39,11 +39,13 @@ async function get(h: ProxyHarness, jar: CookieJar, url: URL, form?: Record<stri
 
 /**
  * A browser given a URL: follows redirects across the proxy, the IdP (signing in as `user`) and
- * a CLI's loopback port, until a page that is not a redirect.
+ * a CLI's loopback port, until a page that is not a redirect, or a URL `stop` accepts (not
+ * fetched: its reply is null).
  */
-export async function browse(h: ProxyHarness, start: URL, user: string, jar: CookieJar, otp?: string): Promise<ProxyReply> {
+export async function browse(h: ProxyHarness, start: URL, user: string, jar: CookieJar, otp?: string, stop?: (url: URL) => boolean): Promise<{ reply: ProxyReply | null; url: URL }> {
   let url = start;
   for (let hops = 0; hops < 30; hops++) {
+    if (stop?.(url)) return { reply: null, url };
     let r = await get(h, jar, url);
     if (r.status === 200 && r.body.includes('action="/interaction/')) {
       const action = /action="([^"]+)"/.exec(r.body)![1]!;
@@ -51,7 +53,7 @@ export async function browse(h: ProxyHarness, start: URL, user: string, jar: Coo
       if (action.endsWith("/login")) r = await get(h, jar, new URL(base + action), { user, password: USERS[user]!.password });
       if (r.status === 200 && /action="[^"]+\/otp"/.test(r.body)) r = await get(h, jar, new URL(base + /action="([^"]+)"/.exec(r.body)![1]!), { otp: otp ?? OTP });
     }
-    if (r.status < 300 || r.status >= 400) return r;
+    if (r.status < 300 || r.status >= 400) return { reply: r, url };
     url = new URL(r.headers.location!, url);
   }
   throw new Error("browse: too many redirects");
@@ -59,20 +61,9 @@ export async function browse(h: ProxyHarness, start: URL, user: string, jar: Coo
 
 /** From the issuer URL the proxy redirected to, through the IdP's pages, to the proxy's callback URL. */
 export async function atIdp(h: ProxyHarness, start: URL, user: string, jar: CookieJar, otp?: string): Promise<URL> {
-  let url = start;
-  for (let hops = 0; hops < 20; hops++) {
-    if (url.pathname === "/.zt/callback") return url;
-    let r = await get(h, jar, url);
-    if (r.status === 200 && r.body.includes('action="/interaction/')) {
-      const action = /action="([^"]+)"/.exec(r.body)![1]!;
-      const base = `${url.protocol}//${url.host}`;
-      if (action.endsWith("/login")) r = await get(h, jar, new URL(base + action), { user, password: USERS[user]!.password });
-      if (r.status === 200 && /action="[^"]+\/otp"/.test(r.body)) r = await get(h, jar, new URL(base + /action="([^"]+)"/.exec(r.body)![1]!), { otp: otp ?? OTP });
-    }
-    if (r.status < 300 || r.status >= 400) throw new Error(`login at ${url.pathname}: ${r.status} ${r.body.slice(0, 300)}`);
-    url = new URL(r.headers.location!, url);
-  }
-  throw new Error("login: too many redirects");
+  const r = await browse(h, start, user, jar, otp, (u) => u.pathname === "/.zt/callback");
+  if (r.reply !== null) throw new Error(`login at ${r.url.pathname}: ${r.reply.status} ${r.reply.body.slice(0, 300)}`);
+  return r.url;
 }
 
 /** GET /.zt/login on the proxy: the issuer URL it redirects to (and the attempt's state cookie in `jar`). */
