@@ -8,6 +8,9 @@ import { initCharClasses } from "./spiffe";
 let imageBase: usize = 0;
 let ready: bool = false;
 let booted: bool = false;
+/** Where the linker placed the image and its length (0, 0 without one): reusable as an image slot. */
+let linkedPtr: usize = 0;
+let linkedLen: usize = 0;
 
 function reserveImage(): void {
   const hdr: usize = LINK_HEADER_ADDR;
@@ -18,6 +21,8 @@ function reserveImage(): void {
   const first = heap.alloc(1);
   if (first + 16 > ptr) unreachable(); // the linker left too small a gap
   heap.alloc(ptr + len - first);
+  linkedPtr = ptr;
+  linkedLen = len;
   if (len < <usize>IMAGE_HEADER_SIZE) return;
   if (load<u32>(ptr + H_MAGIC) != <u32>IMAGE_MAGIC) return;
   if (load<u32>(ptr + H_VERSION) != <u32>FORMAT_VERSION) return;
@@ -43,4 +48,21 @@ export function image(): usize {
 
 export function isReady(): bool {
   return ready;
+}
+
+export function linkedImagePtr(): usize {
+  return linkedPtr;
+}
+
+export function linkedImageLen(): usize {
+  return linkedLen;
+}
+
+/**
+ * Makes the image at `ptr` the one every evaluation reads, from the next read of image()
+ * on. Called between callbacks only (assembly/image.ts), so a decision never sees two.
+ */
+export function installImage(ptr: usize): void {
+  imageBase = ptr;
+  ready = true;
 }

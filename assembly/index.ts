@@ -6,6 +6,7 @@ import { ioPtr } from "./memory";
 import { evalOperator, evalRollout, evalService } from "./eval";
 import { ruleCount, ruleIdLen, ruleIdPtr } from "./trie";
 import { IO_BUFFER_SIZE, MAX_ID_BYTES } from "./layout";
+import { sha256 } from "./sha256";
 
 // ---- The host API (host/runtime.ts). Requests are written into the I/O buffer. ----
 
@@ -52,6 +53,11 @@ export function zt_rule_id_ptr(idx: i32): usize {
 
 export function zt_rule_id_len(idx: i32): i32 {
   return isReady() ? ruleIdLen(idx) : 0;
+}
+
+/** SHA-256 of [ptr, ptr+len) into out[0..32): the filter's image check, exported for its tests. */
+export function zt_sha256(ptr: usize, len: usize, out: usize): void {
+  sha256(ptr, len, out);
 }
 
 export * from "./proxy/exports";

@@ -35,6 +35,9 @@ let largeStart: usize = 0;
 let largeNext: usize = 0;
 let largeEnd: usize = 0;
 let limit: usize = MAX_HOST_VALUE;
+/** A region the next host value goes to instead (a policy image into its slot), and its size. */
+let target: usize = 0;
+let targetSize: usize = 0;
 
 /** Called once by boot, after the policy image is reserved. */
 export function initBuffers(): void {
@@ -84,7 +87,8 @@ function largeAlloc(padded: usize): usize {
   return p;
 }
 
-function bump(size: usize): usize {
+// @ts-ignore: decorator
+@inline function bump(size: usize): usize {
   // 8 spare bytes: the evaluator reads segments a word at a time (trie.ts prefixOf).
   const padded = size + 8;
   const p = (arenaNext + 15) & ~(<usize>15);
@@ -111,8 +115,20 @@ export function arenaAlloc(size: usize): usize {
  * exhausted, 0 (the host then fails the call without copying anything).
  */
 export function hostAlloc(size: usize): usize {
+  if (target != 0) {
+    // One value, straight into the region named by hostTarget: no copy, no arena.
+    const p = size <= targetSize ? target : 0;
+    target = 0;
+    return p;
+  }
   if (size > limit) return 0;
   return bump(size);
+}
+
+/** The next value the host returns is written at `ptr` (at most `size` bytes; larger is refused). */
+export function hostTarget(ptr: usize, size: usize): void {
+  target = ptr;
+  targetSize = size;
 }
 
 /** The largest value the next host calls may return (until resetHostLimit). */
@@ -122,6 +138,7 @@ export function hostLimit(bytes: usize): void {
 
 export function resetHostLimit(): void {
   limit = MAX_HOST_VALUE;
+  target = 0;
 }
 
 /** Forget everything handed out since the last reset (start of each host callback). */
@@ -129,4 +146,5 @@ export function arenaReset(): void {
   arenaNext = arenaStart;
   largeNext = largeStart;
   limit = MAX_HOST_VALUE;
+  target = 0;
 }

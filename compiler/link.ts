@@ -3,7 +3,7 @@
 // heap base (plus a gap for start-up allocations), a link header at a fixed low address
 // tells the evaluator where it is, and the memory's initial size grows to hold it.
 import * as L from "../assembly/layout.js";
-import { concat, customSection, joinSections, Reader, s32leb, SECTION, type Section, splitSections, u32leb } from "./wasm/binary.js";
+import { concat, customSection, dataSegments, joinSections, Reader, s32leb, SECTION, type Section, splitSections, u32leb } from "./wasm/binary.js";
 
 export const MANIFEST_SECTION = "zt.manifest";
 const PAGE = 65536;
@@ -21,24 +21,11 @@ interface DataInfo {
 function readData(payload: Uint8Array | undefined): DataInfo {
   if (!payload) return { count: 0, body: new Uint8Array(0), staticEnd: MEMORY_BASE };
   const r = new Reader(payload);
-  const count = r.u32();
-  const bodyStart = r.pos;
+  r.u32();
   let staticEnd = MEMORY_BASE;
-  for (let i = 0; i < count; i++) {
-    const flag = r.u32();
-    if (flag === 1) {
-      r.take(r.u32());
-      continue;
-    }
-    if (flag === 2) r.u32();
-    if (r.byte() !== 0x41) throw new Error("evaluator data segment offset is not i32.const");
-    const offset = r.s32();
-    if (r.byte() !== 0x0b) throw new Error("evaluator data segment offset expression is not a constant");
-    const len = r.u32();
-    r.take(len);
-    staticEnd = Math.max(staticEnd, offset + len);
-  }
-  return { count, body: payload.subarray(bodyStart), staticEnd };
+  const segments = dataSegments(payload);
+  for (const seg of segments) if (seg.offset !== null) staticEnd = Math.max(staticEnd, seg.offset + seg.bytes.length);
+  return { count: segments.length, body: payload.subarray(r.pos), staticEnd };
 }
 
 function activeSegment(offset: number, bytes: Uint8Array): Uint8Array {

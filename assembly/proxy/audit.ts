@@ -11,11 +11,11 @@
 // max_buffer_bytes; when full, new records are dropped and counted (zt.audit.dropped), so
 // an unreachable engine costs memory up to the bound and never blocks traffic.
 import {
-  LOG_ERROR, LOG_WARN, MAP_HTTP_CALL_RESPONSE_HEADERS, BUFFER_HTTP_CALL_RESPONSE_BODY, OK,
-  proxy_get_buffer_bytes, proxy_get_header_map_value, proxy_http_call,
+  LOG_ERROR, LOG_WARN, BUFFER_HTTP_CALL_RESPONSE_BODY, OK,
+  proxy_get_buffer_bytes, proxy_http_call,
 } from "./host";
 import {
-  RET_PTR, RET_SIZE, asciiCopy, logNumber, logWith, nowNs, retPtr, retSize, wAscii, wBegin, wByte, wHexByte, wJsonString, wLen, wOverflow, wPosition, wRewind, wTimestamp, wU32, wU64,
+  PROP_FOUND, RET_PTR, RET_SIZE, asciiCopy, logNumber, responseHeader, logWith, nowNs, retPtr, retSize, wAscii, wBegin, wByte, wHexByte, wJsonString, wLen, wOverflow, wPosition, wRewind, wTimestamp, wU32, wU64,
 } from "./bytes";
 import { backoffNs } from "./backoff";
 import { randomBytes } from "./random";
@@ -30,14 +30,17 @@ import { arenaAlloc, hostLimit, resetHostLimit } from "../memory";
 const R_LEN: usize = 0; // u32 total length
 const R_TIME: usize = 4; // u64 ns since the epoch
 const R_LATENCY: usize = 12; // u32 ns
-const R_RULE: usize = 16; // i32 global rule index or -1
+// The matched rule's id and the deciding version are copied in when the record is made: a
+// policy sync may install another image before the record is shipped.
+const R_RULE_LEN: usize = 16; // u16 bytes of `<policy>/<rule>` (0: no rule)
+const R_VER_LEN: usize = 18; // u16 bytes of the policy version
 const R_PORT: usize = 20; // u16
 const R_REASON: usize = 22; // u8
 const R_FLAGS: usize = 23; // u8
 const R_SRC_LEN: usize = 24; // u16
 const R_DST_LEN: usize = 26; // u16
 const R_RAND: usize = 28; // 10 random bytes of the UUID v7 decision id, drawn when the record is made
-const R_HEADER: usize = 40;
+const R_HEADER: usize = 40; // then the rule id, the version, the source ID, the destination ID
 
 export const F_ALLOW: u8 = 1;
 export const F_ENFORCED: u8 = 2;
@@ -61,6 +64,8 @@ export function appendRecord(
   timeNs: u64,
   latencyNs: u64,
   rule: i32,
+  version: usize,
+  versionLen: usize,
   port: i32,
   reason: i32,
   flags: u8,
@@ -77,7 +82,9 @@ export function appendRecord(
   }
   const sl = srcLen < 0 || srcLen > MAX_KEPT_ID ? 0 : srcLen;
   const dl = dstLen < 0 || dstLen > MAX_KEPT_ID ? 0 : dstLen;
-  const need = R_HEADER + <usize>sl + <usize>dl;
+  const rp = rule >= 0 && isReady() ? ruleIdPtr(rule) : 0;
+  const rl = rp != 0 ? <usize>ruleIdLen(rule) : 0;
+  const need = R_HEADER + rl + versionLen + <usize>sl + <usize>dl;
   if (r.pcap < <usize>r.maxBufferBytes) {
     r.pbuf = heap.alloc(<usize>r.maxBufferBytes);
     r.pcap = <usize>r.maxBufferBytes;
@@ -90,7 +97,8 @@ export function appendRecord(
   store<u32>(p + R_LEN, <u32>need);
   store<u64>(p + R_TIME, timeNs);
   store<u32>(p + R_LATENCY, latencyNs > 0xffffffff ? 0xffffffff : <u32>latencyNs);
-  store<i32>(p + R_RULE, rule);
+  store<u16>(p + R_RULE_LEN, <u16>rl);
+  store<u16>(p + R_VER_LEN, <u16>versionLen);
   store<u16>(p + R_PORT, <u16>port);
   store<u8>(p + R_REASON, <u8>reason);
   let f = flags;
@@ -100,8 +108,13 @@ export function appendRecord(
   store<u16>(p + R_SRC_LEN, <u16>sl);
   store<u16>(p + R_DST_LEN, <u16>dl);
   randomBytes(p + R_RAND, 10);
-  if (sl > 0) memory.copy(p + R_HEADER, src, <usize>sl);
-  if (dl > 0) memory.copy(p + R_HEADER + <usize>sl, dst, <usize>dl);
+  let q = p + R_HEADER;
+  memory.copy(q, rp, rl);
+  q += rl;
+  memory.copy(q, version, versionLen);
+  q += versionLen;
+  if (sl > 0) memory.copy(q, src, <usize>sl);
+  if (dl > 0) memory.copy(q + <usize>sl, dst, <usize>dl);
   r.pused += need;
   r.pcount++;
   return true;
@@ -122,12 +135,18 @@ function wUuid7(p: usize): void {
   }
 }
 
+/** Where the source ID of a record starts (after the rule id and the version). */
+// @ts-ignore: decorator
+@inline function srcAt(p: usize): usize {
+  return p + R_HEADER + <usize>load<u16>(p + R_RULE_LEN) + <usize>load<u16>(p + R_VER_LEN);
+}
+
 /** Reserved identities for records whose IDs cannot be shown (".invalid" is never a real trust domain). */
 function wSource(p: usize, f: u8): void {
   const sl = <usize>load<u16>(p + R_SRC_LEN);
   if (f & F_SRC_MISSING) wAscii("\"spiffe://zt.invalid/unauthenticated\"");
   else if (f & F_SRC_INVALID || sl == 0) wAscii("\"spiffe://zt.invalid/invalid-peer-id\"");
-  else wJsonString(p + R_HEADER, sl);
+  else wJsonString(srcAt(p), sl);
 }
 
 function wDestination(p: usize, f: u8): void {
@@ -135,14 +154,14 @@ function wDestination(p: usize, f: u8): void {
   const dl = <usize>load<u16>(p + R_DST_LEN);
   if (f & F_DST_MISSING) wAscii("\"spiffe://zt.invalid/unknown-local-identity\"");
   else if (f & F_DST_INVALID || dl == 0) wAscii("\"spiffe://zt.invalid/invalid-local-id\"");
-  else wJsonString(p + R_HEADER + sl, dl);
+  else wJsonString(srcAt(p) + sl, dl);
 }
 
 /** One AuditRecord (host/audit/record.ts) as JSON. */
 function wRecord(r: Root, p: usize): void {
   const f = load<u8>(p + R_FLAGS);
   const t = load<u64>(p + R_TIME);
-  const rule = load<i32>(p + R_RULE);
+  const rl = <usize>load<u16>(p + R_RULE_LEN);
   wAscii("{\"timestamp\":\"");
   wTimestamp(t);
   wAscii(f & F_ALLOW ? "\",\"decision\":\"ALLOW\",\"source\":{\"spiffe_id\":" : "\",\"decision\":\"DENY\",\"source\":{\"spiffe_id\":");
@@ -152,7 +171,7 @@ function wRecord(r: Root, p: usize): void {
   wAscii(",\"port\":");
   wU32(<u32>load<u16>(p + R_PORT));
   wAscii("},\"operator\":null,\"target\":null,\"policy_matched\":");
-  if (rule >= 0 && isReady() && ruleIdLen(rule) > 0) wJsonString(ruleIdPtr(rule), <usize>ruleIdLen(rule));
+  if (rl > 0) wJsonString(p + R_HEADER, rl);
   else wAscii("null");
   wAscii(",\"latency_us\":");
   wU64(<u64>load<u32>(p + R_LATENCY) / 1000);
@@ -161,7 +180,7 @@ function wRecord(r: Root, p: usize): void {
   wAscii(f & F_ENFORCED ? "\",\"enforced\":true,\"reason\":\"" : "\",\"enforced\":false,\"reason\":\"");
   wAscii(reasonName(<i32>load<u8>(p + R_REASON)));
   wAscii("\",\"policy_version\":");
-  wJsonString(r.versionPtr, <usize>r.versionLen);
+  wJsonString(p + R_HEADER + rl, <usize>load<u16>(p + R_VER_LEN));
   wAscii(",\"origin\":");
   wJsonString(r.originPtr, <usize>r.originLen);
   wAscii(",\"caller\":null}");
@@ -312,14 +331,8 @@ function dropFront(r: Root, n: u32, bytes: usize): void {
 
 /** Parses ":status" of the http call response; 0 when absent (the call failed) or not a status. */
 export function responseStatus(): u32 {
-  const key = lit(":status");
-  store<u32>(RET_PTR, 0);
-  store<u32>(RET_SIZE, 0);
   // A status is three digits: anything longer is refused by malloc, never copied.
-  hostLimit(16);
-  const rc = proxy_get_header_map_value(MAP_HTTP_CALL_RESPONSE_HEADERS, key, 7, RET_PTR, RET_SIZE);
-  resetHostLimit();
-  if (rc != OK) return 0;
+  if (responseHeader(":status", 16) != PROP_FOUND) return 0;
   const p = retPtr();
   const n = retSize();
   let v: u32 = 0;

@@ -2,7 +2,10 @@
 // (JSON bodies, header pairs, log lines), ASCII output of AssemblyScript string literals
 // (static data, so no allocation), JSON string escaping, decimal and hex numbers, RFC 3339
 // timestamps, and reading host-returned values. Nothing here allocates managed objects.
-import { INVALID_MEMORY_ACCESS, LOG_INFO, NOT_FOUND, OK, proxy_get_current_time_nanoseconds, proxy_get_property, proxy_log } from "./host";
+import {
+  INVALID_MEMORY_ACCESS, LOG_INFO, MAP_HTTP_CALL_RESPONSE_HEADERS, NOT_FOUND, OK,
+  proxy_get_current_time_nanoseconds, proxy_get_header_map_value, proxy_get_property, proxy_log,
+} from "./host";
 import { arenaAlloc, hostLimit, resetHostLimit } from "../memory";
 
 // ---- Return slots for host calls (static, read right after the call) ----
@@ -249,7 +252,7 @@ export function logInfo(s: string): void {
 
 // ---- Properties ----
 
-/** Property path literal ("connection\0uri_san_peer_certificate") into the arena, as bytes. */
+/** An ASCII literal (a property path "connection\0uri_san_peer_certificate", a header name) into the arena, as bytes. */
 function pathBytes(path: string): usize {
   const buf = arenaAlloc(<usize>path.length);
   asciiCopy(buf, path);
@@ -276,6 +279,23 @@ export function getProperty(path: string, maxBytes: usize): i32 {
   const rc = proxy_get_property(p, <usize>path.length, RET_PTR, RET_SIZE);
   resetHostLimit();
   if (rc == NOT_FOUND) return PROP_MISSING;
+  if (rc == INVALID_MEMORY_ACCESS) return PROP_REFUSED;
+  if (rc != OK) return PROP_MISSING;
+  return retSize() > 0 ? PROP_FOUND : PROP_MISSING;
+}
+
+/**
+ * A header of the http call response being handled, of at most `maxBytes` bytes, like
+ * getProperty: PROP_FOUND with (ptr, size) in retPtr()/retSize(), PROP_MISSING, or
+ * PROP_REFUSED when it is longer (nothing copied).
+ */
+export function responseHeader(name: string, maxBytes: usize): i32 {
+  const k = pathBytes(name);
+  store<u32>(RET_PTR, 0);
+  store<u32>(RET_SIZE, 0);
+  hostLimit(maxBytes);
+  const rc = proxy_get_header_map_value(MAP_HTTP_CALL_RESPONSE_HEADERS, k, <usize>name.length, RET_PTR, RET_SIZE);
+  resetHostLimit();
   if (rc == INVALID_MEMORY_ACCESS) return PROP_REFUSED;
   if (rc != OK) return PROP_MISSING;
   return retSize() > 0 ? PROP_FOUND : PROP_MISSING;

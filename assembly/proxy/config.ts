@@ -6,7 +6,8 @@
 // shipping. Keys (docs/envoy.md): mode, identity, ingest_cluster, ingest_path,
 // ingest_authority, ingest_token, ingest_timeout_ms, flush_interval_ms, max_buffer_records,
 // max_buffer_bytes, max_batch_records, max_batch_bytes, retry_max_ms, drain_timeout_ms,
-// policy_version, origin.
+// policy_version, origin, and the policy sync's sync_cluster, sync_path, sync_authority,
+// sync_token, sync_wait_ms, sync_retry_ms, sync_retry_max_ms, sync_max_image_bytes.
 import { LOG_ERROR, LOG_WARN } from "./host";
 import { asciiCopy, logAscii, logWith } from "./bytes";
 import { CFG_AREA_SIZE, MODE_ENFORCE, MODE_OBSERVE, Root } from "./root";
@@ -246,6 +247,36 @@ function wantUint(kp: usize, kl: i32, lo: u64, hi: u64): bool {
   return true;
 }
 
+/** A string of printable ASCII without spaces, 1..max bytes (cluster names, tokens). */
+function wantPrintable(kp: usize, kl: i32, max: i32): bool {
+  if (!wantString(kp, kl)) return false;
+  if (!printable(strPtr, strLen, max, false)) return failKey("zt: configuration: bad value for ", kp, kl);
+  return true;
+}
+
+const SYNC_CLUSTER: i32 = 0;
+const SYNC_AUTHORITY: i32 = 1;
+const SYNC_TOKEN: i32 = 2;
+const SYNC_PATH: i32 = 3;
+
+/** Stores the string just parsed as one of the sync settings. */
+function setSync(r: Root, which: i32): bool {
+  if (which == SYNC_CLUSTER) {
+    r.syncClusterPtr = strPtr;
+    r.syncClusterLen = strLen;
+  } else if (which == SYNC_AUTHORITY) {
+    r.syncAuthorityPtr = strPtr;
+    r.syncAuthorityLen = strLen;
+  } else if (which == SYNC_TOKEN) {
+    r.syncTokenPtr = strPtr;
+    r.syncTokenLen = strLen;
+  } else {
+    r.syncPathPtr = strPtr;
+    r.syncPathLen = strLen;
+  }
+  return true;
+}
+
 /** Copies an ASCII literal default into the config area; returns its pointer. */
 function defaultString(s: string): usize {
   const p = area + areaUsed;
@@ -279,6 +310,14 @@ export function parseConfig(r: Root, ptr: usize, len: usize): bool {
   r.maxBatchBytes = 262144;
   r.retryMaxMs = 60000;
   r.drainTimeoutMs = 60000;
+  r.syncClusterLen = 0;
+  r.syncPathLen = 0;
+  r.syncAuthorityLen = 0;
+  r.syncTokenLen = 0;
+  r.syncWaitMs = 30000;
+  r.syncRetryMs = 1000;
+  r.syncRetryMaxMs = 60000;
+  r.syncMaxImageBytes = 67108864;
 
   skipWs();
   if (jp < je) {
@@ -332,6 +371,22 @@ export function parseConfig(r: Root, ptr: usize, len: usize): bool {
     r.originLen = 5;
   }
   if (r.clusterLen == 0) logAscii(LOG_WARN, "zt: no ingest_cluster configured: decisions are counted but not shipped to the audit trail");
+  if (r.syncClusterLen > 0) {
+    if (r.syncPathLen == 0) {
+      r.syncPathPtr = defaultString("/v1/policy-image");
+      r.syncPathLen = 16;
+    }
+    if (r.syncAuthorityLen == 0) {
+      // The ingest authority when both go to the same cluster, else the cluster's name.
+      const same = r.clusterLen == r.syncClusterLen && memory.compare(r.clusterPtr, r.syncClusterPtr, <usize>r.clusterLen) == 0;
+      r.syncAuthorityPtr = same ? r.authorityPtr : r.syncClusterPtr;
+      r.syncAuthorityLen = same ? r.authorityLen : r.syncClusterLen;
+    }
+    if (r.syncTokenLen == 0) {
+      r.syncTokenPtr = r.tokenPtr;
+      r.syncTokenLen = r.tokenLen;
+    }
+  }
   return true;
 }
 
@@ -423,6 +478,34 @@ function applyKey(r: Root, kp: usize, kl: i32): bool {
     // At least one worst-case record (two escaped 2 KiB IDs) must fit in a batch.
     if (!wantUint(kp, kl, 65536, 16777216)) return false;
     r.maxBatchBytes = <u32>numVal;
+    return true;
+  }
+  if (keyIs(kp, kl, "sync_cluster")) return wantPrintable(kp, kl, 255) && setSync(r, SYNC_CLUSTER);
+  if (keyIs(kp, kl, "sync_authority")) return wantPrintable(kp, kl, 255) && setSync(r, SYNC_AUTHORITY);
+  if (keyIs(kp, kl, "sync_token")) return wantPrintable(kp, kl, 4096) && setSync(r, SYNC_TOKEN);
+  if (keyIs(kp, kl, "sync_path")) {
+    if (!wantString(kp, kl)) return false;
+    if (!printable(strPtr, strLen, 1024, false) || load<u8>(strPtr) != 0x2f) return failKey("zt: configuration: must be a path starting with '/': ", kp, kl);
+    return setSync(r, SYNC_PATH);
+  }
+  if (keyIs(kp, kl, "sync_wait_ms")) {
+    if (!wantUint(kp, kl, 1000, 300000)) return false;
+    r.syncWaitMs = <u32>numVal;
+    return true;
+  }
+  if (keyIs(kp, kl, "sync_retry_ms")) {
+    if (!wantUint(kp, kl, 100, 600000)) return false;
+    r.syncRetryMs = <u32>numVal;
+    return true;
+  }
+  if (keyIs(kp, kl, "sync_retry_max_ms")) {
+    if (!wantUint(kp, kl, 100, 3600000)) return false;
+    r.syncRetryMaxMs = <u32>numVal;
+    return true;
+  }
+  if (keyIs(kp, kl, "sync_max_image_bytes")) {
+    if (!wantUint(kp, kl, 65536, 1073741824)) return false;
+    r.syncMaxImageBytes = <u32>numVal;
     return true;
   }
   if (keyIs(kp, kl, "retry_max_ms")) {

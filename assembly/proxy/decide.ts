@@ -12,6 +12,7 @@ import { M_ALLOW, M_DENY, M_NO_PEER_ID, M_OBSERVE_DENY, countMetric } from "./me
 import { REASON_ALLOWED_BY_RULE, REASON_INTERNAL_ERROR, REASON_SOURCE_UNDECLARED } from "./reasons";
 import { MODE_ENFORCE, NO_ROOT, rootAt } from "./root";
 import { MAX_ID_BYTES } from "../layout";
+import { imageVersionLen, imageVersionPtr } from "../image";
 
 // Outcome of the last decide() (globals: no allocation per request).
 let block: bool = true;
@@ -95,6 +96,10 @@ export function decide(slot: u32): void {
   if (enforce) flags |= F_ENFORCED;
   block = !allow && enforce;
   const t1 = nowNs();
-  appendRecord(r, t0, t1 > t0 ? t1 - t0 : 0, rule, port, reason, flags, src, srcLen, dst, dstLen);
+  // The version that decided: the synced image's, else the one configured with the module.
+  const synced = imageVersionLen() > 0;
+  const vp = synced ? imageVersionPtr() : r.versionPtr;
+  const vl = synced ? imageVersionLen() : <usize>r.versionLen;
+  appendRecord(r, t0, t1 > t0 ? t1 - t0 : 0, rule, vp, vl, port, reason, flags, src, srcLen, dst, dstLen);
   countMetric(allow ? M_ALLOW : enforce ? M_DENY : M_OBSERVE_DENY, 1);
 }

@@ -14,14 +14,15 @@ import {
   BUFFER_PLUGIN_CONFIGURATION, LOG_CRITICAL, LOG_ERROR, OK, STREAM_DOWNSTREAM,
   proxy_close_stream, proxy_get_buffer_bytes, proxy_send_local_response, proxy_set_tick_period_milliseconds,
 } from "./host";
-import { RET_PTR, RET_SIZE, asciiCopy, logAscii, logNumber, retPtr, retSize, wAscii, wBegin, wJsonString, wLen } from "./bytes";
+import { RET_PTR, RET_SIZE, asciiCopy, logAscii, logNumber, nowNs, retPtr, retSize, wAscii, wBegin, wJsonString, wLen } from "./bytes";
 import { parseConfig } from "./config";
 import { decide, lastBlocked, lastReason, lastRule } from "./decide";
 import { flush, lastIngestDelivered, onIngestResponse, pairBytes, pairLit, pairsReset, serializePairs } from "./audit";
 import { drainStep, evictDraining, startDrain } from "./drain";
+import { SYNC_START_TICK_MS, SYNC_TICK_MS, onSyncResponse, syncConfigured, syncTick } from "./sync";
 import { defineMetrics } from "./metrics";
 import { reasonName } from "./reasons";
-import { NO_ROOT, createRoot, findRoot, releaseRoot, rootAt } from "./root";
+import { NO_ROOT, Root, createRoot, findRoot, releaseRoot, rootAt } from "./root";
 import {
   KIND_HTTP, KIND_TCP, L4_ALLOWED, L4_DENIED, addStream, findStream, removeStream, setStreamKind,
   setStreamState, streamRoot, streamState,
@@ -114,7 +115,18 @@ function configure(root: u32, size: u32): bool {
   }
   if (!parseConfig(r, ptr, len)) return false;
   if (!isReady()) logAscii(LOG_CRITICAL, "zt: the module has no valid policy image: every request is denied (internal_error)");
-  if (r.auditEnabled()) proxy_set_tick_period_milliseconds(r.flushMs);
+  // Ticks ship the audit buffer (every flush_interval_ms) and start policy polls and their
+  // retries (at least every SYNC_TICK_MS when sync is on; then flushes keep their own pace).
+  let tick: u32 = r.auditEnabled() ? r.flushMs : 0;
+  if (r.syncEnabled()) {
+    if (tick == 0 || tick > SYNC_TICK_MS) tick = SYNC_TICK_MS;
+    syncConfigured();
+  }
+  r.tickMs = tick;
+  r.nextFlushNs = nowNs() + <u64>r.flushMs * 1000000;
+  // A VM may start with no image (the bare filter module): its first poll leaves at once.
+  r.fastStart = r.syncEnabled();
+  if (tick > 0) proxy_set_tick_period_milliseconds(r.fastStart ? SYNC_START_TICK_MS : tick);
   r.configured = true;
   return true;
 }
@@ -125,9 +137,22 @@ export function proxy_on_tick(root: u32): void {
   if (slot != NO_ROOT) {
     const r = rootAt(slot);
     if (r.doneRequested) drainStep(r, slot);
-    else flush(r);
+    else {
+      if (r.auditEnabled()) flushDue(r);
+      if (r.syncEnabled()) syncTick(r);
+    }
   }
   leave();
+}
+
+/** Flushes on the flush interval even when sync makes the ticks come faster. */
+function flushDue(r: Root): void {
+  if (r.tickMs < r.flushMs) {
+    const now = nowNs();
+    if (now < r.nextFlushNs) return;
+    r.nextFlushNs = now + <u64>r.flushMs * 1000000;
+  }
+  flush(r);
 }
 
 // ---- HTTP filter ----
@@ -229,6 +254,10 @@ export function proxy_on_http_call_response(root: u32, token: u32, _headers: u32
   const slot = findRoot(root);
   if (slot != NO_ROOT) {
     const r = rootAt(slot);
+    if (onSyncResponse(r, token, bodySize)) {
+      leave();
+      return;
+    }
     const ours = onIngestResponse(r, token, bodySize);
     // More waiting after a delivered batch: send the next one now rather than on the next
     // tick, so shipping keeps up with traffic (one batch per round trip, not per tick).

@@ -22,7 +22,15 @@ export const M_AUDIT_DROPPED: i32 = 5;
 export const M_AUDIT_FLUSH_FAILED: i32 = 6;
 /** Gauge: records waiting to be shipped, all roots of this VM. */
 export const M_AUDIT_BUFFERED: i32 = 7;
-const METRIC_COUNT: i32 = 8;
+/** Policy images installed by the sync. */
+export const M_SYNC_SWAPS: i32 = 8;
+/** Policy images refused (failed verification, unknown format, too large): the old one keeps deciding. */
+export const M_SYNC_REFUSED: i32 = 9;
+/** Policy polls that failed (engine unreachable, 5xx, 401...): retried after a backoff. */
+export const M_SYNC_FAILURES: i32 = 10;
+/** Gauge: seconds since the engine last confirmed this VM's image is the active one. */
+export const M_SYNC_IMAGE_AGE: i32 = 11;
+const METRIC_COUNT: i32 = 12;
 
 const IDS: usize = memory.data(METRIC_COUNT * 4, 4);
 const ID_SLOT: usize = memory.data(4, 4);
@@ -48,6 +56,17 @@ export function defineMetrics(): void {
   define(M_AUDIT_DROPPED, METRIC_COUNTER, "zt.audit.dropped");
   define(M_AUDIT_FLUSH_FAILED, METRIC_COUNTER, "zt.audit.flush_failed");
   define(M_AUDIT_BUFFERED, METRIC_GAUGE, "zt.audit.buffered");
+  define(M_SYNC_SWAPS, METRIC_COUNTER, "zt.sync.swaps");
+  define(M_SYNC_REFUSED, METRIC_COUNTER, "zt.sync.refused");
+  define(M_SYNC_FAILURES, METRIC_COUNTER, "zt.sync.failures");
+  define(M_SYNC_IMAGE_AGE, METRIC_GAUGE, "zt.sync.image_age_seconds");
+}
+
+/** Sets a gauge. */
+export function setGauge(idx: i32, v: u64): void {
+  const id = load<u32>(IDS + <usize>idx * 4);
+  if (!defined || id == 0xffffffff) return;
+  proxy_record_metric(id, <i64>v);
 }
 
 export function countMetric(idx: i32, n: u64): void {

@@ -46,6 +46,25 @@ export class Root {
   /** How long a removed root keeps trying to ship what it holds before it gives up. */
   drainTimeoutMs: u32 = 60000;
 
+  // ---- policy sync settings (sync.ts) ----
+  syncClusterPtr: usize = 0;
+  syncClusterLen: i32 = 0;
+  syncPathPtr: usize = 0;
+  syncPathLen: i32 = 0;
+  syncAuthorityPtr: usize = 0;
+  syncAuthorityLen: i32 = 0;
+  syncTokenPtr: usize = 0;
+  syncTokenLen: i32 = 0;
+  syncWaitMs: u32 = 30000;
+  syncRetryMs: u32 = 1000;
+  syncRetryMaxMs: u32 = 60000;
+  syncMaxImageBytes: u32 = 67108864;
+  /** The tick period asked of the host, and when the audit buffer is next due (ticks may come faster). */
+  tickMs: u32 = 0;
+  nextFlushNs: u64 = 0;
+  /** Ticks run at SYNC_START_TICK_MS until the first poll leaves, then at tickMs. */
+  fastStart: bool = false;
+
   // ---- audit buffer: binary decision records, oldest first ----
   pbuf: usize = 0;
   pcap: usize = 0;
@@ -64,6 +83,10 @@ export class Root {
   /** Ingest failures in a row, and the earliest time of the next attempt. */
   failures: u32 = 0;
   retryAtNs: u64 = 0;
+  /** The policy poll in flight (proxy_http_call token, 0 = none), failures in a row, next attempt. */
+  syncToken: u32 = 0;
+  syncFailures: u32 = 0;
+  syncRetryAtNs: u64 = 0;
 
   /** Clears per-configuration state; keeps the buffers for reuse. */
   reset(id: u32): void {
@@ -88,10 +111,24 @@ export class Root {
     this.drainDeadlineNs = 0;
     this.failures = 0;
     this.retryAtNs = 0;
+    this.syncClusterLen = 0;
+    this.syncPathLen = 0;
+    this.syncAuthorityLen = 0;
+    this.syncTokenLen = 0;
+    this.syncToken = 0;
+    this.syncFailures = 0;
+    this.syncRetryAtNs = 0;
+    this.tickMs = 0;
+    this.nextFlushNs = 0;
+    this.fastStart = false;
   }
 
   auditEnabled(): bool {
     return this.clusterLen > 0;
+  }
+
+  syncEnabled(): bool {
+    return this.syncClusterLen > 0;
   }
 }
 

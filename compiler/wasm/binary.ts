@@ -126,3 +126,28 @@ export function concat(parts: ReadonlyArray<Uint8Array | number[]>): Uint8Array<
   }
   return out;
 }
+
+/** One segment of a data section: active ones have the memory offset they load at, passive ones null. */
+export interface DataSegment {
+  offset: number | null;
+  bytes: Uint8Array;
+}
+
+/** The segments of a data section's payload, in order (active with an i32.const offset, or passive). */
+export function dataSegments(payload: Uint8Array): DataSegment[] {
+  const r = new Reader(payload);
+  const out: DataSegment[] = [];
+  for (let n = r.u32(); n > 0; n--) {
+    const flag = r.u32();
+    if (flag === 1) {
+      out.push({ offset: null, bytes: r.take(r.u32()) });
+      continue;
+    }
+    if (flag === 2) r.u32();
+    if (r.byte() !== 0x41) throw new Error("data segment offset is not i32.const");
+    const offset = r.s32();
+    if (r.byte() !== 0x0b) throw new Error("data segment offset expression is not a constant");
+    out.push({ offset, bytes: r.take(r.u32()) });
+  }
+  return out;
+}

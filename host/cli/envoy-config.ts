@@ -1,7 +1,9 @@
 // zt envoy-config: prints the Envoy filter fragment (or the Istio WasmPlugin manifests) that
-// loads a ZT policy module into sidecars. The module is named by a local file (--module) or
-// a URL (--url, usually the engine's /v1/module.wasm) with its sha256; the module's hash is
-// also its policy version, which the filter stamps on the audit records it ships.
+// loads the ZT filter into sidecars. With --engine the sidecars load the engine's filter
+// module (/v1/filter.wasm: the code, no policy, so its sha256 holds across policy writes)
+// and follow every policy write by sync (GET /v1/policy-image). A local module (--module,
+// written by zt build) or a URL with its sha256 carries a policy image to start from; its
+// hash is that policy's version, stamped on records until the first sync.
 import { createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
@@ -18,9 +20,12 @@ export const ENVOY_CONFIG_USAGE = `usage: zt envoy-config (--module FILE | --url
 module:
   --module FILE            local module written by "zt build" (sha256 and version read from it)
   --filename PATH          the module's path inside the sidecar (default: absolute --module path)
-  --url URL                fetch the module from URL (default with --engine: <engine>/v1/module.wasm)
+  --url URL                fetch the module from URL (default with --engine: <engine>/v1/filter.wasm,
+                           the filter without a policy; with --no-sync: <engine>/v1/module.wasm)
   --sha256 HEX             sha256 of the module at --url (default: from --module, else fetched)
-  --engine URL             the ZT engine, e.g. http://zt.hanzo.svc:8054 (cluster for fetch and audit)
+  --engine URL             the ZT engine, e.g. http://zt.hanzo.svc:8054 (cluster for fetch, sync, audit)
+sync (with --engine; docs/envoy.md "How a policy update reaches the sidecars"):
+  --sync-wait-s N          long-poll wait, 1-300 seconds (default 30)   --no-sync
 filter:
   --type http|network|both (default both)   --mode enforce|observe (default enforce)
   --identity SPIFFE_ID     own identity (default: the sidecar's local certificate URI SAN)
@@ -38,9 +43,14 @@ const HEX64 = /^[0-9a-f]{64}$/;
 interface LoadedModule {
   readonly sha256: string;
   readonly bytes: number;
+  /** True when it carries a policy image (a zt build module); false for the bare filter. */
+  readonly policy: boolean;
 }
 
-/** Checks that the bytes are a ZT policy module Envoy can load as a proxy-wasm 0.2.1 filter. */
+/**
+ * Checks that the bytes are a ZT module Envoy can load as a proxy-wasm 0.2.1 filter: a policy
+ * module (zt build, with a zt.manifest), or the bare filter the engine serves at /v1/filter.wasm.
+ */
 export function inspectModule(bytes: Uint8Array, where: string): LoadedModule {
   let module: WebAssembly.Module;
   try {
@@ -48,13 +58,15 @@ export function inspectModule(bytes: Uint8Array, where: string): LoadedModule {
   } catch (e) {
     throw new UsageError(`${where} is not a Wasm module: ${(e as Error).message}`);
   }
-  if (WebAssembly.Module.customSections(module, "zt.manifest").length !== 1) {
+  const policy = WebAssembly.Module.customSections(module, "zt.manifest").length === 1;
+  const exports = WebAssembly.Module.exports(module);
+  if (!policy && !exports.some((e) => e.name === "zt_eval_service")) {
     throw new UsageError(`${where} is not a ZT policy module (no zt.manifest section); build one with "zt build"`);
   }
-  if (!WebAssembly.Module.exports(module).some((e) => e.name === "proxy_abi_version_0_2_1" && e.kind === "function")) {
+  if (!exports.some((e) => e.name === "proxy_abi_version_0_2_1" && e.kind === "function")) {
     throw new UsageError(`${where} does not export proxy_abi_version_0_2_1: it was built without the proxy-wasm filter`);
   }
-  return { sha256: createHash("sha256").update(bytes).digest("hex"), bytes: bytes.length };
+  return { sha256: createHash("sha256").update(bytes).digest("hex"), bytes: bytes.length, policy };
 }
 
 function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string, dflt: T): T {
@@ -127,6 +139,8 @@ export async function envoyConfigText(argv: string[]): Promise<{ text: string; o
       "flush-ms": { type: "string" },
       origin: { type: "string" },
       "no-audit": { type: "boolean" },
+      "no-sync": { type: "boolean" },
+      "sync-wait-s": { type: "string" },
       "legacy-fail-open": { type: "boolean" },
       format: { type: "string" },
       selector: { type: "string", multiple: true },
@@ -157,7 +171,8 @@ export async function envoyConfigText(argv: string[]): Promise<{ text: string; o
   const engineUrl = values.engine?.replace(/\/+$/, "");
   const defaultCluster = format === "istio" && engineUrl !== undefined ? istioCluster(engineUrl) : "zt_engine";
   const engine = engineUrl !== undefined ? engineEndpoint(engineUrl, format === "istio" ? defaultCluster : "zt_engine") : undefined;
-  const url = values.url ?? (values.module === undefined && engineUrl !== undefined ? `${engineUrl}/v1/module.wasm` : undefined);
+  const sync = engine !== undefined && !values["no-sync"];
+  const url = values.url ?? (values.module === undefined && engineUrl !== undefined ? `${engineUrl}/v1/${sync ? "filter" : "module"}.wasm` : undefined);
 
   // The module's sha256: from the local file, from --sha256, or fetched from the URL.
   let mod: LoadedModule;
@@ -173,7 +188,7 @@ export async function envoyConfigText(argv: string[]): Promise<{ text: string; o
       throw new UsageError(`--sha256 ${values.sha256} does not match --module ${values.module} (sha256 ${mod.sha256})`);
     }
   } else if (values.sha256 !== undefined) {
-    mod = { sha256: values.sha256, bytes: -1 };
+    mod = { sha256: values.sha256, bytes: -1, policy: url?.endsWith("/v1/filter.wasm") !== true };
   } else {
     mod = inspectModule(await fetchModule(url!), url!);
   }
@@ -199,10 +214,20 @@ export async function envoyConfigText(argv: string[]): Promise<{ text: string; o
   }
   if (token !== undefined && !/^[\x21-\x7e]{1,4096}$/.test(token)) throw new UsageError("the ingest token must be 1-4096 visible ASCII characters");
 
+  if (!mod.policy && !sync) throw new UsageError("this module has no policy image (the engine's filter module): it denies everything until it syncs; use it with --engine (and without --no-sync)");
+  const syncWait = positiveInt(values["sync-wait-s"], "--sync-wait-s", 1, 300);
   const audit = !values["no-audit"] && (values["ingest-cluster"] !== undefined || engine !== undefined);
   const configuration = pluginConfiguration({
     mode,
-    policyVersion: `sha256:${mod.sha256}`,
+    ...(mod.policy ? { policyVersion: `sha256:${mod.sha256}` } : {}),
+    ...(sync
+      ? {
+          syncCluster: engine!.cluster,
+          syncAuthority: `${engine!.host}:${engine!.port}`,
+          ...(token !== undefined && !audit ? { syncToken: token } : {}),
+          ...(syncWait !== undefined ? { syncWaitMs: syncWait * 1000 } : {}),
+        }
+      : {}),
     ...(values.identity !== undefined ? { identity: values.identity } : {}),
     ...(audit ? { ingestCluster: values["ingest-cluster"] ?? engine!.cluster } : {}),
     ...(audit && (values["ingest-authority"] !== undefined || engine !== undefined)
@@ -215,8 +240,12 @@ export async function envoyConfigText(argv: string[]): Promise<{ text: string; o
   if (values.origin !== undefined && !/^[\x20-\x7e]{1,256}$/.test(values.origin)) throw new UsageError("--origin must be 1-256 printable ASCII characters");
 
   const header = [
-    `# zt envoy-config: policy version sha256:${mod.sha256}${mod.bytes >= 0 ? ` (${mod.bytes} bytes)` : ""}`,
-    `# A policy update is a new module: new sha256, new version. Re-run this command and apply.`,
+    mod.policy
+      ? `# zt envoy-config: module sha256:${mod.sha256}${mod.bytes >= 0 ? ` (${mod.bytes} bytes)` : ""}, policy version sha256:${mod.sha256}`
+      : `# zt envoy-config: filter module sha256:${mod.sha256}${mod.bytes >= 0 ? ` (${mod.bytes} bytes)` : ""}, no policy until its first sync`,
+    sync
+      ? "# Policy writes reach the sidecars by sync (GET /v1/policy-image). Re-run and apply only for a new filter (an engine upgrade)."
+      : "# A policy update is a new module: new sha256, new version. Re-run this command and apply.",
   ];
   let body: string;
   if (format === "envoy") {

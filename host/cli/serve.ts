@@ -14,8 +14,7 @@ import { createLogger, type Logger } from "../common/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { PolicyStoreError } from "../engine/policy-store.js";
 import { type EngineHandle, startEngine } from "../http/server.js";
-import { rolloutExtension } from "../rollout/extension.js";
-import { consoleExtension } from "../console/extension.js";
+import { serveExtensions } from "./extensions.js";
 import { loadProxySettings, ProxyConfigError, type ProxySettings } from "../proxy/config.js";
 import { proxyExtension, proxyListenOptions } from "../proxy/index.js";
 
@@ -191,17 +190,9 @@ export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promis
     return 1;
   }
   const hooks = identityEngineOptions(identity);
-  const proxyFactory = proxy
-    ? proxyExtension({ settings: proxy, identity: identity.source, superuserDsn: audit.connections.superuser, dataDir: config.dataDir, claimAll: mode === "proxy" })
-    : null;
+  const proxyOptions = proxy ? { settings: proxy, identity: identity.source, superuserDsn: audit.connections.superuser, dataDir: config.dataDir } : null;
   const extensions =
-    mode === "proxy"
-      ? [proxyFactory!]
-      : [
-          rolloutExtension({ maxBodyBytes: config.maxBodyBytes }),
-          consoleExtension({ audit, adminToken: token.token, maxBodyBytes: config.maxBodyBytes }),
-          ...(proxyFactory ? [proxyFactory] : []),
-        ];
+    mode === "proxy" ? [proxyExtension({ ...proxyOptions!, claimAll: true })] : serveExtensions({ config, audit, adminToken: token.token, proxy: proxyOptions });
   // Alone, the proxy listens with its own certificate and asks no client certificate.
   const listen = mode === "proxy" ? { listenOptions: proxyListenOptions(proxy!), onApiServer: () => undefined } : {};
   let engine: EngineHandle;

@@ -6,6 +6,7 @@ import { bodyLimit } from "hono/body-limit";
 import { requireCsrf, requireSession } from "./auth.js";
 import type { ConsoleDeps, ConsoleEnv } from "./context.js";
 import { auditRoutes } from "./pages/audit.js";
+import { diffRoutes } from "./pages/diff.js";
 import { graphRoutes } from "./pages/graph.js";
 import { incidentsRoutes } from "./pages/incidents.js";
 import { loginRoutes } from "./pages/login.js";
@@ -58,6 +59,7 @@ export function consoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
   graphRoutes(app, deps);
   auditRoutes(app, deps);
   policiesRoutes(app, deps);
+  diffRoutes(app, deps);
   rolloutRoutes(app, deps);
   testsRoutes(app, deps);
   incidentsRoutes(app, deps);

@@ -16,8 +16,17 @@ export interface PluginConfigOptions {
   readonly ingestTimeoutMs?: number;
   readonly flushIntervalMs?: number;
   readonly maxBufferRecords?: number;
-  /** `sha256:<hex>` of the module: stamped on every record the sidecar ships. */
-  readonly policyVersion: string;
+  /**
+   * `sha256:<hex>` of a module with a policy image: stamped on records until the first sync.
+   * Omitted for the bare filter module (it has no policy until it syncs).
+   */
+  readonly policyVersion?: string;
+  /** Envoy cluster reaching the engine for policy sync (GET /v1/policy-image); omitted: no sync. */
+  readonly syncCluster?: string;
+  readonly syncAuthority?: string;
+  /** Only when it differs from the ingest token (the filter uses that one by default). */
+  readonly syncToken?: string;
+  readonly syncWaitMs?: number;
   /** Who the records come from (AuditRecord.origin). */
   readonly origin?: string;
 }
@@ -25,7 +34,7 @@ export interface PluginConfigOptions {
 /** Keys exactly as the module reads them (docs/envoy.md "Plugin configuration"). */
 export interface PluginConfiguration {
   mode: FilterMode;
-  policy_version: string;
+  policy_version?: string;
   identity?: string;
   ingest_cluster?: string;
   ingest_authority?: string;
@@ -35,10 +44,15 @@ export interface PluginConfiguration {
   flush_interval_ms?: number;
   max_buffer_records?: number;
   origin?: string;
+  sync_cluster?: string;
+  sync_authority?: string;
+  sync_token?: string;
+  sync_wait_ms?: number;
 }
 
 export function pluginConfiguration(o: PluginConfigOptions): PluginConfiguration {
-  const c: PluginConfiguration = { mode: o.mode, policy_version: o.policyVersion };
+  const c: PluginConfiguration = { mode: o.mode };
+  if (o.policyVersion !== undefined) c.policy_version = o.policyVersion;
   if (o.identity !== undefined) c.identity = o.identity;
   if (o.ingestCluster !== undefined) {
     c.ingest_cluster = o.ingestCluster;
@@ -50,5 +64,11 @@ export function pluginConfiguration(o: PluginConfigOptions): PluginConfiguration
     if (o.maxBufferRecords !== undefined) c.max_buffer_records = o.maxBufferRecords;
   }
   if (o.origin !== undefined) c.origin = o.origin;
+  if (o.syncCluster !== undefined) {
+    c.sync_cluster = o.syncCluster;
+    if (o.syncAuthority !== undefined) c.sync_authority = o.syncAuthority;
+    if (o.syncToken !== undefined) c.sync_token = o.syncToken;
+    if (o.syncWaitMs !== undefined) c.sync_wait_ms = o.syncWaitMs;
+  }
   return c;
 }

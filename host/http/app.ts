@@ -1,10 +1,12 @@
-// The API application on ZT_PORT: request ids, access logs, JSON errors, and the routes.
-// Admin routes (policy and incident writes, audit reads) share one auth middleware.
+// The API application on ZT_PORT: the identity gate in front of everything, then request ids,
+// access logs, JSON errors, and the routes. Which identity each route needs is one line in
+// route-identity.ts; the gate enforces it (identity-gate.ts).
 import { Hono } from "hono";
+import { loadEvaluator } from "../../compiler/compile.js";
 import type { RolloutMode } from "../../compiler/model.js";
 import type { AuditSink } from "../audit/record.js";
-import { type AdminAuthenticator, adminAuth } from "./auth.js";
 import type { EngineEnv } from "./context.js";
+import { adminCheck } from "./auth.js";
 import { errorResponse } from "./errors.js";
 import type { JwtVerifier } from "../identity/jwt.js";
 import type { IncidentStore } from "../engine/incidents.js";
@@ -13,11 +15,18 @@ import type { EngineMetrics } from "../metrics/metrics.js";
 import type { PolicyStore } from "../engine/policy-store.js";
 import type { Extension } from "./extension.js";
 import { requestIdOf } from "./request-id.js";
-import { admittedBy } from "./tls-names.js";
-import { type EvaluateAuthorize, type EvaluateIdentify, evaluateRoutes } from "./routes/evaluate.js";
+import { evaluateRoutes } from "./routes/evaluate.js";
+import type { CallerAuth, IdentityRule } from "../identity/caller.js";
+import { identityGate } from "./identity-gate.js";
+import { type RouteLine, type RouteRules, routeRules } from "./route-identity.js";
 import { incidentRoutes } from "./routes/incidents.js";
 import { metricsRoute } from "./routes/metrics.js";
 import { policyRoutes } from "./routes/policies.js";
+import { policyImageRoutes } from "./routes/policy-image.js";
+import { sidecarRoutes } from "./routes/sidecars.js";
+import { PolicyWatch } from "../engine/policy-watch.js";
+import { SidecarRegistry } from "../engine/sidecars.js";
+import type { SyncMetrics } from "../engine/sync-metrics.js";
 
 export interface AppDeps {
   store: PolicyStore;
@@ -26,9 +35,9 @@ export interface AppDeps {
   metrics: EngineMetrics;
   log: Logger;
   mode: RolloutMode;
-  /** Ask in turn; the first that recognises the caller authorises an admin request. */
-  authenticators: readonly AdminAuthenticator[];
-  /** The audit routes (GET /v1/audit, GET /v1/graph, POST /v1/audit/ingest); mounted behind admin auth. */
+  /** Who is calling, and what each identity rule admits (host/identity/caller.ts). */
+  auth: CallerAuth;
+  /** The audit routes (GET /v1/audit, GET /v1/graph, POST /v1/audit/ingest); their rules are in route-identity.ts. */
   auditRoutes?: Hono | null;
   maxBodyBytes?: number;
   maxBatch?: number;
@@ -37,37 +46,76 @@ export interface AppDeps {
   maxPolicyBytes?: number;
   /** `origin` written into audit records. */
   origin?: string;
-  /** Identity layer hooks for POST /v1/evaluate (see routes/evaluate.ts); none: anyone may ask. */
-  identifyEvaluateCaller?: EvaluateIdentify | null;
-  authorizeEvaluate?: EvaluateAuthorize | null;
   /** Agent JWT verifier for agent requests on POST /v1/evaluate; none: they are denied. */
   agentVerifier?: JwtVerifier | null;
   /** Other front rooms (extension.ts): claimed requests go to them first, their routes follow the API's. */
   extensions?: readonly Extension[];
+  /** Rewrites configured directories in answers (shown-paths.ts). */
+  hidePaths?: (text: string) => string;
+  /** The route table; default ROUTE_IDENTITY (see EngineOptions.routeIdentity). */
+  routeIdentity?: Readonly<Record<string, IdentityRule>> | undefined;
+  /** Policy sync for sidecars (GET /v1/policy-image, GET /v1/sidecars); built here when absent. */
+  sync?: SyncDeps;
 }
 
-export function createApp(deps: AppDeps): Hono<EngineEnv> {
+export interface SyncDeps {
+  readonly watch: PolicyWatch;
+  readonly sidecars: SidecarRegistry;
+  readonly metrics?: SyncMetrics;
+  /** Longest long-poll wait a sidecar may ask for (default 300 s). */
+  readonly maxWaitMs?: number;
+}
+
+/** The sync parts for a store: its long-poll watch and the registry of sidecar versions. */
+export function createSync(store: PolicyStore): SyncDeps {
+  return {
+    watch: new PolicyWatch(store),
+    sidecars: new SidecarRegistry({
+      active: () => {
+        const a = store.current();
+        return a === null ? null : { version: a.version, sinceMs: Date.parse(a.loadedAt) };
+      },
+    }),
+  };
+}
+
+export interface ApiApp {
+  readonly app: Hono<EngineEnv>;
+  /** Every route and claim of the API port with its identity rule. */
+  readonly routes: readonly RouteLine[];
+}
+
+export function createApp(deps: AppDeps): ApiApp {
   const app = new Hono<EngineEnv>();
   const { log } = deps;
   const extensions = deps.extensions ?? [];
+  const claimers = extensions.filter((e) => e.claims && e.app);
+  let rules: RouteRules | null = null;
 
-  // A connection an extension admitted by its TLS name (tls-names.ts) carries only its requests.
-  if (extensions.some((e) => e.tls)) {
-    app.use(async (c, next) => {
-      const ext = admittedBy(c.env?.incoming?.socket);
-      if (ext === null) return next();
-      if (!ext.app) return errorResponse(c, 421, { code: "misdirected_request", message: "this connection serves no requests" });
-      return ext.app.fetch(c.req.raw, c.env);
-    });
-  }
+  // First, for every request: the caller's identity against the rule of the route that will
+  // answer (route-identity.ts). Nothing below runs for a refused request.
+  app.use(
+    identityGate({
+      auth: deps.auth,
+      log,
+      claimers,
+      rules: () => {
+        if (rules === null) throw new Error("createApp: the route rules are not sealed");
+        return rules;
+      },
+    }),
+  );
+
   // Requests an extension claims as a whole (e.g. the proxy's public hostnames) never reach the API routes.
-  for (const ext of extensions) {
-    const { claims, app: extApp } = ext;
-    if (claims && extApp) app.use(async (c, next) => (claims.call(ext, c.req.raw) ? extApp.fetch(c.req.raw, c.env) : next()));
+  if (claimers.length > 0) {
+    app.use(async (c, next) => {
+      const ext = c.get("claimedBy");
+      return ext ? ext.app!.fetch(c.req.raw, c.env) : next();
+    });
   }
 
   // The hot path first: POST /v1/evaluate answers before the generic middleware below
-  // (it sets its own request id and builds its response headers as a plain object).
+  // (it builds its response headers as a plain object).
   app.route(
     "/",
     evaluateRoutes({
@@ -81,23 +129,27 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
       maxBodyBytes: deps.maxBodyBytes ?? 4 * 1024 * 1024,
       maxBatch: deps.maxBatch ?? 10_000,
       auditWaitMs: deps.auditWaitMs ?? 1_000,
-      identify: deps.identifyEvaluateCaller ?? null,
-      authorize: deps.authorizeEvaluate ?? null,
+      auth: deps.auth,
       agentVerifier: deps.agentVerifier ?? null,
     }),
   );
 
+  // Long polls next, also before the generic middleware: a held poll should keep as little
+  // per-request state alive as possible (docs/envoy.md, the held-poll figures).
+  // The table decides (route-identity.ts); this re-check is what these routes were written with.
+  const admin = adminCheck(deps.auth);
+  const sync = deps.sync ?? createSync(deps.store);
+  app.route("/", policyImageRoutes({ filterModule: loadEvaluator, store: deps.store, watch: sync.watch, admin, maxWaitMs: sync.maxWaitMs ?? 300_000, ...(sync.metrics ? { count: sync.metrics.answered } : {}) }));
+
   app.use(async (c, next) => {
-    const id = requestIdOf(c);
-    c.set("requestId", id);
-    c.set("caller", null);
+    const id = c.get("requestId");
     c.header("x-request-id", id);
     const t0 = performance.now();
     await next();
     const status = c.res.status;
     const level = status >= 500 ? "error" : status >= 400 ? "info" : "debug";
     if (log.enabled(level)) {
-      log[level]("request", { request_id: id, method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - t0) * 1000) / 1000, caller: c.get("caller") });
+      log[level]("request", { request_id: id, method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - t0) * 1000) / 1000, caller: c.get("caller"), remote: c.get("identity").remoteAddress });
     }
   });
 
@@ -109,14 +161,13 @@ export function createApp(deps: AppDeps): Hono<EngineEnv> {
   });
   app.notFound((c) => errorResponse(c, 404, { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }));
 
-  const admin = adminAuth(deps.authenticators);
-  app.route("/", policyRoutes({ store: deps.store, admin, mode: deps.mode, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024 }));
-  app.route("/", incidentRoutes({ incidents: deps.incidents, admin, log }));
+  app.route("/", policyRoutes({ store: deps.store, mode: deps.mode, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024, hidePaths: deps.hidePaths ?? ((t) => t) }));
+  app.route("/", incidentRoutes({ incidents: deps.incidents, log }));
   app.route("/", metricsRoute(deps.metrics));
-  if (deps.auditRoutes) {
-    for (const path of ["/v1/audit", "/v1/audit/*", "/v1/graph", "/v1/graph/*"]) app.use(path, admin);
-    app.route("/", deps.auditRoutes as unknown as Hono<EngineEnv>);
-  }
+  app.route("/", sidecarRoutes({ sidecars: sync.sidecars, admin }));
+  if (deps.auditRoutes) app.route("/", deps.auditRoutes as unknown as Hono<EngineEnv>);
   for (const ext of extensions) if (ext.app && !ext.claims) app.route("/", ext.app);
-  return app;
+  // Last: every route is registered. A route (or a claiming extension) without an identity rule stops the start here.
+  rules = routeRules(app, claimers.map((e) => e.name), deps.routeIdentity);
+  return { app, routes: rules.lines };
 }

@@ -2,7 +2,8 @@
 // engine's API listener without the HTTP room importing them: the composition root (cli/serve.ts)
 // passes `extensions` to startEngine; each gets the engine's core once it exists and returns a Hono
 // app mounted beside the API routes, and optionally claims whole requests first (e.g. by Host
-// header, for the proxy's public hostnames).
+// header, for the proxy's public hostnames). Every route and claim needs its line in
+// ROUTE_IDENTITY (route-identity.ts), or the engine does not start.
 import type { Server } from "node:http";
 import type { SecureContext } from "node:tls";
 import type { Hono, MiddlewareHandler } from "hono";
@@ -22,14 +23,18 @@ export interface EngineCore {
   readonly metrics: EngineMetrics;
   readonly log: Logger;
   readonly mode: RolloutMode;
-  /** The same admin middleware as the API's admin routes. */
+  /**
+   * A re-check that the caller is an admin. What a route needs is declared by its line in
+   * ROUTE_IDENTITY (route-identity.ts; host/http/README.md "A new route"), and the identity gate
+   * enforces it before the route runs; this is only belt and braces for routes that had it.
+   */
   readonly admin: MiddlewareHandler<EngineEnv>;
 }
 
 /**
  * Public TLS names an extension serves with a certificate of its own (the proxy's hosts, for
- * browsers). A connection whose SNI is one of them needs no client SVID, and every request on it
- * goes to this extension: it can never reach the API's routes.
+ * browsers, who hold no SVID and do not trust the engine's). Which requests such a connection
+ * may make is the identity gate's to say, as for any connection without an SVID.
  */
 export interface ExtensionTls {
   serves(servername: string): boolean;
@@ -42,7 +47,10 @@ export interface Extension {
   readonly name: string;
   /** Routes mounted at "/" after the API's own (request ids, access log and error handling apply). */
   readonly app?: Hono<EngineEnv>;
-  /** A request this returns true for goes to `app` alone, before the API's routes (e.g. a proxied Host). */
+  /**
+   * A request this returns true for goes to `app` alone, before the API's routes (e.g. a proxied
+   * Host), with the identity of the line `CLAIMED <name>`; its handlers read the caller with callerOf(c).
+   */
   claims?(req: Request): boolean;
   /** Its own TLS names on the API listener (mTLS mode only; see ExtensionTls). */
   readonly tls?: ExtensionTls;

@@ -19,6 +19,8 @@ export interface HealthDeps {
   draining: () => boolean;
   /** The serving identity (identity.source.status()); absent when the engine runs without the identity layer. */
   identity?: (() => IdentityStatus) | null;
+  /** Rewrites configured directories in the answer (shown-paths.ts): this port is plain HTTP. */
+  hidePaths?: (text: string) => string;
 }
 
 /** The identity part of /healthz, snake_case like the rest of the body. */
@@ -58,14 +60,16 @@ export function createHealthApp(deps: HealthDeps): Hono {
     }
     if (auditError !== null) reasons.push(`audit status failed: ${auditError}`);
     else if (audit && !audit.accepting) reasons.push(`audit sink not accepting records: ${audit.detail}`);
+    const reload = deps.lastReload();
+    const hide = deps.hidePaths ?? ((t: string): string => t);
     const body = {
       status: reasons.length === 0 ? "ok" : "unavailable",
-      reason: reasons.length === 0 ? null : reasons.join("; "),
+      reason: reasons.length === 0 ? null : hide(reasons.join("; ")),
       policy_version: active?.version ?? null,
       loaded_at: active?.loadedAt ?? null,
       audit,
       identity: identity ? identityJson(identity) : null,
-      last_reload: deps.lastReload(),
+      last_reload: reload === null ? null : { ...reload, errors: reload.errors.map(hide) },
     };
     return c.json(body, reasons.length === 0 ? 200 : 503);
   });

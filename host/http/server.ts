@@ -12,13 +12,16 @@ import type { Sql } from "postgres";
 import type { ThreadedAuditSink } from "../audit/threaded-sink.js";
 import { auditRoutes } from "./routes/audit.js";
 import type { Extension, ExtensionFactory } from "./extension.js";
-import { enforceClientCertificates, withExtensionNames } from "./tls-names.js";
+import { withExtensionNames } from "./tls-names.js";
 import type { AuditSink } from "../audit/record.js";
-import { type AdminAuthenticator, adminAuth, bearerTokenAuthenticator } from "./auth.js";
-import { createApp } from "./app.js";
+import { adminCheck } from "./auth.js";
+import { createApp, createSync, type SyncDeps } from "./app.js";
+import { registerSyncMetrics } from "../engine/sync-metrics.js";
+import type { RouteLine } from "./route-identity.js";
 import type { EngineConfig } from "../common/config.js";
 import { createHealthApp } from "./health.js";
-import type { EvaluateAuthorize, EvaluateIdentify } from "./routes/evaluate.js";
+import { pathHider } from "./shown-paths.js";
+import { type CallerAuth, createCallerAuth, type IdentityRule } from "../identity/caller.js";
 import type { JwtVerifier } from "../identity/jwt.js";
 import type { IdentityStatus } from "../identity/tls.js";
 import { IncidentStore } from "../engine/incidents.js";
@@ -41,16 +44,16 @@ export interface EngineOptions {
   config: EngineConfig;
   audit: AuditHandle;
   log: Logger;
-  /** The admin bearer token (see ensureAdminToken). */
+  /** The admin bearer token (see ensureAdminToken); used by the default `auth`. */
   adminToken: string;
-  /** More admin authenticators (e.g. mTLS SPIFFE identities), asked after the token. */
-  authenticators?: readonly AdminAuthenticator[];
+  /**
+   * Who is calling and what each identity rule admits (host/identity: setupIdentity().auth,
+   * with the peer verifier of the mTLS listener). Default: plaintext callers, admin by token.
+   */
+  auth?: CallerAuth;
   /** Lets other parts (identity, tunnels) register their metrics on the engine's registry. */
   registerMetrics?: (registry: Registry) => void;
   metrics?: EngineMetrics;
-  /** Identity layer hooks for POST /v1/evaluate (caller identification, per-source authorisation). */
-  identifyEvaluateCaller?: EvaluateIdentify;
-  authorizeEvaluate?: EvaluateAuthorize;
   /** Verifies agent JWTs on POST /v1/evaluate; absent: agent requests are denied (agent_auth_not_configured). */
   agentVerifier?: JwtVerifier | null;
   /**
@@ -69,6 +72,11 @@ export interface EngineOptions {
   identityStatus?: () => IdentityStatus;
   /** Other front rooms mounted on the API listener (see extension.ts); built in this order. */
   extensions?: readonly ExtensionFactory[];
+  /**
+   * The route table (default ROUTE_IDENTITY, which `zt serve` uses). Only tests that mount
+   * routes of their own pass another: ROUTE_IDENTITY plus their lines.
+   */
+  routeIdentity?: Readonly<Record<string, IdentityRule>>;
 }
 
 export interface EngineHandle {
@@ -79,6 +87,8 @@ export interface EngineHandle {
   readonly store: PolicyStore;
   readonly incidents: IncidentStore;
   readonly metrics: EngineMetrics;
+  /** Every route and claim of the API port with its identity rule (route-identity.ts). */
+  readonly routes: readonly RouteLine[];
   /** Graceful stop; resolves when everything is closed. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -137,6 +147,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
 
   let store: PolicyStore | null = null;
   let draining = false;
+  const hidePaths = pathHider({ policyPath: config.policyPath, dataDir: config.dataDir });
   const health = createHealthApp({
     active: () => store?.current() ?? null,
     lastReload: () => store?.lastReload() ?? null,
@@ -144,12 +155,15 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     metrics,
     draining: () => draining,
     identity: opts.identityStatus ?? null,
+    hidePaths,
   });
   const healthServer = await listen(health, config.host, config.healthPort);
   // Logged on its own: the API port may open much later (policies to compile, an SVID to wait for).
   log.info("health listening", { health: urlOf(healthServer, config.host).url });
   let incidents: IncidentStore;
   let apiServer: Server;
+  let routes: readonly RouteLine[];
+  let sync: SyncDeps | null = null;
   const extensions: Extension[] = [];
   try {
     incidents = await IncidentStore.open(join(config.dataDir, "incidents.json"));
@@ -161,24 +175,27 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       watchDebounceMs: config.watchDebounceMs,
       rescanIntervalMs: config.rescanIntervalMs,
     });
-    const authenticators = [bearerTokenAuthenticator(opts.adminToken), ...(opts.authenticators ?? [])];
-    const core = { store, incidents, sink: audit.sink, metrics, log, mode: config.mode, admin: adminAuth(authenticators) };
+    const auth = opts.auth ?? createCallerAuth({ peer: null, adminToken: opts.adminToken, adminSpiffeIds: new Set(), trustedEvaluators: new Set() });
+    const core = { store, incidents, sink: audit.sink, metrics, log, mode: config.mode, admin: adminCheck(auth) };
+    const parts = createSync(store);
+    sync = { ...parts, metrics: registerSyncMetrics(metrics.registry, parts.watch, parts.sidecars) };
     for (const factory of opts.extensions ?? []) extensions.push(await factory(core));
-    const app = createApp({
+    const built = createApp({
       store,
       incidents,
       sink: audit.sink,
       metrics,
       log,
       mode: config.mode,
-      authenticators,
+      auth,
+      hidePaths,
       extensions,
-      auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink) : null,
+      routeIdentity: opts.routeIdentity,
+      auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink, { onIngest: (records) => sync!.sidecars.observe(records) }) : null,
+      sync,
       maxBodyBytes: config.maxBodyBytes,
       maxBatch: config.maxBatch,
       auditWaitMs: config.auditWaitMs,
-      identifyEvaluateCaller: opts.identifyEvaluateCaller ?? null,
-      authorizeEvaluate: opts.authorizeEvaluate ?? null,
       agentVerifier: opts.agentVerifier ?? null,
     });
     if (opts.beforeListen) await opts.beforeListen();
@@ -186,13 +203,10 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     if (extensions.some((e) => e.tls) && !extra?.serverOptions) {
       throw new Error(`extension ${extensions.find((e) => e.tls)!.name} serves TLS names, but the API listener has no TLS (set ZT_SPIRE_SOCKET or ZT_TLS_*)`);
     }
+    // The extensions' own TLS names get their own certificates (tls-names.ts).
     const listenExtra = extra?.serverOptions ? { ...extra, serverOptions: withExtensionNames(extra.serverOptions as HttpsServerOptions, extensions) } : extra;
-    apiServer = await listen(app, config.host, config.port, listenExtra ?? undefined);
-    if ((apiServer as unknown) instanceof TlsServer) {
-      enforceClientCertificates(apiServer as unknown as TlsServer, extensions, (socket) =>
-        log.warn("TLS connection rejected: no valid client SVID", { reason: String(socket.authorizationError ?? "no certificate"), servername: socket.servername || null, remote: socket.remoteAddress ?? null }),
-      );
-    }
+    apiServer = await listen(built.app, config.host, config.port, listenExtra ?? undefined);
+    routes = built.routes;
     opts.onApiServer?.(apiServer);
     for (const ext of extensions) ext.onServer?.(apiServer);
   } catch (e) {
@@ -207,11 +221,14 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   log.info("zt engine listening", { api: api.url, health: hp.url, tls: api.url.startsWith("https:") ? "mtls" : "none", mode: config.mode, policy_path: config.policyPath, data_dir: config.dataDir, version: store.current()?.version });
 
   const activeStore = store;
+  const activeSync = sync!;
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       draining = true;
       log.info("shutting down: draining requests");
+      // Held long polls answer 304 now: sidecars keep their image and poll another replica.
+      activeSync.watch.close();
       await drain(apiServer, config.shutdownTimeoutMs);
       await closeExtensions(extensions, log);
       await activeStore.close();
@@ -225,5 +242,5 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       log.info("shutdown complete");
     })());
 
-  return { url: api.url, healthUrl: hp.url, port: api.port, healthPort: hp.port, store: activeStore, incidents, metrics, close };
+  return { url: api.url, healthUrl: hp.url, port: api.port, healthPort: hp.port, store: activeStore, incidents, metrics, routes, close };
 }

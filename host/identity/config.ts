@@ -1,6 +1,7 @@
 // Identity settings from the environment. Every problem is collected and reported at once,
 // each naming its variable, so a bad deployment fails at start with one clear message.
 import { parseSpiffeId } from "../../compiler/spiffe.js";
+import type { MetricsAccess } from "./caller.js";
 import { workloadApiTarget } from "./workload-api.js";
 
 export type TlsSourceConfig =
@@ -30,6 +31,10 @@ export interface IdentityConfig {
   readonly adminSpiffeIds: ReadonlySet<string>;
   /** Null when ZT_JWKS_URL is unset: agent requests are then denied (agent_auth_not_configured). */
   readonly jwt: JwtConfig | null;
+  /** Trust domains whose SVIDs may read policies and the module; null: the engine's own trust domain. */
+  readonly readerTrustDomains: ReadonlySet<string> | null;
+  /** What GET /metrics on the API port needs (the health port serves it without TLS). */
+  readonly metricsAccess: MetricsAccess;
 }
 
 export const DEFAULT_JWT_MAX_LIFETIME_SEC = 900;
@@ -162,6 +167,29 @@ function jwtConfig(env: Env, problems: string[]): JwtConfig | null {
   };
 }
 
+/** Comma- or whitespace-separated trust domain names (`hanzo.ai`, not `spiffe://hanzo.ai`). */
+function trustDomainList(env: Env, name: string, problems: string[]): Set<string> | null {
+  const raw = value(env, name);
+  if (raw === null) return null;
+  const out = new Set<string>();
+  raw.split(/[\s,]+/).filter((s) => s !== "").forEach((item, i) => {
+    const r = parseSpiffeId(`spiffe://${item}`);
+    if (!r.ok || r.value.segments.length > 0) problems.push(`${name}[${i}] "${item}": not a trust domain name (lowercase letters, digits, ".", "-", "_"; no scheme, no path)`);
+    else out.add(item);
+  });
+  return out;
+}
+
+const METRICS_ACCESS: readonly MetricsAccess[] = ["svid", "reader", "admin"];
+
+function metricsAccess(env: Env, problems: string[]): MetricsAccess {
+  const raw = value(env, "ZT_METRICS_ACCESS");
+  if (raw === null) return "reader";
+  if ((METRICS_ACCESS as readonly string[]).includes(raw)) return raw as MetricsAccess;
+  problems.push(`ZT_METRICS_ACCESS "${raw}": must be one of ${METRICS_ACCESS.join(", ")} (the health port serves /metrics without TLS)`);
+  return "reader";
+}
+
 /** Reads the identity settings; throws IdentityConfigError listing every problem. */
 export function parseIdentityConfig(env: Env): IdentityConfig {
   const problems: string[] = [];
@@ -169,9 +197,11 @@ export function parseIdentityConfig(env: Env): IdentityConfig {
   const trustedEvaluators = spiffeList(env, "ZT_TRUSTED_EVALUATORS", problems);
   const adminSpiffeIds = spiffeList(env, "ZT_ADMIN_SPIFFE_IDS", problems);
   const jwt = jwtConfig(env, problems);
+  const readerTrustDomains = trustDomainList(env, "ZT_READER_TRUST_DOMAINS", problems);
+  const metrics = metricsAccess(env, problems);
   if (tls.mode === "plaintext" && (trustedEvaluators.size > 0 || adminSpiffeIds.size > 0) && problems.length === 0) {
     problems.push("ZT_TRUSTED_EVALUATORS/ZT_ADMIN_SPIFFE_IDS need mTLS (ZT_SPIRE_SOCKET or ZT_TLS_*): without it no caller has a SPIFFE ID");
   }
   if (problems.length) throw new IdentityConfigError(problems);
-  return { tls, trustedEvaluators, adminSpiffeIds, jwt };
+  return { tls, trustedEvaluators, adminSpiffeIds, jwt, readerTrustDomains, metricsAccess: metrics };
 }

@@ -7,7 +7,7 @@ import { parseIdentityConfig, type IdentityConfig } from "./config.js";
 import { createCallerAuth, type CallerAuth } from "./caller.js";
 import { createJwtVerifier, type JwtVerifier } from "./jwt.js";
 import { registerIdentityMetrics, type IdentityMetrics } from "./metrics.js";
-import { createPeerVerifier } from "./peer.js";
+import { createPeerVerifier, type PeerRejectLog } from "./peer.js";
 import { attachRotation, createIdentitySource, logHandshakeFailures, mtlsServerOptions, type IdentityLog, type IdentitySource } from "./tls.js";
 
 export interface SetupIdentityOptions {
@@ -32,7 +32,10 @@ export interface Identity {
   readonly metrics: IdentityMetrics;
   /** For @hono/node-server `serve()`: HTTPS with mTLS, or null in plaintext mode (bind loopback). */
   serveOptions(): { createServer: typeof https.createServer; serverOptions: https.ServerOptions } | null;
-  /** After the server listens: rotate its certificate in place and log rejected handshakes. */
+  /**
+   * After the server listens: rotate its certificate in place, validate every connection's
+   * client SVID right after its handshake, and log rejected handshakes.
+   */
   attach(server: TlsServer): () => void;
   close(): Promise<void>;
 }
@@ -48,13 +51,26 @@ export async function setupIdentity(env: Readonly<Record<string, string | undefi
   const source = createIdentitySource(config.tls, { metrics, log: opts.log });
   if (opts.waitForSvid ?? true) await source.ready();
   const tls = config.tls.mode !== "plaintext";
+  const log = opts.log;
+  // Once per refused connection, with its address: the client only sees its 401s.
+  const onReject: PeerRejectLog = ({ remote, code, reason }) => {
+    metrics.peerRejections.inc({ reason: code });
+    log?.("warn", "client certificate is not a valid X.509-SVID", { remote, code, reason });
+  };
+  const peer = tls ? createPeerVerifier(source, undefined, onReject) : null;
+  const ownDomain = (): ReadonlySet<string> => {
+    const td = source.current()?.trustDomain;
+    return new Set(td === undefined ? [] : [td]);
+  };
   const auth = createCallerAuth({
-    peer: tls ? createPeerVerifier(source) : null,
+    peer,
     adminToken: opts.adminToken,
     adminSpiffeIds: config.adminSpiffeIds,
     trustedEvaluators: config.trustedEvaluators,
+    readerTrustDomains: config.readerTrustDomains === null ? ownDomain : () => config.readerTrustDomains!,
+    metricsAccess: config.metricsAccess,
   });
-  const jwt = config.jwt ? createJwtVerifier({ ...config.jwt, metrics }) : null;
+  const jwt = config.jwt ? createJwtVerifier({ ...config.jwt, metrics, log }) : null;
   return {
     config,
     source,
@@ -63,11 +79,13 @@ export async function setupIdentity(env: Readonly<Record<string, string | undefi
     metrics,
     serveOptions: () => (tls ? { createServer: https.createServer, serverOptions: mtlsServerOptions(source) } : null),
     attach(server: TlsServer): () => void {
-      if (!tls) return () => undefined;
-      const stopRotation = attachRotation(server, source, opts.log);
-      const stopLog = opts.log ? logHandshakeFailures(server, opts.log) : () => undefined;
+      if (!peer) return () => undefined;
+      const stopRotation = attachRotation(server, source, log);
+      const stopPeers = peer.attach(server);
+      const stopLog = log ? logHandshakeFailures(server, log) : () => undefined;
       return () => {
         stopRotation();
+        stopPeers();
         stopLog();
       };
     },
@@ -75,7 +93,7 @@ export async function setupIdentity(env: Readonly<Record<string, string | undefi
   };
 }
 
-export { callerLabel, type Caller, type CallerAuth } from "./caller.js";
+export { callerLabel, createCallerAuth, IDENTITY_RULES, type Caller, type CallerAuth, type IdentityRule, type MetricsAccess } from "./caller.js";
 export { isAgentRequest, parseAgentRequest, decideAgentAccess, agentAuditFields, agentCallerLabel, type RequiredScopes, type AgentDecision } from "./agent.js";
 export { parseIdentityConfig, type IdentityConfig } from "./config.js";
 export { assertPlaintextHost, PLAINTEXT_WARNING, type IdentitySource, type IdentityStatus } from "./tls.js";

@@ -2,9 +2,10 @@
 // engine verifies them against IAM's JWKS (cached an hour; an unknown `kid` triggers a refetch
 // at most once per cooldown), requires `exp` and `sub`, checks issuer and audience, bounds the
 // lifetime, and reports every rejection with a precise reason.
-import { createRemoteJWKSet, customFetch, jwtVerify, errors, type FetchImplementation, type JWTPayload } from "jose";
+import { createRemoteJWKSet, customFetch, decodeProtectedHeader, jwtVerify, errors, type FetchImplementation, type JWTPayload } from "jose";
 import type { JwtConfig } from "./config.js";
 import type { IdentityMetrics } from "./metrics.js";
+import type { IdentityLog } from "./tls.js";
 import { unstorableText } from "../audit/storable-text.js";
 
 /** Longest `sub` accepted: it is stored in the audit record's caller (at most 2,048 characters with the caller's SPIFFE ID). */
@@ -12,6 +13,7 @@ const MAX_SUBJECT = 1024;
 
 export type JwtRejectReason =
   | "malformed_token"
+  | "unsupported_critical_header"
   | "algorithm_not_allowed"
   | "unknown_kid"
   | "ambiguous_kid"
@@ -44,6 +46,8 @@ export type JwtVerifierOptions = Pick<JwtConfig, "jwksUrl" | "issuer" | "audienc
     readonly now?: () => Date;
     /** How the JWKS is fetched (e.g. trusting an internal CA); the global fetch by default. */
     readonly fetch?: FetchImplementation;
+    /** Where JWKS fetch failures are told in full (the caller's answer gets no address). */
+    readonly log?: IdentityLog;
   };
 
 /**
@@ -86,11 +90,34 @@ function classify(e: unknown): JwtResult {
   if (e instanceof errors.JWSSignatureVerificationFailed) return reject("bad_signature", "the token's signature does not verify with the issuer's key");
   if (e instanceof errors.JWSInvalid || e instanceof errors.JWTInvalid) return reject("malformed_token", e.message);
   if (e instanceof errors.JOSENotSupported) return reject("algorithm_not_allowed", e.message);
-  if (e instanceof errors.JWKSTimeout) return reject("jwks_unavailable", "fetching the JWKS timed out");
-  if (e instanceof errors.JWKSInvalid || e instanceof errors.JWKInvalid) return reject("jwks_unavailable", `the JWKS is invalid: ${e.message}`);
-  // Non-200 answers (JOSEError) and network failures (fetch's TypeError) both mean no keys.
-  const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : "";
-  return reject("jwks_unavailable", `the JWKS could not be fetched: ${e instanceof Error ? e.message : String(e)}${cause}`);
+  if (e instanceof errors.JWKSTimeout) return reject("jwks_unavailable", "fetching the issuer's JWKS timed out");
+  if (e instanceof errors.JWKSInvalid || e instanceof errors.JWKInvalid) return reject("jwks_unavailable", "the issuer's JWKS is not a valid key set");
+  // Non-200 answers (JOSEError) and network failures (fetch's TypeError) both mean no keys. The
+  // cause names the JWKS address: it goes to the log (see createJwtVerifier), not to the caller.
+  return reject("jwks_unavailable", "the issuer's JWKS could not be fetched");
+}
+
+/** The underlying error of a failed JWKS fetch, for the log. */
+function fetchProblem(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  return e.cause instanceof Error ? `${e.message}: ${e.cause.message}` : e.message;
+}
+
+/**
+ * A `crit` header names extensions the recipient must understand or reject (RFC 7515 4.1.11);
+ * this verifier understands none, so any `crit` is refused before the signature is checked.
+ */
+function criticalHeader(token: string): string | null {
+  let header: Record<string, unknown>;
+  try {
+    header = decodeProtectedHeader(token) as Record<string, unknown>;
+  } catch {
+    return null; // jwtVerify reports the malformed header
+  }
+  if (!("crit" in header)) return null;
+  const crit = header["crit"];
+  const names = Array.isArray(crit) ? crit.map(String).join(", ") : JSON.stringify(crit);
+  return `the token's header marks extension(s) ${names} as critical (crit); none is supported`;
 }
 
 export function createJwtVerifier(opts: JwtVerifierOptions): JwtVerifier {
@@ -104,6 +131,18 @@ export function createJwtVerifier(opts: JwtVerifierOptions): JwtVerifier {
   const algorithms = [...(opts.algorithms ?? ["RS256", "PS256", "ES256", "ES384", "EdDSA"])];
   const now = opts.now ?? (() => new Date());
 
+  // A JWKS outage fails every agent request: log the cause with the address once per
+  // distinct message and minute, not once per request.
+  const logged = new Map<string, number>();
+  const logFetch = (problem: string): void => {
+    if (!opts.log) return;
+    const t = Date.now();
+    if ((logged.get(problem) ?? -Infinity) > t - 60_000) return;
+    logged.set(problem, t);
+    if (logged.size > 64) logged.delete(logged.keys().next().value!);
+    opts.log("error", "agent JWT: the JWKS could not be fetched", { jwks_url: opts.jwksUrl.href, error: problem });
+  };
+
   const count = (r: JwtResult): JwtResult => {
     opts.metrics?.jwtVerifications.inc({ result: r.ok ? "ok" : r.reason });
     return r;
@@ -113,6 +152,8 @@ export function createJwtVerifier(opts: JwtVerifierOptions): JwtVerifier {
     if (typeof token !== "string" || token.length === 0) return reject("malformed_token", "the token is empty");
     if (token.length > MAX_TOKEN_BYTES) return reject("malformed_token", `the token is longer than ${MAX_TOKEN_BYTES} bytes`);
     if (token.split(".").length !== 3) return reject("malformed_token", "the token is not a compact JWS (header.payload.signature)");
+    const crit = criticalHeader(token);
+    if (crit !== null) return reject("unsupported_critical_header", crit);
     const at = now();
     let payload: JWTPayload;
     try {
@@ -125,7 +166,9 @@ export function createJwtVerifier(opts: JwtVerifierOptions): JwtVerifier {
         requiredClaims: ["exp", "sub"],
       }));
     } catch (e) {
-      return classify(e);
+      const r = classify(e);
+      if (!r.ok && r.reason === "jwks_unavailable") logFetch(fetchProblem(e));
+      return r;
     }
     const t = at.getTime() / 1000;
     const exp = payload.exp!;

@@ -8,6 +8,8 @@ export interface IdentityMetrics {
   readonly svidExpiry: Gauge<"service">;
   /** Agent JWT verifications by result: "ok" or the reject reason. */
   readonly jwtVerifications: Counter<"result">;
+  /** API connections refused as callers (no valid X.509-SVID), by the rule they break; counted once per connection. */
+  readonly peerRejections: Counter<"reason">;
 }
 
 /** Registers the identity metrics on `registry`; call once per registry. */
@@ -29,6 +31,12 @@ export function registerIdentityMetrics(registry: Registry): IdentityMetrics {
       name: "zt_jwt_verifications_total",
       help: "Agent JWT verifications by result (ok or the reject reason)",
       labelNames: ["result"],
+      registers: [registry],
+    }),
+    peerRejections: new Counter({
+      name: "zt_peer_rejections_total",
+      help: "API connections whose client certificate is not a valid X.509-SVID, by reason (once per connection)",
+      labelNames: ["reason"],
       registers: [registry],
     }),
   };

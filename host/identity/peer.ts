@@ -1,20 +1,40 @@
-// The caller's SPIFFE ID from its TLS connection. OpenSSL has already checked at the handshake
-// that the client certificate chains to some bundle (any trust domain); this adds the X.509-SVID
-// rules and pins the chain to the bundle of the leaf's own trust domain, so a CA of one domain
-// cannot vouch for an ID in another. The verdict is cached per connection until the path
-// expires or the bundles change (a keep-alive connection outliving its certificate is caught).
+// Who is on the other end of a TLS connection to the API port: validated once per connection,
+// right after the handshake, as an X.509-SVID (svid.ts: the leaf rules, and the chain pinned to
+// the bundle of the leaf's own trust domain, so a CA of one domain cannot vouch for another).
+// OpenSSL's verdict (socket.authorized) must agree. The verdict is kept on the connection until
+// its path expires or the bundles change; every request on the connection reads it from there.
 import { createHash } from "node:crypto";
-import type { TLSSocket, DetailedPeerCertificate } from "node:tls";
-import { validateX509Svid, type SvidResult, type TrustBundleSet } from "./svid.js";
+import type { Server as TlsServer, TLSSocket, DetailedPeerCertificate } from "node:tls";
+import { validateX509Svid, type SvidErrorCode, type SvidOk, type TrustBundleSet } from "./svid.js";
 
 export interface BundleProvider {
   bundles(): TrustBundleSet;
   generation(): number;
 }
 
+/** Why a connection holds no valid X.509-SVID: the SVID rule broken, or the TLS-level problem. */
+export type PeerRejectCode = SvidErrorCode | "no_client_certificate";
+
+export interface PeerRejected {
+  readonly ok: false;
+  readonly code: PeerRejectCode;
+  /** Says what is wrong with the client's own certificate; safe to tell the client. */
+  readonly error: string;
+}
+
+export type PeerVerdict = SvidOk | PeerRejected;
+
+/** Told once per connection that fails, with its address (the caller only sees its 401s). */
+export type PeerRejectLog = (fields: { remote: string | null; code: PeerRejectCode; reason: string }) => void;
+
 export interface PeerVerifier {
-  /** Validates the peer of `socket`; a socket without a verified client certificate fails. */
-  verify(socket: TLSSocket): SvidResult;
+  /**
+   * The verdict of `socket`'s peer: computed at the handshake by `attach`, or now for a socket
+   * `attach` did not see; recomputed only when the path expired or the bundles changed.
+   */
+  verify(socket: TLSSocket): PeerVerdict;
+  /** Validates every connection of `server` right after its handshake; returns a detach function. */
+  attach(server: TlsServer): () => void;
 }
 
 /** The certificate chain the peer presented, leaf first, as DER (trust-store roots dropped later by path building). */
@@ -32,21 +52,29 @@ export function peerChainDer(socket: TLSSocket): Buffer[] {
   return out;
 }
 
+/**
+ * The peer's address. A TLS socket that failed may have lost its handle already; the raw TCP
+ * socket beneath it (`_parent`, not in Node's types) still knows.
+ */
+export function remoteOf(socket: TLSSocket): string | null {
+  return socket.remoteAddress ?? (socket as TLSSocket & { _parent?: { remoteAddress?: string } })._parent?.remoteAddress ?? null;
+}
+
 /** Verdicts by presented chain, across connections; bounded, successes only. */
 const VERDICT_CACHE_MAX = 1024;
 
 interface Cached {
   readonly generation: number;
   readonly until: number;
-  readonly result: SvidResult;
+  readonly result: PeerVerdict;
 }
 
-export function createPeerVerifier(source: BundleProvider, now: () => Date = () => new Date()): PeerVerifier {
+export function createPeerVerifier(source: BundleProvider, now: () => Date = () => new Date(), onReject?: PeerRejectLog): PeerVerifier {
   const cache = new WeakMap<TLSSocket, Cached>();
   // A workload reconnects with the same SVID for its whole TTL; one chain check per SVID and
   // bundle generation is enough. Only successes are kept: they hold until the path expires.
   const byChain = new Map<string, Cached>();
-  const validateChain = (chain: Buffer[], t: Date, gen: number): SvidResult => {
+  const validateChain = (chain: Buffer[], t: Date, gen: number): PeerVerdict => {
     const h = createHash("sha256");
     for (const c of chain) h.update(c);
     const key = h.digest("base64");
@@ -60,25 +88,36 @@ export function createPeerVerifier(source: BundleProvider, now: () => Date = () 
     }
     return result;
   };
+
+  const judge = (socket: TLSSocket, t: Date, gen: number): PeerVerdict => {
+    const chain = peerChainDer(socket);
+    if (chain.length === 0) return { ok: false, code: "no_client_certificate", error: "the connection presented no client certificate; the API port needs an X.509-SVID" };
+    // Our rules first: they name what is wrong (OpenSSL's codes are coarser).
+    const ours = validateChain(chain, t, gen);
+    if (!ours.ok || socket.authorized) return ours;
+    // Both must accept: a disagreement fails closed, with OpenSSL's reason.
+    return { ok: false, code: "untrusted_chain", error: `the TLS layer did not verify the client certificate (${String(socket.authorizationError)})` };
+  };
+
+  const verify = (socket: TLSSocket): PeerVerdict => {
+    const t = now();
+    const gen = source.generation();
+    const hit = cache.get(socket);
+    if (hit && hit.generation === gen && t.getTime() <= hit.until) return hit.result;
+    const result = judge(socket, t, gen);
+    // A failure stays until the bundles change; a success until its path expires.
+    cache.set(socket, { generation: gen, until: result.ok ? result.validUntil.getTime() : Number.MAX_SAFE_INTEGER, result });
+    if (!result.ok && (hit === undefined || hit.result.ok)) onReject?.({ remote: remoteOf(socket), code: result.code, reason: result.error });
+    return result;
+  };
+
   return {
-    verify(socket: TLSSocket): SvidResult {
-      const t = now();
-      const gen = source.generation();
-      const hit = cache.get(socket);
-      if (hit && hit.generation === gen && t.getTime() <= hit.until) return hit.result;
-      let result: SvidResult;
-      if (!socket.authorized) {
-        // Only reachable when the server was built without rejectUnauthorized: fail closed anyway.
-        const why = socket.authorizationError ? String(socket.authorizationError) : "no client certificate";
-        result = { ok: false, code: "untrusted_chain", error: `the TLS client certificate was not verified: ${why}` };
-      } else {
-        const chain = peerChainDer(socket);
-        result = chain.length === 0 ? { ok: false, code: "empty_chain", error: "the client presented no certificate" } : validateChain(chain, t, gen);
-      }
-      // A failure stays cached only until the bundles change; a success until its path expires.
-      const until = result.ok ? result.validUntil.getTime() : Number.MAX_SAFE_INTEGER;
-      cache.set(socket, { generation: gen, until, result });
-      return result;
+    verify,
+    attach(server: TlsServer): () => void {
+      // Runs after the HTTP layer's own listener has taken the socket, before any of its bytes are read.
+      const onSecure = (socket: TLSSocket): void => void verify(socket);
+      server.on("secureConnection", onSecure);
+      return () => server.off("secureConnection", onSecure);
     },
   };
 }

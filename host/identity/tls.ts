@@ -6,10 +6,12 @@ import { createHash, createPrivateKey, createPublicKey, constants as cryptoConst
 import { readFileSync } from "node:fs";
 import type { PeerCertificate, SecureContextOptions, Server as TlsServer, TLSSocket } from "node:tls";
 import type { ServerOptions as HttpsServerOptions } from "node:https";
+import type { Socket } from "node:net";
 import type { TlsSourceConfig } from "./config.js";
 import { derToPem, pemCertificatesToDer } from "./der.js";
 import type { IdentityMetrics } from "./metrics.js";
 import { buildTrustBundleSet, checkLeaf, parseCertificate, validateX509Svid, type ParsedCert, type TrustBundleSet } from "./svid.js";
+import { remoteOf } from "./peer.js";
 import { watchX509Svids, type Watch, type WatchOptions, type X509Context } from "./workload-api.js";
 
 export type IdentityMode = "spire" | "files" | "plaintext";
@@ -109,6 +111,7 @@ class Source implements IdentitySource {
   private gen = 0;
   private rotations = 0;
   private lastError: string | null = null;
+  private lastFullError: string | null = null;
   private listeners = new Set<(ev: RotateEvent) => void>();
   private readyPromise: Promise<void>;
   private resolveReady!: () => void;
@@ -118,6 +121,8 @@ class Source implements IdentitySource {
   constructor(
     mode: IdentityMode,
     private readonly opts: IdentitySourceOptions,
+    /** Configured paths and the variables that name them, kept out of status(). */
+    private readonly paths: ReadonlyMap<string, string> = new Map(),
   ) {
     this.mode = mode;
     this.readyPromise = new Promise((res) => (this.resolveReady = res));
@@ -128,22 +133,26 @@ class Source implements IdentitySource {
     return this.opts.now ? this.opts.now() : new Date();
   }
 
-  /** Installs a new identity if it validates; otherwise keeps the old one and records why. */
-  install(chain: readonly Buffer[], privateKey: KeyObject, bundleDers: ReadonlyMap<string, readonly Buffer[]>): boolean {
+  /**
+   * Installs a new identity if it validates; otherwise keeps the old one and records why. A
+   * candidate equal to the serving identity changes nothing, but clears the last error: what
+   * failed before (a half-written file, a stream error) is fixed.
+   */
+  install(chain: readonly Buffer[], privateKey: KeyObject, bundleDers: ReadonlyMap<string, readonly Buffer[]>): "installed" | "unchanged" | "rejected" {
     let next: ServingIdentity;
     try {
       next = admit(chain, privateKey, buildTrustBundleSet(bundleDers), this.now());
     } catch (e) {
       this.fail((e as Error).message);
-      return false;
+      return "rejected";
     }
     const prev = this.identity;
+    this.lastError = null;
     const svidChanged = !prev || Buffer.compare(prev.chain[0]!, next.chain[0]!) !== 0;
-    if (prev && !svidChanged && sameBundles(prev.bundles, next.bundles)) return false;
+    if (prev && !svidChanged && sameBundles(prev.bundles, next.bundles)) return "unchanged";
     this.identity = next;
     this.cachedOptions = null;
     this.gen++;
-    this.lastError = null;
     if (prev && svidChanged) {
       this.rotations++;
       this.opts.metrics?.svidRotations.inc({ service: next.spiffeId });
@@ -158,12 +167,24 @@ class Source implements IdentitySource {
     if (!prev) this.resolveReady();
     const ev: RotateEvent = { identity: next, svidChanged, generation: this.gen };
     for (const l of this.listeners) l(ev);
-    return true;
+    return "installed";
   }
 
+  /**
+   * Records a failure: the log gets the whole message; status() (the plain-HTTP health port)
+   * gets it with the configured file and socket paths replaced by their variable names.
+   */
   fail(message: string): void {
-    this.lastError = message;
+    let shown = message;
+    for (const [path, name] of this.paths) shown = shown.split(`${name} "${path}"`).join(name).split(path).join(name);
+    this.lastError = shown;
+    this.lastFullError = message;
     this.opts.log?.("error", message);
+  }
+
+  /** The last failure as logged (with paths), for start-up errors. */
+  lastFailure(): string | null {
+    return this.lastFullError;
   }
 
   addStopper(fn: () => void): void {
@@ -234,7 +255,7 @@ function startSpire(src: Source, socketPath: string, opts: IdentitySourceOptions
     socketPath,
     (ctx: X509Context) => {
       const svid = ctx.svids[0]!;
-      src.install(svid.chain, svid.privateKey, ctx.bundles);
+      void src.install(svid.chain, svid.privateKey, ctx.bundles);
     },
     (err) => src.fail(err.message),
     opts.watch,
@@ -254,7 +275,8 @@ function readFiles(cfg: Extract<TlsSourceConfig, { mode: "files" }>): FileSnapsh
     try {
       return readFileSync(path, "utf8");
     } catch (e) {
-      throw new Error(`${name} "${path}": ${(e as Error).message}`);
+      const err = e as NodeJS.ErrnoException;
+      throw new Error(`${name} "${path}": ${err.code ?? err.message}`);
     }
   };
   const certPem = read(cfg.certPath, "ZT_TLS_CERT");
@@ -293,8 +315,8 @@ function startFiles(src: Source, cfg: Extract<TlsSourceConfig, { mode: "files" }
     const snap = readFiles(cfg);
     if (snap.hash === lastHash) return;
     const td = fileTrustDomain(snap.chain);
-    if (src.install(snap.chain, snap.key, new Map([[td, snap.caDers]]))) lastHash = snap.hash;
-    else if (!src.current()) throw new Error(src.status().lastError ?? "certificate files rejected");
+    if (src.install(snap.chain, snap.key, new Map([[td, snap.caDers]])) !== "rejected") lastHash = snap.hash;
+    else if (!src.current()) throw new Error(src.lastFailure() ?? "certificate files rejected");
   };
   load();
   // cert-manager and similar rewrite the files in place; pick changes up without a restart.
@@ -302,6 +324,8 @@ function startFiles(src: Source, cfg: Extract<TlsSourceConfig, { mode: "files" }
     try {
       load();
     } catch (e) {
+      // Forget what was read: files put back as they were must be read, and clear the error.
+      lastHash = "";
       src.fail(`reloading certificate files: ${(e as Error).message}`);
     }
   }, cfg.reloadIntervalMs);
@@ -314,7 +338,14 @@ function startFiles(src: Source, cfg: Extract<TlsSourceConfig, { mode: "files" }
  * throws on a problem; SPIRE mode connects in the background (await `ready()`).
  */
 export function createIdentitySource(cfg: TlsSourceConfig, opts: IdentitySourceOptions = {}): IdentitySource {
-  const src = new Source(cfg.mode, opts);
+  const paths = new Map<string, string>();
+  if (cfg.mode === "spire") paths.set(cfg.socketPath, "ZT_SPIRE_SOCKET");
+  if (cfg.mode === "files") {
+    paths.set(cfg.certPath, "ZT_TLS_CERT");
+    paths.set(cfg.keyPath, "ZT_TLS_KEY");
+    paths.set(cfg.bundlePath, "ZT_TLS_BUNDLE");
+  }
+  const src = new Source(cfg.mode, opts, paths);
   if (cfg.mode === "spire") startSpire(src, cfg.socketPath, opts);
   else if (cfg.mode === "files") startFiles(src, cfg);
   else opts.log?.("warn", PLAINTEXT_WARNING);
@@ -337,11 +368,15 @@ export function mtlsSecureContextOptions(source: IdentitySource): SecureContextO
 }
 
 /**
- * HTTPS options for the engine's API listener: mTLS required (a client without a certificate
- * chaining to a bundle is dropped right after the handshake), see MTLS_CONTEXT_SETTINGS.
+ * HTTPS options for the engine's API listener: a client certificate is requested from every
+ * connection, and OpenSSL verifies it against the bundles, but does not drop the connection
+ * itself: the peer verifier (peer.ts, attached to the server) judges every connection right
+ * after its handshake, and each request on a connection without a valid X.509-SVID is answered
+ * 401 with the rule its certificate breaks (a dropped handshake tells the client nothing), or,
+ * for routes whose rule is `own` (the operator proxy's browsers), handed on without an identity.
  */
 export function mtlsServerOptions(source: IdentitySource): HttpsServerOptions {
-  return { ...mtlsSecureContextOptions(source), requestCert: true, rejectUnauthorized: true };
+  return { ...mtlsSecureContextOptions(source), requestCert: true, rejectUnauthorized: false };
 }
 
 /**
@@ -360,22 +395,33 @@ export function attachRotation(server: TlsServer, source: IdentitySource, log?: 
 }
 
 /**
- * Logs every failed TLS handshake with OpenSSL's reason (no client certificate, expired,
- * unknown CA...): the client only sees an alert, the operator needs the why.
+ * Logs every failed TLS handshake (an old protocol version, no shared cipher, a client that
+ * hangs up) with OpenSSL's reason and the peer's address: the client only sees an alert.
+ * Certificate problems are not handshake failures here: the peer verifier logs them.
  */
 export function logHandshakeFailures(server: TlsServer, log: IdentityLog): () => void {
+  // A client that breaks off early has closed its TCP socket before the error is reported,
+  // and a closed socket no longer knows its peer: remember every address as it connects.
+  const addresses = new WeakMap<object, string>();
+  const onConnection = (raw: Socket): void => {
+    if (raw.remoteAddress !== undefined) addresses.set(raw, raw.remoteAddress);
+  };
   const onError = (err: Error & { code?: string }, socket: TLSSocket): void => {
-    // Node verifies the client chain after the handshake and drops the socket when it fails
-    // (the client sees a hang-up, no alert); the verify error is on the socket.
     const verify = socket.authorizationError ? String(socket.authorizationError) : null;
+    // `_parent` (not in Node's types) is the TCP socket the TLS socket wraps.
+    const raw = (socket as TLSSocket & { _parent?: object })._parent;
     log("warn", "TLS handshake rejected", {
       reason: verify ? `client certificate rejected: ${verify}` : err.message,
       code: verify ?? err.code ?? null,
-      remote: socket.remoteAddress ?? null,
+      remote: remoteOf(socket) ?? (raw ? addresses.get(raw) : undefined) ?? null,
     });
   };
+  server.on("connection", onConnection);
   server.on("tlsClientError", onError);
-  return () => server.off("tlsClientError", onError);
+  return () => {
+    server.off("connection", onConnection);
+    server.off("tlsClientError", onError);
+  };
 }
 
 /**

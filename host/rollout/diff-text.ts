@@ -6,7 +6,7 @@ import type { PortRange } from "../../compiler/model.js";
 /** Exceptions listed in text before "(+N more)"; JSON lists all. */
 const MAX_EXCEPT = 5;
 
-function region(d: RegionDesc): string {
+export function region(d: RegionDesc): string {
   if (d.except.length === 0) return d.pattern;
   const shown = d.except.slice(0, MAX_EXCEPT).join(", ");
   const more = d.except.length > MAX_EXCEPT ? `, +${d.except.length - MAX_EXCEPT} more` : "";
@@ -18,12 +18,12 @@ export function portRanges(ps: readonly PortRange[]): string {
   return ps.map((p) => (p.lo === p.hi ? String(p.lo) : `${p.lo}-${p.hi}`)).join(", ");
 }
 
-function names(n: NameSet): string {
+export function names(n: NameSet): string {
   if ("in" in n) return n.in.length === 1 ? n.in[0]! : `one of ${n.in.join(", ")}`;
   return n.not_in.length === 0 ? "any" : `any but ${n.not_in.join(", ")}`;
 }
 
-const flag = (v: boolean | null): string => (v === null ? "either" : v ? "yes" : "no");
+export const flag = (v: boolean | null): string => (v === null ? "either" : v ? "yes" : "no");
 
 function section<T>(out: string[], title: string, list: readonly T[], lines: (t: T) => string[]): void {
   if (list.length === 0) return;

@@ -101,6 +101,8 @@ describe("zt serve with an identity", () => {
       expect(waiting.status).toBe(503);
       expect(waiting.body.reason).toContain("no serving SVID yet (spire)");
       expect(waiting.body.identity).toMatchObject({ mode: "spire", ready: false });
+      // The health port is plain HTTP: its details name variables, not the host's paths.
+      expect(JSON.stringify(waiting.body)).not.toContain(dir);
 
       spire.push({ svids: [svidMessage(ZT_ID, await issueSvid(root, ZT_ID), [root])], crl: [], federated_bundles: {} });
       const listening = await s.line("zt engine listening");
@@ -116,7 +118,11 @@ describe("zt serve with an identity", () => {
       const sidecar = await issueSvid(root, SIDECAR);
       const other = await request(port, clientAgent(root.pem, ZT_ID, { certPem: sidecar.certPem, keyPem: sidecar.keyPem }, false), "POST", "/v1/evaluate", { source: { spiffe_id: H + "chat" }, destination: { spiffe_id: H + "postgres", port: 5432 } });
       expect(other.body).toMatchObject({ decision: "DENY", reason: "default_deny" });
-      await expect(request(port, clientAgent(root.pem, ZT_ID, {}, false), "GET", "/v1/policies")).rejects.toThrow(/certificate required/);
+      const anonymous = await request(port, clientAgent(root.pem, ZT_ID, {}, false), "GET", "/v1/policies");
+      expect(anonymous).toMatchObject({ status: 401, body: { error: { code: "invalid_client_svid", reason: "no_client_certificate" } } });
+      // The log names the peer: once for the connection, once for each request it made.
+      expect(await s.line("client certificate is not a valid X.509-SVID")).toMatchObject({ component: "identity", code: "no_client_certificate", remote: "127.0.0.1" });
+      expect(await s.line("request refused")).toMatchObject({ path: "/v1/policies", code: "invalid_client_svid", reason: "no_client_certificate", rule: "reader", remote: "127.0.0.1" });
 
       s.child.kill("SIGTERM");
       expect(await s.exit, s.stderr()).toBe(0);

@@ -51,6 +51,7 @@ const PAGES: Array<[string, string, string]> = [
   ["audit", "/console/audit", "Audit trail"],
   ["policies", "/console/policies", "Policies"],
   ["policy", "/console/policies/hanzo-core-policy", "hanzo-core-policy"],
+  ["diff", "/console/diff?policy=hanzo-core-policy", "Check a policy change"],
   ["rollout", "/console/rollout", "Rollout"],
   ["tests", "/console/tests", "Policy tests"],
   ["incidents", "/console/incidents", "Incidents"],
@@ -244,6 +245,24 @@ describe("writes", () => {
     expect(ce.engine.incidents.get("INC-8")?.created_by).toBe("console:admin-token");
     await Promise.all([page.waitForURL(/done=closed/), page.getByRole("button", { name: "close INC-8" }).click()]);
     expect(ce.engine.incidents.get("INC-8")).toBeNull();
+  });
+
+  it("shows exactly what a change would break, before it is made", async () => {
+    await page.goto(ce.url + "/console/policies/hanzo-core-policy");
+    await Promise.all([page.waitForURL(/\/console\/diff\?policy=/), page.getByRole("link", { name: "Check a change to this policy" }).click()]);
+    const box = page.getByLabel("Changed policies");
+    const text = await box.inputValue();
+    expect(text).toContain("kind: ServiceAccessPolicy");
+    // Drop the chat rule: chat loses the gateway, and nothing else changes.
+    await box.fill(text.replace(/ {4}# Chat can reach Gateway[\s\S]*?ports: \[4000\]\n/, ""));
+    await Promise.all([page.waitForLoadState("load"), page.getByRole("button", { name: "Show what changes" }).click()]);
+    const lost = page.getByTestId("diff-service-allow_to_deny");
+    await expect.poll(() => lost.locator("tbody tr").count()).toBe(1);
+    const row = (await lost.locator("tbody tr").textContent()) ?? "";
+    expect(row).toContain(H + "chat");
+    expect(row).toContain(H + "gateway:4000");
+    expect(await page.getByTestId("diff-service-deny_to_allow").count()).toBe(0);
+    expect(ce.engine.store.current()?.set.policies.find((p) => p.name === "hanzo-core-policy")?.rules).toHaveLength(3);
   });
 
   it("runs policy tests against the active module", async () => {

@@ -68,8 +68,8 @@ describe("agent decisions in the engine", () => {
     const no = await call<{ decision: string; enforced: boolean; reason: string }>(e.url, "POST", "/v1/evaluate", { body: { agent: { token: await mint(key, { scope: "other" }) }, destination: { spiffe_id: GATEWAY, port: 4000 } } });
     expect(no.body).toMatchObject({ decision: "DENY", enforced: false, reason: "agent_scope_missing:llm:invoke" });
     expect(e.sink!.records().slice(-2).map((r) => [r.caller, r.reason, r.enforced])).toEqual([
-      ["jwt:agent-7", "agent_allowed", false],
-      ["jwt:agent-7", "agent_scope_missing:llm:invoke", false],
+      ["plaintext:127.0.0.1+jwt:agent-7", "agent_allowed", false],
+      ["plaintext:127.0.0.1+jwt:agent-7", "agent_scope_missing:llm:invoke", false],
     ]);
   });
 

@@ -47,7 +47,7 @@ describe("POST /v1/evaluate: service requests", () => {
       reason: "allowed_by_rule",
       policy_version: r.body.policy_version,
       origin: "engine",
-      caller: null,
+      caller: "plaintext:127.0.0.1",
     });
     expect(rec!.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const deny = await evaluate(svc("chat", "redis", 6379));

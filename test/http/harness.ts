@@ -57,7 +57,15 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
   if (!cfg.ok) throw new Error(cfg.errors.join("; "));
   mkdirSync(join(dir, "audit"), { recursive: true });
   const audit = opts.audit ? await opts.audit(dir) : jsonlAudit(join(dir, "audit", "audit.jsonl"));
-  const engine = await startEngine({ config: cfg.config, audit, log: silentLogger, adminToken: TOKEN, ...opts.engine });
+  let engine: EngineHandle;
+  try {
+    engine = await startEngine({ config: cfg.config, audit, log: silentLogger, adminToken: TOKEN, ...opts.engine });
+  } catch (e) {
+    // A start that fails (tests of refused configurations) leaves nothing behind.
+    await audit.close();
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   const sink = opts.audit ? null : (audit.sink as JsonlAuditSink);
   return {
     ...engine,

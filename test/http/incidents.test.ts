@@ -30,7 +30,7 @@ describe("incidents", () => {
     expect((await oncall("INC-7")).body).toMatchObject({ decision: "DENY", reason: "condition_failed:requireIncident" });
     const put = await call<IncidentBody>(e.url, "PUT", "/v1/incidents/INC-7", { body: { description: "postgres failover" }, token: TOKEN });
     expect(put.status).toBe(201);
-    expect(put.body.incident).toMatchObject({ id: "INC-7", description: "postgres failover", expires_at: null, created_by: "admin-token" });
+    expect(put.body.incident).toMatchObject({ id: "INC-7", description: "postgres failover", expires_at: null, created_by: "plaintext:127.0.0.1+admin-token" });
     expect((await oncall("INC-7")).body).toMatchObject({ decision: "ALLOW", policy_matched: "production-access/rule-3" });
     // Another incident id does not count.
     expect((await oncall("INC-8")).body.decision).toBe("DENY");

@@ -13,7 +13,7 @@ import { type Identity, setupIdentity } from "../../host/identity/index.js";
 import { createMetrics } from "../../host/metrics/metrics.js";
 import { startFakeAgent, svidMessage, type FakeAgent } from "../identity/agent-server.js";
 import { clientAgent, type Reply, request } from "../identity/harness.js";
-import { AUDIENCE, ISSUER, type JwksServer, mint, signingKey, type SigningKey, startJwksServer } from "../identity/jwks-server.js";
+import { AUDIENCE, ISSUER, type JwksServer, mint, mintCritical, signingKey, type SigningKey, startJwksServer } from "../identity/jwks-server.js";
 import { createCa, issueSvid, type TestCa } from "../identity/pki.js";
 import { POLICIES_DIR } from "../support/seed.js";
 import { AGENT_POLICY } from "./agent-policy.js";
@@ -162,11 +162,13 @@ describe("the engine over mTLS (SVIDs from a SPIRE agent)", () => {
     expect((await post(ADMIN, op)).body).toMatchObject({ decision: "ALLOW" });
   });
 
-  it("refuses the handshake without a client certificate, or with one from another CA", async () => {
-    await expect(request(e.port, clientAgent(root.pem, ZT_ID, {}, false), "POST", "/v1/evaluate", svcBody(GATEWAY, POSTGRES, 5432))).rejects.toThrow(/certificate required/);
+  it("refuses a connection without a client certificate, or with one from another CA, with the reason", async () => {
+    const none = await request(e.port, clientAgent(root.pem, ZT_ID, {}, false), "POST", "/v1/evaluate", svcBody(GATEWAY, POSTGRES, 5432));
+    expect(none).toMatchObject({ status: 401, body: { error: { code: "invalid_client_svid", reason: "no_client_certificate" } } });
     const rogue = await createCa({ trustDomain: "hanzo.ai", name: "rogue" });
     const forged = await issueSvid(rogue, GATEWAY);
-    await expect(request(e.port, clientAgent(root.pem, ZT_ID, { certPem: forged.certPem, keyPem: forged.keyPem }, false), "POST", "/v1/evaluate", svcBody(GATEWAY, POSTGRES, 5432))).rejects.toThrow(/socket hang up|ECONNRESET|unknown ca/);
+    const r = await request(e.port, clientAgent(root.pem, ZT_ID, { certPem: forged.certPem, keyPem: forged.keyPem }, false), "POST", "/v1/evaluate", svcBody(GATEWAY, POSTGRES, 5432));
+    expect(r).toMatchObject({ status: 401, body: { error: { code: "invalid_client_svid", reason: "untrusted_chain" } } });
   });
 
   it("admin actions accept an admin SPIFFE ID; other SVIDs need the admin token", async () => {
@@ -202,6 +204,7 @@ describe("agent requests on the engine (JWT from the IAM JWKS, scopes from agent
       { name: "expired", asker: GATEWAY, body: agentBody(await mint(iamKey, { iatOffset: -2000, expOffset: -60, scope: "llm:invoke" })), decision: "DENY", reason: "jwt_token_expired", caller: `mtls:${GATEWAY}` },
       { name: "missing scopes", asker: CHAT, body: agentBody(await mint(iamKey, { scope: "llm:invoke" }), CHAT, 3000), decision: "DENY", reason: "agent_scope_missing:chat:write", caller: `mtls:${CHAT}+jwt:agent-7`, missing: ["chat:write"] },
       { name: "wrong signature", asker: GATEWAY, body: agentBody(await mint(await signingKey("iam-1"), { scope: "llm:invoke" })), decision: "DENY", reason: "jwt_bad_signature", caller: `mtls:${GATEWAY}` },
+      { name: "crit header", asker: GATEWAY, body: agentBody(mintCritical(iamKey, "exp-ext", { scope: "llm:invoke" })), decision: "DENY", reason: "jwt_unsupported_critical_header", caller: `mtls:${GATEWAY}` },
       { name: "unknown kid", asker: GATEWAY, body: agentBody(await mint(await signingKey("iam-9"), { scope: "llm:invoke" })), decision: "DENY", reason: "jwt_unknown_kid", caller: `mtls:${GATEWAY}` },
       { name: "undeclared destination", asker: POSTGRES, body: agentBody(await mint(iamKey, { scope: "llm:invoke" }), POSTGRES, 5432), decision: "DENY", reason: "agent_access_undeclared", caller: `mtls:${POSTGRES}+jwt:agent-7` },
     ];

@@ -69,7 +69,7 @@ describe("GET /v1/policies", () => {
     expect(r.body.mode).toBe("enforce");
     expect(r.body.policies.map((p) => p.name)).toEqual(["hanzo-core-policy", "production-access"]);
     const core = r.body.policies[0]!;
-    expect(core).toMatchObject({ kind: "ServiceAccessPolicy", origin: "file", file: join(e.policyDir, "hanzo-core-policy.yaml"), overrides_file: null, rules: ["hanzo-core-policy/rule-1", "hanzo-core-policy/rule-2", "hanzo-core-policy/rule-3"] });
+    expect(core).toMatchObject({ kind: "ServiceAccessPolicy", origin: "file", file: "ZT_POLICY_PATH/hanzo-core-policy.yaml", overrides_file: null, rules: ["hanzo-core-policy/rule-1", "hanzo-core-policy/rule-2", "hanzo-core-policy/rule-3"] });
     expect(core.version).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(Number.isNaN(Date.parse(core.loaded_at))).toBe(false);
     expect(r.body.policies[1]).toMatchObject({ kind: "OperatorAccessPolicy", rules: ["production-access/rule-1", "production-access/rule-2", "production-access/rule-3"] });
@@ -87,7 +87,8 @@ describe("PUT/DELETE /v1/policies/{name}", () => {
     expect(none.headers.get("www-authenticate")).toBe("Bearer");
     const wrong = await put("chat-db", CHAT_TO_PG, "not-the-token-at-all-xxxxxxxx");
     expect(wrong.status).toBe(401);
-    expect((wrong.body as unknown as ErrorBody).error.code).toBe("invalid_credentials");
+    expect((wrong.body as unknown as ErrorBody).error.code).toBe("invalid_admin_token");
+    expect(wrong.headers.get("www-authenticate")).toBe('Bearer error="invalid_token"');
     const basic = await call(e.url, "PUT", "/v1/policies/chat-db", { raw: CHAT_TO_PG, headers: { authorization: "Basic YWRtaW46YWRtaW4=" } });
     expect(basic.status).toBe(401);
     const del = await call(e.url, "DELETE", "/v1/policies/hanzo-core-policy");
@@ -150,7 +151,7 @@ describe("PUT/DELETE /v1/policies/{name}", () => {
     const override = CHAT_TO_PG.replace("name: chat-db", "name: hanzo-core-policy");
     const r = await put("hanzo-core-policy", override);
     expect(r.status).toBe(201);
-    expect(r.body.policy).toMatchObject({ origin: "api", overrides_file: join(e.policyDir, "hanzo-core-policy.yaml") });
+    expect(r.body.policy).toMatchObject({ origin: "api", overrides_file: "ZT_POLICY_PATH/hanzo-core-policy.yaml" });
     // The file's rules are gone: gateway -> postgres is no longer allowed.
     expect((await evaluate(svc("gateway", "postgres", 5432))).body.decision).toBe("DENY");
     const del = await call<ChangeBody>(e.url, "DELETE", "/v1/policies/hanzo-core-policy", { token: TOKEN });
@@ -171,7 +172,7 @@ describe("PUT/DELETE /v1/policies/{name}", () => {
     try {
       const l = await call<Listing>(again.url, "GET", "/v1/policies");
       expect(l.body.version).toBe(version);
-      expect(l.body.policies.find((p) => p.name === "chat-db")).toMatchObject({ origin: "api", file: join(e.dataDir, "policies", "chat-db.yaml") });
+      expect(l.body.policies.find((p) => p.name === "chat-db")).toMatchObject({ origin: "api", file: "ZT_DATA_DIR/policies/chat-db.yaml" });
       expect((await call<DecisionBody>(again.url, "POST", "/v1/evaluate", { body: svc("chat", "postgres", 5432) })).body.decision).toBe("ALLOW");
     } finally {
       await again.close();
@@ -208,7 +209,11 @@ describe("file policies", () => {
     await until(() => e.store.lastReload()?.result === "failure");
     expect(e.store.current()!.version).toBe(v1);
     const listing = await call<Listing & { last_reload: { errors: string[] } }>(e.url, "GET", "/v1/policies");
-    expect(listing.body.last_reload.errors.some((l) => l.startsWith(join(e.policyDir, "search.yaml") + ":8:"))).toBe(true);
+    // Answers name the file by its configured directory, not by the host's layout.
+    expect(listing.body.last_reload.errors.some((l) => l.startsWith("ZT_POLICY_PATH/search.yaml:8:"))).toBe(true);
+    const health = await call<{ last_reload: { errors: string[] } }>(e.healthUrl, "GET", "/healthz");
+    expect(health.body.last_reload.errors.some((l) => l.startsWith("ZT_POLICY_PATH/search.yaml:8:"))).toBe(true);
+    expect(health.text).not.toContain(e.dir);
     expect((await evaluate(svc("search", "postgres", 5432))).body.decision).toBe("ALLOW");
   });
 });

@@ -164,7 +164,7 @@ describe("agent request parsing and scope checks", () => {
     });
     expect(d).toMatchObject({ allow: false, reason: "agent_access_undeclared", subject: "agent-7" });
     expect(d.detail).toContain("module not loaded");
-    const caller = { transport: "plaintext" as const, spiffeId: null, adminToken: false, remoteAddress: "127.0.0.1" };
+    const caller = { transport: "plaintext" as const, spiffeId: null, trustDomain: null, adminToken: false, remoteAddress: "127.0.0.1" };
     expect(agentAuditFields(d, caller).caller).toBe("plaintext:127.0.0.1+jwt:agent-7");
   });
 });

@@ -69,6 +69,19 @@ describe("parseIdentityConfig", () => {
     expect(problems({ ZT_JWT_ISSUER: "x" })[0]).toContain("ZT_JWKS_URL is not");
   });
 
+  it("reads the reader trust domains and what /metrics needs, refusing anything else", () => {
+    const d = parseIdentityConfig({ ZT_SPIRE_SOCKET: "/s" });
+    expect(d).toMatchObject({ readerTrustDomains: null, metricsAccess: "reader" });
+    const c = parseIdentityConfig({ ZT_SPIRE_SOCKET: "/s", ZT_READER_TRUST_DOMAINS: "hanzo.ai, partner.org", ZT_METRICS_ACCESS: "svid" });
+    expect([...c.readerTrustDomains!]).toEqual(["hanzo.ai", "partner.org"]);
+    expect(c.metricsAccess).toBe("svid");
+    expect(problems({ ZT_SPIRE_SOCKET: "/s", ZT_READER_TRUST_DOMAINS: "hanzo.ai,spiffe://partner.org,Evil.org", ZT_METRICS_ACCESS: "everyone" })).toEqual([
+      'ZT_READER_TRUST_DOMAINS[1] "spiffe://partner.org": not a trust domain name (lowercase letters, digits, ".", "-", "_"; no scheme, no path)',
+      'ZT_READER_TRUST_DOMAINS[2] "Evil.org": not a trust domain name (lowercase letters, digits, ".", "-", "_"; no scheme, no path)',
+      'ZT_METRICS_ACCESS "everyone": must be one of svid, reader, admin (the health port serves /metrics without TLS)',
+    ]);
+  });
+
   it("accepts plain http JWKS on loopback (local IAM, tests)", () => {
     const c = parseIdentityConfig({ ZT_JWKS_URL: "http://127.0.0.1:9000/jwks", ZT_JWT_ISSUER: "i", ZT_JWT_AUDIENCE: "a,b" });
     expect(c.jwt!.audience).toEqual(["a", "b"]);

@@ -1,7 +1,7 @@
 // Certificate files (ZT_TLS_CERT/KEY/BUNDLE) and plaintext mode.
 import "reflect-metadata";
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createIdentitySource, assertPlaintextHost, PLAINTEXT_WARNING, type IdentitySource, type RotateEvent } from "../../host/identity/tls.js";
@@ -69,6 +69,35 @@ describe("files mode", () => {
     }
   });
 
+  it("reports a broken file without its path (the log has it), and clears the error once the file is fixed", async () => {
+    const p = await writeIdentity("health", ZT_ID);
+    const logs: string[] = [];
+    const s = createIdentitySource({ mode: "files", ...p, reloadIntervalMs: 20 }, { log: (_l, m) => void logs.push(m) });
+    try {
+      await s.ready();
+      const key = readFileSync(p.keyPath, "utf8");
+      for (const [breakIt, shown] of [
+        [() => writeFileSync(p.keyPath, "not a key"), /^reloading certificate files: ZT_TLS_KEY: not an unencrypted PEM private key/],
+        [() => rmSync(p.keyPath), /^reloading certificate files: ZT_TLS_KEY: ENOENT$/],
+      ] as const) {
+        breakIt();
+        await until(() => s.status().lastError !== null);
+        const status = s.status();
+        expect(status.lastError).toMatch(shown);
+        expect(status.lastError).not.toContain(dir);
+        // Still serving the previous SVID meanwhile.
+        expect(status).toMatchObject({ ready: true, spiffeId: ZT_ID });
+        expect(logs.some((m) => m.includes(p.keyPath))).toBe(true);
+        // The same files as before: nothing to install, but the cause is gone.
+        writeFileSync(p.keyPath, key);
+        await until(() => s.status().lastError === null);
+        expect(s.status()).toMatchObject({ ready: true, rotations: 0 });
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
   it("refuses files that are missing, mismatched or not an SVID, saying which", async () => {
     const p = await writeIdentity("bad", ZT_ID);
     expect(() => createIdentitySource({ mode: "files", ...p, certPath: join(dir, "nope.crt"), reloadIntervalMs: 1000 })).toThrow(/ZT_TLS_CERT ".*nope.crt": ENOENT/);
@@ -107,3 +136,7 @@ describe("plaintext mode", () => {
     await s.close();
   });
 });
+
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 10));
+}

@@ -1,6 +1,7 @@
 // A real HTTPS server wired the way the engine wires the identity modules: Hono on
 // @hono/node-server with https.createServer, mTLS options from the identity source, rotation
-// in place, callers identified per request, agent JWTs checked on POST /v1/evaluate.
+// in place, every connection's SVID validated right after its handshake, callers read from
+// the connection per request, agent JWTs checked on POST /v1/evaluate.
 import { Hono } from "hono";
 import { serve, type HttpBindings } from "@hono/node-server";
 import * as https from "node:https";
@@ -34,7 +35,8 @@ export interface Harness {
 }
 
 export async function startHarness(opts: HarnessOptions): Promise<Harness> {
-  const peer = createPeerVerifier(opts.source, opts.now);
+  const log = opts.log;
+  const peer = createPeerVerifier(opts.source, opts.now, (f) => log?.("warn", "client certificate is not a valid X.509-SVID", f));
   const auth = createCallerAuth({
     peer,
     adminToken: opts.adminToken ?? null,
@@ -46,21 +48,22 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
 
   app.get("/whoami", (c) => {
     const who = auth.identify(c.env.incoming);
-    if (!who.ok) return c.json({ error: who.code, detail: who.error }, who.status);
+    if (!who.ok) return c.json({ error: who.code, reason: who.reason, detail: who.error }, who.status);
     const sock = c.env.incoming.socket as TLSSocket;
     return c.json({ caller: callerLabel(who.caller), admin: auth.isAdmin(who.caller), resumed: sock.isSessionReused(), serial: ((c.env.incoming.socket as TLSSocket).getCertificate() as { serialNumber?: string } | null)?.serialNumber ?? null });
   });
 
   app.get("/v1/audit", (c) => {
     const who = auth.identify(c.env.incoming);
-    if (!who.ok) return c.json({ error: who.code, detail: who.error }, who.status);
-    if (!auth.isAdmin(who.caller)) return c.json({ error: "admin_required", detail: `${callerLabel(who.caller)} is not an admin` }, 403);
+    if (!who.ok) return c.json({ error: who.code, reason: who.reason, detail: who.error }, who.status);
+    const admin = auth.permit(who.caller, "admin");
+    if (!admin.ok) return c.json({ error: admin.code, detail: admin.error }, admin.status);
     return c.json({ records: [] });
   });
 
   app.post("/v1/evaluate", async (c) => {
     const who = auth.identify(c.env.incoming);
-    if (!who.ok) return c.json({ error: who.code, detail: who.error }, who.status);
+    if (!who.ok) return c.json({ error: who.code, reason: who.reason, detail: who.error }, who.status);
     const body: unknown = await c.req.json();
     if (isAgentRequest(body)) {
       const req = parseAgentRequest(body);
@@ -86,8 +89,9 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     serverOptions: mtlsServerOptions(opts.source),
   }) as unknown as TlsServer;
   if (!server.listening) await new Promise<void>((r) => server.once("listening", () => r()));
-  const stopRotation = attachRotation(server, opts.source, opts.log);
-  const stopLog = opts.log ? logHandshakeFailures(server, opts.log) : () => undefined;
+  const stopRotation = attachRotation(server, opts.source, log);
+  const stopPeers = peer.attach(server);
+  const stopLog = log ? logHandshakeFailures(server, log) : () => undefined;
   const port = (server.address() as AddressInfo).port;
   return {
     port,
@@ -97,6 +101,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     close: () =>
       new Promise<void>((resolve) => {
         stopRotation();
+        stopPeers();
         stopLog();
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
         server.close(() => resolve());

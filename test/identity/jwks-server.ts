@@ -3,7 +3,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from "jose";
-import type { KeyObject } from "node:crypto";
+import { type KeyObject, sign as cryptoSign } from "node:crypto";
 
 export const ISSUER = "https://hanzo.id";
 export const AUDIENCE = "zt.hanzo.ai";
@@ -47,6 +47,22 @@ export async function mint(key: SigningKey, opts: TokenOptions = {}): Promise<st
   if (opts.expOffset !== null) claims.exp = now + (opts.expOffset ?? 900);
   if (opts.nbfOffset !== undefined) claims.nbf = now + opts.nbfOffset;
   return new SignJWT(claims).setProtectedHeader({ alg: key.alg, kid: opts.kid ?? key.kid, typ: "JWT" }).sign(key.privateKey);
+}
+
+/**
+ * Signs `header.claims` by hand (ES256 keys, JWS signature form): jose refuses to sign headers
+ * a verifier must reject, such as a `crit` it does not understand.
+ */
+export function signRaw(key: SigningKey, header: Record<string, unknown>, claims: JWTPayload): string {
+  const input = `${Buffer.from(JSON.stringify(header)).toString("base64url")}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+  return `${input}.${cryptoSign("sha256", Buffer.from(input), { key: key.privateKey, dsaEncoding: "ieee-p1363" }).toString("base64url")}`;
+}
+
+/** A token like mint()'s whose header marks `ext` as critical (RFC 7515 4.1.11). */
+export function mintCritical(key: SigningKey, ext: string, opts: { scope?: string } = {}): string {
+  const now = Math.floor(Date.now() / 1000);
+  const claims: JWTPayload = { sub: "agent-7", iss: ISSUER, aud: AUDIENCE, iat: now, exp: now + 300, ...(opts.scope ? { scope: opts.scope } : {}) };
+  return signRaw(key, { alg: "ES256", kid: key.kid, crit: [ext], [ext]: true }, claims);
 }
 
 export interface JwksServer {

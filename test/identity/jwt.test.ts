@@ -4,7 +4,7 @@ import { Registry } from "prom-client";
 import { SignJWT, UnsecuredJWT } from "jose";
 import { createJwtVerifier, tokenScopes, type JwtResult, type JwtVerifierOptions } from "../../host/identity/jwt.js";
 import { registerIdentityMetrics, type IdentityMetrics } from "../../host/identity/metrics.js";
-import { startJwksServer, signingKey, mint, ISSUER, AUDIENCE, type JwksServer, type SigningKey } from "./jwks-server.js";
+import { startJwksServer, signingKey, mint, mintCritical, signRaw, ISSUER, AUDIENCE, type JwksServer, type SigningKey } from "./jwks-server.js";
 
 let jwks: JwksServer;
 let k1: SigningKey;
@@ -130,6 +130,17 @@ describe("agent JWTs: rejected, each for its precise reason", () => {
     expectReject(await verifier().verify(none), "algorithm_not_allowed", '"alg"');
   });
 
+  it("a crit header is refused with its own reason, whatever else the token holds", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { sub: "agent-7", iss: ISSUER, aud: AUDIENCE, iat: now, exp: now + 300 };
+    // RFC 7515 4.1.11: an extension the recipient does not understand must not be ignored.
+    expectReject(await verifier().verify(mintCritical(k1, "exp-ext")), "unsupported_critical_header", "exp-ext");
+    // RFC 7797's unencoded payload is an extension too.
+    expectReject(await verifier().verify(signRaw(k1, { alg: "ES256", kid: "k1", crit: ["b64"], b64: true }, claims)), "unsupported_critical_header", "b64");
+    // The same token without crit verifies: the reason is the header, not the signature.
+    expect((await verifier().verify(signRaw(k1, { alg: "ES256", kid: "k1" }, claims))).ok).toBe(true);
+  });
+
   it("malformed and oversized tokens", async () => {
     expectReject(await verifier().verify("abc"), "malformed_token", "compact JWS");
     expectReject(await verifier().verify("a.b.c"), "malformed_token", "Protected Header is invalid");
@@ -188,7 +199,17 @@ describe("JWKS cache and refetch", () => {
     const gone = await startJwksServer([k1]);
     const url = gone.url;
     await gone.close();
-    expectReject(await createJwtVerifier({ jwksUrl: url, issuer: ISSUER, audience: [AUDIENCE], maxLifetimeSec: 900, cacheTtlMs: 3600_000 }).verify(await mint(k1)), "jwks_unavailable");
+    // The caller's answer names no address; the log does, once per distinct failure and minute.
+    const logs: Array<{ msg: string; fields?: Record<string, unknown> }> = [];
+    const v = createJwtVerifier({ jwksUrl: url, issuer: ISSUER, audience: [AUDIENCE], maxLifetimeSec: 900, cacheTtlMs: 3600_000, log: (_l, msg, fields) => void logs.push({ msg, fields }) });
+    for (let i = 0; i < 3; i++) {
+      const r = await v.verify(await mint(k1));
+      expectReject(r, "jwks_unavailable", "the issuer's JWKS could not be fetched");
+      expect(JSON.stringify(r)).not.toMatch(/127\.0\.0\.1|ECONNREFUSED|:\d{4,5}/);
+    }
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatchObject({ msg: "agent JWT: the JWKS could not be fetched", fields: { jwks_url: url.href } });
+    expect(String(logs[0]!.fields!["error"])).toContain("ECONNREFUSED");
   });
 
   it("counts verifications by result", async () => {

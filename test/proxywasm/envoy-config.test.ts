@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { envoyConfigCommand, envoyConfigText } from "../../host/cli/envoy-config.js";
 import { UsageError } from "../../host/cli/io.js";
+import { evaluatorPath } from "../../compiler/compile.js";
 import { ProxyWasmHost } from "./harness.js";
 import { buildModule, CHAT, CORE_POLICY, IAM, mtlsProperties, POSTGRES } from "./fixtures.js";
 
@@ -18,6 +19,9 @@ let dir: string;
 let modulePath: string;
 let wasm: Uint8Array;
 let sha: string;
+/** The bare filter (evaluator + proxy-wasm code, no policy image), as /v1/filter.wasm serves it. */
+let filter: Uint8Array;
+let filterSha: string;
 let server: Server;
 let engineUrl: string;
 
@@ -25,13 +29,15 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "zt-envoy-"));
   wasm = buildModule(CORE_POLICY).wasm;
   sha = createHash("sha256").update(wasm).digest("hex");
+  filter = new Uint8Array(await readFile(evaluatorPath()));
+  filterSha = createHash("sha256").update(filter).digest("hex");
   modulePath = join(dir, "policy.wasm");
   await writeFile(modulePath, wasm);
   // A real server standing in for the engine's GET /v1/module.wasm.
   server = createServer((req, res) => {
-    if (req.url === "/v1/module.wasm") {
+    if (req.url === "/v1/module.wasm" || req.url === "/v1/filter.wasm") {
       res.writeHead(200, { "content-type": "application/wasm" });
-      res.end(Buffer.from(wasm));
+      res.end(Buffer.from(req.url === "/v1/module.wasm" ? wasm : filter));
     } else {
       res.writeHead(404);
       res.end();
@@ -86,34 +92,63 @@ describe("zt envoy-config", () => {
     expect(out.clusters).toBeUndefined();
   });
 
-  it("fetches the module from the engine, names its sha256 and ships audit through the engine cluster", async () => {
-    const out = await envoy("--engine", engineUrl, "--type", "http", "--mode", "observe", "--ingest-token", "tok-1", "--identity", POSTGRES, "--flush-ms", "500");
+  it("with --engine: the engine's filter module (stable sha256), sync and audit through the engine cluster", async () => {
+    const out = await envoy("--engine", engineUrl, "--type", "http", "--mode", "observe", "--ingest-token", "tok-1", "--identity", POSTGRES, "--flush-ms", "500", "--sync-wait-s", "45");
     expect(out.network_filters).toBeUndefined();
     const config = at(out, "http_filters", 0, "typed_config", "config") as Obj;
     const port = Number(new URL(engineUrl).port);
     expect(at(config, "vm_config", "code")).toEqual({
-      remote: { http_uri: { uri: `${engineUrl}/v1/module.wasm`, cluster: "zt_engine", timeout: "10s" }, sha256: sha, retry_policy: { num_retries: 5 } },
+      remote: { http_uri: { uri: `${engineUrl}/v1/filter.wasm`, cluster: "zt_engine", timeout: "10s" }, sha256: filterSha, retry_policy: { num_retries: 5 } },
     });
     const value = at(config, "configuration", "value") as string;
     expect(JSON.parse(value)).toEqual({
       mode: "observe",
-      policy_version: `sha256:${sha}`,
       identity: POSTGRES,
       ingest_cluster: "zt_engine",
       ingest_authority: `127.0.0.1:${port}`,
       ingest_token: "tok-1",
       flush_interval_ms: 500,
+      sync_cluster: "zt_engine",
+      sync_authority: `127.0.0.1:${port}`,
+      sync_wait_ms: 45000,
     });
     expect(at(out, "clusters", 0)).toMatchObject({
       name: "zt_engine",
       type: "STRICT_DNS",
       load_assignment: { endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } } }] }] },
     });
-    // The module takes this configuration and ships its first record through the named cluster.
-    const { host, decide } = acceptedByModule(value);
-    expect(decide(CHAT)).toBeNull(); // observe
+    // The filter module takes this configuration: it polls the engine through the named
+    // cluster at once, and ships its first record there.
+    const host = ProxyWasmHost.load(filter, { clusters: { zt_engine: engineUrl } });
+    const plugin = host.startPlugin({ name: "zt", rootId: "zt", configuration: value });
+    host.advance(20);
+    const poll = host.pendingHttpCalls()[0]!;
+    expect(poll.cluster).toBe("zt_engine");
+    expect(poll.headers).toEqual(expect.arrayContaining([[":path", "/v1/policy-image?wait=45"], [":authority", `127.0.0.1:${port}`], ["authorization", "Bearer tok-1"]]));
+    // No policy until the first sync: observe mode lets traffic pass and records internal_error.
+    expect(plugin.httpStream(mtlsProperties(CHAT, POSTGRES, 5432)).sendRequestHeaders([[":method", "GET"]], true).localReply).toBeNull();
     host.advance(500);
-    expect(host.pendingHttpCalls()[0]?.cluster).toBe("zt_engine");
+    expect(host.pendingHttpCalls().some((c) => c.headers.some(([k, v]) => k === ":path" && v === "/v1/audit/ingest"))).toBe(true);
+  });
+
+  it("with --engine --no-sync: the policy module itself, its sha256 as the version, no sync", async () => {
+    const out = await envoy("--engine", engineUrl, "--type", "http", "--no-sync", "--no-audit");
+    const config = at(out, "http_filters", 0, "typed_config", "config") as Obj;
+    expect(at(config, "vm_config", "code", "remote", "http_uri", "uri")).toBe(`${engineUrl}/v1/module.wasm`);
+    expect(at(config, "vm_config", "code", "remote", "sha256")).toBe(sha);
+    const value = at(config, "configuration", "value") as string;
+    expect(JSON.parse(value)).toEqual({ mode: "enforce", policy_version: `sha256:${sha}` });
+    const { decide } = acceptedByModule(value);
+    expect(decide(CHAT)).toBe(403);
+    expect((await envoyConfigText(["--engine", engineUrl, "--no-sync"])).text).toContain("A policy update is a new module");
+  });
+
+  it("a local policy module with --engine starts from its policy and syncs from there", async () => {
+    const out = await envoy("--module", modulePath, "--engine", engineUrl, "--type", "http", "--no-audit", "--ingest-token", "tok-2");
+    const value = JSON.parse(at(out, "http_filters", 0, "typed_config", "config", "configuration", "value") as string) as Obj;
+    expect(value).toMatchObject({ policy_version: `sha256:${sha}`, sync_cluster: "zt_engine", sync_token: "tok-2" });
+    expect(value.ingest_cluster).toBeUndefined();
+    await expect(envoyConfigText(["--url", `${engineUrl}/v1/filter.wasm`, "--ingest-cluster", "zt_engine"])).rejects.toThrow(/no policy image/);
   });
 
   it("takes --url with --sha256 without fetching, and refuses a mismatching --sha256", async () => {
@@ -123,19 +158,25 @@ describe("zt envoy-config", () => {
   });
 
   it("prints Istio WasmPlugins: AUTHZ phase, FAIL_CLOSE, url and sha256, pluginConfig", async () => {
-    const { text } = await envoyConfigText(["--format", "istio", "--engine", "http://zt.hanzo.svc:8054", "--sha256", sha, "--selector", "app=postgres", "--namespace", "hanzo"]);
+    const { text } = await envoyConfigText(["--format", "istio", "--engine", "http://zt.hanzo.svc:8054", "--sha256", filterSha, "--selector", "app=postgres", "--namespace", "hanzo"]);
     const docs = parseAllDocuments(text).map((d) => d.toJS() as Obj);
     expect(docs.map((d) => at(d, "spec", "type"))).toEqual(["HTTP", "NETWORK"]);
     for (const d of docs) {
       expect(d).toMatchObject({ apiVersion: "extensions.istio.io/v1alpha1", kind: "WasmPlugin", metadata: { namespace: "hanzo" } });
       expect(d.spec).toMatchObject({
         selector: { matchLabels: { app: "postgres" } },
-        url: "http://zt.hanzo.svc:8054/v1/module.wasm",
-        sha256: sha,
+        url: "http://zt.hanzo.svc:8054/v1/filter.wasm",
+        sha256: filterSha,
         pluginName: "zt",
         phase: "AUTHZ",
         failStrategy: "FAIL_CLOSE",
-        pluginConfig: { mode: "enforce", ingest_cluster: "outbound|8054||zt.hanzo.svc", ingest_authority: "zt.hanzo.svc:8054", policy_version: `sha256:${sha}` },
+        pluginConfig: {
+          mode: "enforce",
+          ingest_cluster: "outbound|8054||zt.hanzo.svc",
+          ingest_authority: "zt.hanzo.svc:8054",
+          sync_cluster: "outbound|8054||zt.hanzo.svc",
+          sync_authority: "zt.hanzo.svc:8054",
+        },
       });
       // Istio hands pluginConfig to the module as JSON: the module must accept it.
       acceptedByModule(JSON.stringify(at(d, "spec", "pluginConfig")));

@@ -130,7 +130,7 @@ export class ProxyWasmHost {
   }
 
   /** Answers a pending call by hand (tests of specific status codes) or as a failure (reset). */
-  respondHttpCall(token: number, response: { status: number; headers?: Pairs; body?: string } | "failure"): void {
+  respondHttpCall(token: number, response: { status: number; headers?: Pairs; body?: string | Uint8Array } | "failure"): void {
     const call = this.vm.httpCalls.get(token);
     if (call === undefined) throw new Error(`no pending http call ${token}`);
     if (response === "failure") {
@@ -139,7 +139,7 @@ export class ProxyWasmHost {
     }
     this.vm.deliverHttpCallResponse(call, {
       headers: [[":status", String(response.status)], ...(response.headers ?? [])],
-      body: new TextEncoder().encode(response.body ?? ""),
+      body: typeof response.body === "string" || response.body === undefined ? new TextEncoder().encode(response.body ?? "") : response.body,
       trailers: [],
     });
   }
@@ -154,6 +154,27 @@ export class ProxyWasmHost {
     const results = await Promise.all(calls.map((c) => this.perform(c)));
     for (let i = 0; i < calls.length; i++) this.vm.deliverHttpCallResponse(calls[i]!, results[i]!);
     return calls.length;
+  }
+
+  private readonly performing = new Set<number>();
+
+  /**
+   * Starts every pending call not started yet and delivers each answer when it arrives, as
+   * Envoy's async client does (long polls stay in flight while other calls complete).
+   * Returns the number of calls started.
+   */
+  pumpHttpCalls(): number {
+    let started = 0;
+    for (const call of this.pendingHttpCalls()) {
+      if (this.performing.has(call.token)) continue;
+      this.performing.add(call.token);
+      started++;
+      void this.perform(call).then((res) => {
+        this.performing.delete(call.token);
+        if (call.state === "pending") this.vm.deliverHttpCallResponse(call, res);
+      });
+    }
+    return started;
   }
 
   private perform(call: HttpCallRecord): Promise<{ headers: Pairs; body: Uint8Array; trailers: Pairs } | { failure: string }> {

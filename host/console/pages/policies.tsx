@@ -93,6 +93,11 @@ export function policiesRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
             ["Last reload", reload === null ? "none" : `${reload.result} (${reload.trigger}) at ${reload.at}`],
           ]}
         />
+        <p class="actions">
+          <a class="button secondary" href={consoleUrl("/diff")}>
+            Check a policy change
+          </a>
+        </p>
         {reload?.result === "failure" && <RefusedChange errors={reload.errors}>The last change was refused and the version above keeps serving:</RefusedChange>}
         {policies.length === 0 ? (
           <EmptyState title="No policies">
@@ -179,6 +184,11 @@ export function policiesRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
             </ul>
           </>
         )}
+        <p class="actions">
+          <a class="button secondary" href={consoleUrl("/diff", { policy: name })}>
+            Check a change to this policy
+          </a>
+        </p>
         <h2>Document</h2>
         {text === null ? (
           <Notice kind="warn">The policy's file cannot be read now; the version above keeps serving.</Notice>

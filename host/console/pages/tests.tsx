@@ -2,14 +2,14 @@
 // against the active module or that candidate, by the rollout room's own runner (the code
 // behind `zt test` and POST /v1/tests). Nothing is activated.
 import type { Context, Hono } from "hono";
-import type { Diagnostic } from "../../../compiler/diagnostics.js";
 import { candidateFromText } from "../../rollout/candidate.js";
 import { collectTests, runPolicyTests, type TestReport } from "../../rollout/policy-tests.js";
 import { requireAdmin } from "../auth.js";
 import type { ConsoleDeps, ConsoleEnv } from "../context.js";
 import { consoleUrl } from "../paths.js";
-import { CsrfField, page } from "../views/layout.js";
-import { Busy, DecisionBadge, HeadRow, Notice, Version } from "../views/parts.js";
+import { type DocumentsProblem, DocumentsForm, DocumentsProblemView } from "../views/documents.js";
+import { page } from "../views/layout.js";
+import { DecisionBadge, HeadRow, Notice, Version } from "../views/parts.js";
 
 export const EXAMPLE_TESTS = `apiVersion: zt.hanzo.ai/v1
 kind: PolicyTest
@@ -24,7 +24,7 @@ spec:
 
 const LABEL = "console";
 
-type Outcome = { report: TestReport } | { errors: Diagnostic[] } | { message: string } | null;
+type Outcome = { report: TestReport } | DocumentsProblem | null;
 
 function Report(props: { report: TestReport }) {
   const r = props.report;
@@ -77,8 +77,6 @@ function Report(props: { report: TestReport }) {
 }
 
 function render(c: Context<ConsoleEnv>, deps: ConsoleDeps, text: string, outcome: Outcome) {
-  const session = c.get("session");
-  const admin = session !== null && session.role === "admin";
   const status = outcome !== null && !("report" in outcome) ? (("errors" in outcome ? 422 : 400) as 422 | 400) : 200;
   return page(
     c,
@@ -91,38 +89,19 @@ function render(c: Context<ConsoleEnv>, deps: ConsoleDeps, text: string, outcome
         <code>---</code>) to test a candidate: they replace the active policies of the same name for this run only.
       </p>
       {outcome !== null && "report" in outcome && <Report report={outcome.report} />}
-      {outcome !== null && "errors" in outcome && (
-        <Notice kind="error">
-          The documents do not validate:
-          <ul>
-            {outcome.errors.map((d) => (
-              <li>
-                <code>
-                  {d.line}:{d.col}: {d.message}
-                </code>
-              </li>
-            ))}
-          </ul>
-        </Notice>
-      )}
-      {outcome !== null && "message" in outcome && <Notice kind="error">{outcome.message}</Notice>}
-      {admin ? (
-        <form method="post" action={consoleUrl("/tests")} data-busy>
-          <CsrfField token={deps.keys.csrfToken(session)} />
-          <p>
-            <label for="tests-text">Documents (YAML or JSON)</label>
-            <textarea id="tests-text" name="documents" rows={18} spellcheck={false}>
-              {text}
-            </textarea>
-          </p>
-          <div class="actions">
-            <button type="submit">Run tests</button>
-            <Busy label="Compiling and running…" />
-          </div>
-        </form>
-      ) : (
-        <Notice kind="info">Running tests needs the zt-admin role, as POST /v1/tests does.</Notice>
-      )}
+      {outcome !== null && !("report" in outcome) && <DocumentsProblemView problem={outcome} />}
+      <DocumentsForm
+        session={c.get("session")}
+        csrf={(x) => deps.keys.csrfToken(x)}
+        action={consoleUrl("/tests")}
+        id="tests-text"
+        label="Documents (YAML or JSON)"
+        text={text}
+        rows={18}
+        submit="Run tests"
+        busy="Compiling and running…"
+        needsAdmin="Running tests needs the zt-admin role, as POST /v1/tests does."
+      />
     </>,
   );
 }

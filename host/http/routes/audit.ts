@@ -1,11 +1,11 @@
-// The audit trail's HTTP API. Mounted by the server behind its auth middleware, so no
-// authentication here; every input is validated and a bad one is a 400 naming the JSON path.
+// The audit trail's HTTP API. Who may call it is decided before any route runs (the identity
+// gate, route-identity.ts: admin); every input is validated and a bad one is a 400 naming the JSON path.
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Sql } from "postgres";
 import { buildGraph, graphToDot, parseGraphQuery } from "../../audit/graph.js";
 import { parseAuditQuery, queryAudit } from "../../audit/query.js";
-import { AuditUnavailableError } from "../../audit/record.js";
+import { type AuditRecord, AuditUnavailableError } from "../../audit/record.js";
 import { validateIngestBody, type FieldError } from "../../audit/validate.js";
 import type { ThreadedAuditSink } from "../../audit/threaded-sink.js";
 
@@ -22,7 +22,12 @@ function unavailable(c: Context, err: unknown) {
   return c.json({ error: { code: "audit_unavailable", message, path: null } }, 503);
 }
 
-export function auditRoutes(sql: Sql, writer: ThreadedAuditSink): Hono {
+export interface AuditRouteOptions {
+  /** Records ingest accepted (durable): e.g. which policy versions sidecars decide with. */
+  onIngest?: (records: readonly AuditRecord[]) => void;
+}
+
+export function auditRoutes(sql: Sql, writer: ThreadedAuditSink, opts: AuditRouteOptions = {}): Hono {
   const app = new Hono();
 
   app.get("/v1/audit", async (c) => {
@@ -73,6 +78,7 @@ export function auditRoutes(sql: Sql, writer: ThreadedAuditSink): Hono {
         if (e instanceof AuditUnavailableError) return unavailable(c, e);
         throw e;
       }
+      opts.onIngest?.(v.value);
       return c.json({ accepted: v.value.length });
     },
   );

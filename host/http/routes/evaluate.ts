@@ -11,15 +11,9 @@ import { type EvaluateItem, parseEvaluateItem } from "../../engine/evaluate-inpu
 import { type AgentDecision, decideAgentAccess } from "../../identity/agent.js";
 import type { JwtVerifier } from "../../identity/jwt.js";
 import type { ActivePolicies, PolicyStore } from "../../engine/policy-store.js";
-import { requestIdOf } from "../request-id.js";
+import type { CallerAuth } from "../../identity/caller.js";
+import { authorizeItems } from "../identity.js";
 
-/** Identifies the caller of POST /v1/evaluate (e.g. its mTLS SPIFFE ID); a Response refuses the request (401). */
-export type EvaluateIdentify = (c: Context<EngineEnv>) => string | null | Response;
-/**
- * May `caller` ask about these requests (e.g. only about its own source, or agent calls to
- * itself)? Called with every item, agent items included. A Response refuses (403); null allows.
- */
-export type EvaluateAuthorize = (caller: string | null, items: readonly EvaluateItem[], c: Context<EngineEnv>, batch: boolean) => Response | null;
 
 export interface EvaluateRouteDeps extends DecideDeps {
   readonly store: PolicyStore;
@@ -27,8 +21,8 @@ export interface EvaluateRouteDeps extends DecideDeps {
   readonly maxBatch: number;
   /** Longest wait for room in the audit queue (AuditSink.admit) before decisions fail closed. */
   readonly auditWaitMs: number;
-  readonly identify?: EvaluateIdentify | null;
-  readonly authorize?: EvaluateAuthorize | null;
+  /** What the caller (verified by the identity gate, in `c.var.identity`) may ask about. */
+  readonly auth: CallerAuth;
   /** Verifies agent JWTs (ZT_JWKS_URL); null: every agent request is denied (agent_auth_not_configured). */
   readonly agentVerifier?: JwtVerifier | null;
 }
@@ -62,12 +56,6 @@ function respond(status: number, body: string | Uint8Array<ArrayBuffer>, request
   return new Response(body, { status, headers });
 }
 
-/** Refusals built by the identity hooks carry the request id like every other answer. */
-function withRequestId(res: Response, requestId: string): Response {
-  if (!res.headers.has("x-request-id")) res.headers.set("x-request-id", requestId);
-  return res;
-}
-
 function fail(status: number, requestId: string, code: string, message: string, path?: string): Response {
   return respond(status, JSON.stringify({ error: path === undefined ? { code, message } : { code, message, path } }), requestId, null);
 }
@@ -77,14 +65,9 @@ export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
   const { log } = deps;
 
   const handle = async (requestId: string, c: Context<EngineEnv>): Promise<Response> => {
-    // Who is asking (mTLS identity when the identity layer is wired in); recorded in the audit.
-    let caller: string | null = null;
-    if (deps.identify) {
-      const who = deps.identify(c);
-      if (who instanceof Response) return withRequestId(who, requestId);
-      caller = who;
-      c.set("caller", caller);
-    }
+    // Who is asking: verified by the identity gate from the connection; recorded in the audit.
+    const who = c.get("identity");
+    const caller = c.get("caller");
     const body = await readBodyText(c, deps.maxBodyBytes);
     if (!body.ok) return fail(body.status, requestId, body.code, body.message, "$");
     let t0 = performance.now();
@@ -114,10 +97,9 @@ export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
       if (it.kind === "agent") agentCount++;
       items = [it];
     }
-    if (deps.authorize) {
-      const refused = deps.authorize(caller, items, c, batch);
-      if (refused !== null) return withRequestId(refused, requestId);
-    }
+    // A caller asks about itself (its source, agent calls to it) unless it is trusted or admin.
+    const refused = authorizeItems(deps.auth, who, items, batch);
+    if (refused !== null) return fail(refused.status, requestId, refused.code, refused.message, refused.path);
     // Backpressure: wait (bounded) until the audit queue has room for this request's
     // records; the wait is not evaluation latency.
     const room = deps.auditWaitMs > 0 && deps.sink.admit ? deps.sink.admit(items.length, deps.auditWaitMs) : null;
@@ -148,14 +130,13 @@ export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
   };
 
   app.post("/v1/evaluate", async (c) => {
-    const requestId = requestIdOf(c);
-    c.set("requestId", requestId);
+    const requestId = c.get("requestId");
     if (!log.enabled("info")) return handle(requestId, c);
     // Access log: errors at info, successes only at debug (the hot path stays quiet).
     const t0 = performance.now();
     const res = await handle(requestId, c);
     const level = res.status >= 500 ? "error" : res.status >= 400 ? "info" : "debug";
-    if (log.enabled(level)) log[level]("request", { request_id: requestId, method: "POST", path: "/v1/evaluate", status: res.status, ms: Math.round((performance.now() - t0) * 1000) / 1000 });
+    if (log.enabled(level)) log[level]("request", { request_id: requestId, method: "POST", path: "/v1/evaluate", status: res.status, ms: Math.round((performance.now() - t0) * 1000) / 1000, caller: c.get("caller"), remote: c.get("identity").remoteAddress });
     return res;
   });
   return app;

@@ -1,6 +1,6 @@
 // PUT/DELETE/GET /v1/incidents[/{id}]: incidents that `requireIncident` conditions accept.
-// All behind `admin`: knowing which incidents are open is itself sensitive.
-import { Hono, type MiddlewareHandler } from "hono";
+// All admin (route-identity.ts): knowing which incidents are open is itself sensitive.
+import { Hono } from "hono";
 import { readBodyText } from "../body.js";
 import type { EngineEnv } from "../context.js";
 import { errorResponse } from "../errors.js";
@@ -9,7 +9,6 @@ import type { Logger } from "../../common/logger.js";
 
 export interface IncidentRouteDeps {
   readonly incidents: IncidentStore;
-  readonly admin: MiddlewareHandler<EngineEnv>;
   readonly log: Logger;
 }
 
@@ -60,18 +59,18 @@ export function incidentRoutes(deps: IncidentRouteDeps): Hono<EngineEnv> {
   const app = new Hono<EngineEnv>();
   const { incidents } = deps;
 
-  app.get("/v1/incidents", deps.admin, (c) => {
+  app.get("/v1/incidents", (c) => {
     const { active, expired } = incidents.list();
     return c.json({ incidents: active, expired });
   });
 
-  app.get("/v1/incidents/:id", deps.admin, (c) => {
+  app.get("/v1/incidents/:id", (c) => {
     const inc = incidents.get(c.req.param("id"));
     if (!inc) return errorResponse(c, 404, { code: "incident_not_found", message: `no incident "${c.req.param("id")}"` });
     return c.json({ incident: inc, active: incidents.isActive(inc.id) });
   });
 
-  app.put("/v1/incidents/:id", deps.admin, async (c) => {
+  app.put("/v1/incidents/:id", async (c) => {
     const id = c.req.param("id");
     if (!INCIDENT_ID.test(id)) return errorResponse(c, 400, { code: "invalid_id", message: "incident ids are 1-128 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit", path: "id" });
     const body = await readBodyText(c, MAX_BODY);
@@ -84,7 +83,7 @@ export function incidentRoutes(deps: IncidentRouteDeps): Hono<EngineEnv> {
     return c.json({ incident: r.incident, active: true }, r.created ? 201 : 200);
   });
 
-  app.delete("/v1/incidents/:id", deps.admin, async (c) => {
+  app.delete("/v1/incidents/:id", async (c) => {
     const id = c.req.param("id");
     if (!(await incidents.delete(id))) return errorResponse(c, 404, { code: "incident_not_found", message: `no incident "${id}"` });
     deps.log.info("incident closed", { incident: id, caller: c.get("caller"), request_id: c.get("requestId") });

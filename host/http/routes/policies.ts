@@ -1,19 +1,20 @@
 // GET/PUT/DELETE /v1/policies[/{name}] and GET /v1/module.wasm.
-// Reads are open (the module is what sidecars download anyway); writes go through `admin`.
-import { type Context, Hono, type MiddlewareHandler } from "hono";
+// Who may read and write: route-identity.ts (reads: reader trust domains; writes: admin).
+import { type Context, Hono } from "hono";
 import type { RolloutMode } from "../../../compiler/model.js";
 import { readBodyText } from "../body.js";
 import type { EngineEnv } from "../context.js";
 import { errorResponse } from "../errors.js";
 import type { Logger } from "../../common/logger.js";
-import type { ChangeResult, PolicyStore } from "../../engine/policy-store.js";
+import type { ChangeResult, PolicyInfo, PolicyStore, ReloadReport } from "../../engine/policy-store.js";
 
 export interface PolicyRouteDeps {
   readonly store: PolicyStore;
-  readonly admin: MiddlewareHandler<EngineEnv>;
   readonly mode: RolloutMode;
   readonly log: Logger;
   readonly maxPolicyBytes: number;
+  /** Rewrites configured directories in answers (shown-paths.ts). */
+  readonly hidePaths: (text: string) => string;
 }
 
 // Same rule as metadata.name in the policy language; also keeps the name a safe file name.
@@ -21,7 +22,9 @@ const POLICY_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
   const app = new Hono<EngineEnv>();
-  const { store } = deps;
+  const { store, hidePaths } = deps;
+  const shown = (p: PolicyInfo): PolicyInfo => ({ ...p, file: hidePaths(p.file), overrides_file: p.overrides_file === null ? null : hidePaths(p.overrides_file) });
+  const shownReload = (r: ReloadReport | null): ReloadReport | null => (r === null ? null : { ...r, errors: r.errors.map(hidePaths) });
 
   app.get("/v1/policies", (c) => {
     const active = store.current();
@@ -31,8 +34,8 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
       module_sha256: active.wasmSha256,
       loaded_at: active.loadedAt,
       mode: deps.mode,
-      policies: active.policies,
-      last_reload: store.lastReload(),
+      policies: active.policies.map(shown),
+      last_reload: shownReload(store.lastReload()),
     });
   });
 
@@ -42,10 +45,10 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
     const name = c.req.param("name");
     const info = active.policies.find((p) => p.name === name);
     if (!info) return errorResponse(c, 404, { code: "policy_not_found", message: `no policy named "${name}"` });
-    return c.json({ version: active.version, policy: info });
+    return c.json({ version: active.version, policy: shown(info) });
   });
 
-  app.put("/v1/policies/:name", deps.admin, async (c) => {
+  app.put("/v1/policies/:name", async (c) => {
     const name = c.req.param("name");
     if (!POLICY_NAME.test(name)) return errorResponse(c, 400, { code: "invalid_name", message: `"${name}" is not a valid policy name: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit`, path: "name" });
     const body = await readBodyText(c, deps.maxPolicyBytes);
@@ -53,14 +56,14 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
     if (body.text.trim() === "") return errorResponse(c, 400, { code: "empty_body", message: "send the policy as YAML or JSON", path: "$" });
     const r = await store.putApiPolicy(name, body.text);
     if (r.ok) deps.log.info("policy written", { policy: name, caller: c.get("caller"), version: r.version, request_id: c.get("requestId") });
-    return changeResponse(c, r, r.ok && r.created ? 201 : 200);
+    return changeResponse(c, r, r.ok && r.created ? 201 : 200, shown);
   });
 
-  app.delete("/v1/policies/:name", deps.admin, async (c) => {
+  app.delete("/v1/policies/:name", async (c) => {
     const name = c.req.param("name");
     const r = await store.deleteApiPolicy(name);
     if (r.ok) deps.log.info("policy deleted", { policy: name, caller: c.get("caller"), version: r.version, request_id: c.get("requestId") });
-    return changeResponse(c, r, 200);
+    return changeResponse(c, r, 200, shown);
   });
 
   app.get("/v1/module.wasm", (c) => {
@@ -80,8 +83,8 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
   return app;
 }
 
-function changeResponse(c: Context<EngineEnv>, r: ChangeResult, okStatus: 200 | 201): Response {
-  if (r.ok) return c.json({ version: r.version, previous_version: r.previousVersion, policy: r.info }, okStatus);
+function changeResponse(c: Context<EngineEnv>, r: ChangeResult, okStatus: 200 | 201, shown: (p: PolicyInfo) => PolicyInfo): Response {
+  if (r.ok) return c.json({ version: r.version, previous_version: r.previousVersion, policy: r.info === null ? null : shown(r.info) }, okStatus);
   return errorResponse(c, r.status, {
     code: r.code,
     message: r.message,
