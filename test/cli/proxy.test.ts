@@ -59,10 +59,10 @@ function run(args: string[], env: Record<string, string>): Promise<{ code: numbe
   });
 }
 
-function get(port: number, path: string, caPem: string, accept = "application/json"): Promise<{ status: number; body: string }> {
+function get(port: number, path: string, caPem: string, host = "app.zt.test"): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     https
-      .get({ host: "127.0.0.1", port, path, servername: "app.zt.test", ca: caPem, headers: { host: `app.zt.test:${port}`, accept } }, (res) => {
+      .get({ host: "127.0.0.1", port, path, servername: "app.zt.test", ca: caPem, headers: { host: `${host}:${port}`, accept: "application/json" } }, (res) => {
         let body = "";
         res.on("data", (d: Buffer) => (body += d.toString()));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
@@ -102,6 +102,10 @@ describe("zt proxy / zt serve with the proxy", () => {
     // No API behind it: the engine's paths are just unknown to the proxy.
     const api = await get(port, "/v1/policies", caPem);
     expect(api.status).toBe(401);
+    // Alone, every request is the proxy's: an unknown host is refused by it (404, audited).
+    const unknown = await get(port, "/", caPem, "other.zt.test");
+    expect(unknown.status).toBe(404);
+    expect(JSON.parse(unknown.body)).toMatchObject({ error: { code: "proxy_unknown_host" } });
     const health = await fetch(`${p.health}/healthz`);
     expect(health.status).toBe(200);
     const metrics = await (await fetch(`${p.health}/metrics`)).text();

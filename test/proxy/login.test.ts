@@ -107,20 +107,17 @@ describe("no session", () => {
     expect(post.status).toBe(401);
   });
 
-  it("an unknown host is refused with 404, audited, never proxied", async () => {
-    // SNI of a proxy name, Host of no route.
+  it("an unknown host is never proxied: refused by the proxy alone, by the engine's identity gate beside the API", async () => {
+    // SNI of a proxy name, Host of no route: not the proxy's request, so the API's gate answers
+    // (the connection holds no SVID), and the API behind it stays closed the same way.
     const before = seen();
-    const r = await proxyRequest(h, APP, "/", { headers: JSON_ACCEPT, authority: `nothing.zt.test:${h.port}` });
-    expect(r.status).toBe(404);
-    const err = r.json<{ error: { code: string; decision_id: string } }>().error;
-    expect(err.code).toBe("proxy_unknown_host");
-    expect((await audited(h, [err.decision_id])).get(err.decision_id)).toMatchObject({ reason: "proxy_unknown_host", target: { service: "(no-route)" } });
+    for (const authority of [`nothing.zt.test:${h.port}`, `127.0.0.1:${h.port}`]) {
+      const r = await proxyRequest(h, APP, "/v1/policies", { headers: JSON_ACCEPT, authority });
+      expect(r.status, authority).toBe(401);
+      expect(r.json<{ error: { code: string } }>().error.code).toBe("invalid_client_svid");
+    }
     expect(seen()).toBe(before);
-    // A connection admitted by a proxy name carries the proxy's requests only: the API is not behind it.
-    const api = await proxyRequest(h, APP, "/v1/policies", { headers: JSON_ACCEPT, authority: `127.0.0.1:${h.port}` });
-    expect(api.status).toBe(404);
-    expect(api.json<{ error: { code: string } }>().error.code).toBe("proxy_unknown_host");
-    // A name the proxy does not serve gets the engine's own certificate, which asks for an SVID.
+    // A name the proxy does not serve gets the engine's own certificate, which a browser does not trust.
     await expect(proxyRequest(h, "nothing.zt.test", "/")).rejects.toThrow();
   });
 });
