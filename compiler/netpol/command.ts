@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { formatDiagnostic, loadPolicyFiles } from "../load.js";
 import type { PolicySet } from "../model.js";
 import { generateNetworkPolicies } from "./generate.js";
+import { isDnsLabel } from "./project.js";
 import { gatewayOutput, meshDocuments, meshRemoteCidrs } from "./gateway.js";
 import { DEFAULT_NAMESPACE_LABEL, DEFAULT_POD_LABEL, formatNetpolWarning, netpolOptions } from "./types.js";
 
@@ -27,10 +28,12 @@ options:
   --remote-cidr CLUSTER=CIDR  pod CIDR of another cluster, routed by the WireGuard gateway (repeatable;
                             default: that cluster's allowedIPs in a WireGuardMesh document among the inputs,
                             which also adds this cluster's gateway objects)
+  --system-namespace NS     a namespace never isolated, besides kube-system (repeatable): no object
+                            goes there; rules naming it are mirrored on the other end only
   --no-infra-egress         omit the zt-infra-egress objects (DNS and the ZT engine)
   -o, --output FILE         write the YAML to FILE instead of stdout
   -h, --help                this text
-exit status: 0 ok (warnings included), 1 policy or I/O errors (file:line:col), 2 usage
+exit status: 0 ok (warnings included), 1 policy or I/O errors (file:line:col), 2 usage, 4 internal error
 `;
 
 class UsageError extends Error {}
@@ -91,6 +94,7 @@ export async function netpolCommand(argv: string[], io: CommandIO = { stdout: pr
         "namespace-label": { type: "string" },
         "remote-cidr": { type: "string", multiple: true },
         "no-infra-egress": { type: "boolean" },
+        "system-namespace": { type: "string", multiple: true },
         output: { type: "string", short: "o" },
         help: { type: "boolean", short: "h" },
       },
@@ -109,6 +113,7 @@ export async function netpolCommand(argv: string[], io: CommandIO = { stdout: pr
   }
 
   let remoteCidrs: Record<string, string[]>;
+  let systemNamespaces: string[];
   let podLabel: string;
   let namespaceLabel: string;
   try {
@@ -118,6 +123,10 @@ export async function netpolCommand(argv: string[], io: CommandIO = { stdout: pr
       if (eq <= 0) throw new UsageError(`--remote-cidr: expected CLUSTER=CIDR, got "${spec}"`);
       (remoteCidrs[spec.slice(0, eq)] ??= []).push(checkCidr(spec.slice(eq + 1)));
     }
+    systemNamespaces = ((values["system-namespace"] as string[] | undefined) ?? []).map((ns) => {
+      if (!isDnsLabel(ns)) throw new UsageError(`--system-namespace: "${ns}" is not a Kubernetes namespace name`);
+      return ns;
+    });
     podLabel = checkLabelKey("--label", (values.label as string | undefined) ?? DEFAULT_POD_LABEL);
     namespaceLabel = checkLabelKey("--namespace-label", (values["namespace-label"] as string | undefined) ?? DEFAULT_NAMESPACE_LABEL);
   } catch (e) {
@@ -154,7 +163,7 @@ export async function netpolCommand(argv: string[], io: CommandIO = { stdout: pr
     return 2;
   }
 
-  const options = netpolOptions({ cluster, trustDomain, podLabel, namespaceLabel, remoteCidrs: meshRemoteCidrs(mesh.meshes, cluster, remoteCidrs), ...(values["no-infra-egress"] ? { infraEgress: [] } : {}) });
+  const options = netpolOptions({ cluster, trustDomain, podLabel, namespaceLabel, systemNamespaces, remoteCidrs: meshRemoteCidrs(mesh.meshes, cluster, remoteCidrs), ...(values["no-infra-egress"] ? { infraEgress: [] } : {}) });
   const pods = generateNetworkPolicies(loaded.set, options);
   const gateway = gatewayOutput(mesh.meshes, loaded.set, options);
   const result = { objects: [...pods.objects, ...gateway.objects], warnings: [...pods.warnings, ...gateway.warnings], yaml: pods.yaml + gateway.yaml, namespaces: pods.namespaces };

@@ -1,9 +1,8 @@
-// Dimension sets -> Kubernetes label selectors, ports and object names.
-import { createHash } from "node:crypto";
+// Dimension sets -> Kubernetes label selectors and ports (object names: names.ts).
 import type { IIoK8sApiNetworkingV1NetworkPolicyPort as NetworkPolicyPort } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicyPort";
 import type { IIoK8sApiNetworkingV1NetworkPolicySpec as NetworkPolicySpec } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicySpec";
 import type { PortRange } from "../model.js";
-import { type Dim, dimKey } from "./dims.js";
+import type { Dim } from "./dims.js";
 
 export type LabelSelector = NetworkPolicySpec["podSelector"];
 export type { NetworkPolicyPort };
@@ -26,24 +25,4 @@ export function selectorFor(label: string, d: Dim): LabelSelector {
 /** TCP port ranges as NetworkPolicyPort entries (endPort for ranges). */
 export function tcpPorts(ranges: readonly PortRange[]): NetworkPolicyPort[] {
   return ranges.map((r) => (r.lo === r.hi ? { protocol: "TCP", port: r.lo } : { protocol: "TCP", port: r.lo, endPort: r.hi }));
-}
-
-// metadata.name of a NetworkPolicy: an RFC 1123 subdomain.
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
-
-export function isDnsSubdomain(s: string): boolean {
-  return s.length <= 253 && DNS_SUBDOMAIN.test(s);
-}
-
-/**
- * `<sa>-ingress` / `<sa>-egress` for a single service account with a name Kubernetes
- * accepts (the seed's `postgres-ingress`); otherwise a stable hashed name.
- */
-export function subjectName(direction: "ingress" | "egress", sa: Dim): string {
-  if (sa.kind === "in" && sa.values.length === 1) {
-    const name = `${sa.values[0]}-${direction}`;
-    if (isDnsSubdomain(name)) return name;
-  }
-  const h = createHash("sha256").update(`${direction}|${dimKey(sa)}`).digest("hex").slice(0, 10);
-  return `zt-${h}-${direction}`;
 }

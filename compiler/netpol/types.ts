@@ -28,11 +28,22 @@ export interface NetpolOptions {
    * traffic can only be admitted by CIDR; a cluster with no entry is not admitted at all.
    */
   readonly remoteCidrs: Readonly<Record<string, readonly string[]>>;
-  /** Egress every pod of a governed namespace keeps (emitted as `zt-infra-egress`). */
+  /**
+   * Egress every pod of a governed namespace keeps (emitted as `zt-infra-egress`), and, where
+   * the target's namespace is itself governed, ingress to it from every pod of the cluster
+   * (`zt-infra-ingress-<name>`): isolating the ZT engine would cut every sidecar off it.
+   */
   readonly infraEgress: readonly InfraEgress[];
+  /**
+   * Namespaces never isolated: no default deny there, no object at all (kube-system: isolating it
+   * would cut every pod's DNS and CoreDNS's upstream). Rules naming them are mirrored on the other end.
+   */
+  readonly systemNamespaces: readonly string[];
 }
 
 export const DEFAULT_POD_LABEL = "app";
+/** Always system namespaces; `--system-namespace` adds more. */
+export const DEFAULT_SYSTEM_NAMESPACES: readonly string[] = ["kube-system"];
 export const DEFAULT_NAMESPACE_LABEL = "kubernetes.io/metadata.name";
 
 /** kube-dns (CoreDNS keeps the k8s-app=kube-dns label) and the ZT engine's policy port. */
@@ -62,6 +73,7 @@ export function netpolOptions(o: Partial<NetpolOptions> & Pick<NetpolOptions, "c
     namespaceLabel: o.namespaceLabel ?? DEFAULT_NAMESPACE_LABEL,
     remoteCidrs: o.remoteCidrs ?? {},
     infraEgress: o.infraEgress ?? DEFAULT_INFRA_EGRESS,
+    systemNamespaces: [...new Set([...DEFAULT_SYSTEM_NAMESPACES, ...(o.systemNamespaces ?? [])])].sort(),
   };
 }
 
@@ -79,16 +91,24 @@ export type NetpolWarningCode =
   /** A pattern in another trust domain. */
   | "foreign-trust-domain"
   /** Observe-mode destinations: the objects enforce what ZT only logs. */
-  | "observe-rollout";
+  | "observe-rollout"
+  /** The objects admit TCP only; ZT decides by port whatever the protocol. */
+  | "udp-not-mirrored"
+  /** A system namespace named by the policy: never isolated, mirrored on the other end only. */
+  | "system-namespace";
+
+export type Protocol = "TCP" | "UDP" | "SCTP";
 
 /**
- * A set of flows, as SPIFFE patterns (patternMatches semantics) and TCP ports. The cluster
- * exclusions narrow the source/destination pattern further (a `*` cluster minus these).
+ * A set of flows, as SPIFFE patterns (patternMatches semantics), ports and protocols. The
+ * cluster exclusions narrow the source/destination pattern further (a `*` cluster minus these).
  */
 export interface FlowScope {
   readonly source: string;
   readonly destination: string;
   readonly ports: readonly PortRange[];
+  /** The protocols concerned; absent: any protocol. */
+  readonly protocols?: readonly Protocol[];
   readonly sourceClustersExcept?: readonly string[];
   readonly destinationClustersExcept?: readonly string[];
 }

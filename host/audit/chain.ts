@@ -37,8 +37,37 @@ export interface AuditRow {
   hash: string;
 }
 
+/** One link of a chain: the record at `seq` has hash `hash` (seq 0: the chain's genesis). */
+export interface ChainLink {
+  chain_id: string;
+  seq: number;
+  /** Hex sha256. */
+  hash: string;
+}
+
+/**
+ * What a writer run declares about its chain before the chain's first record is stored
+ * (zt_audit.chains, and every checkpoint listing the chain). Its canonical JSON is hashed
+ * into the genesis, so none of it can change without breaking the chain's first link.
+ */
+export interface ChainDeclaration {
+  chain_id: string;
+  writer_id: string;
+  /** RFC 3339 UTC with milliseconds: when the writer run began (every record came after). */
+  started_at: string;
+  hash_version: 2;
+  /** The head of the writer's previous chain when this one began (null: the writer's first chain). */
+  predecessor: ChainLink | null;
+}
+
+/** Genesis of a chain written before chains were declared (hash_version 1). */
 export function genesisHash(chainId: string): string {
   return sha("sha256", "zt-audit-genesis\n" + chainId, "hex");
+}
+
+/** prev_hash of a declared chain's first record. */
+export function declaredGenesis(d: ChainDeclaration): string {
+  return sha("sha256", "zt-audit-genesis-v2\n" + canonicalJson(d), "hex");
 }
 
 /** JSON with object keys sorted at every level: one byte sequence per value. */
@@ -105,8 +134,11 @@ export function linkHash(prevHash: string, chainId: string, seq: number, record:
   return sha("sha256", prevHash + "\n" + canonicalLink(chainId, seq, record), "hex");
 }
 
-/** Builds the row for a normalised record and its place in the chain. */
-export function recordToRow(r: AuditRecord, chainId: string, seq: number, prevHash: string): AuditRow {
+/** The record columns of a row (every column but the chain's). */
+export type RecordColumns = Omit<AuditRow, "chain_id" | "seq" | "prev_hash" | "hash">;
+
+/** The columns a normalised record is stored as. */
+export function recordColumns(r: AuditRecord): RecordColumns {
   return {
     ts: r.timestamp,
     decision_id: r.decision_id,
@@ -129,11 +161,17 @@ export function recordToRow(r: AuditRecord, chainId: string, seq: number, prevHa
     policy_version: r.policy_version,
     origin: r.origin,
     caller: r.caller,
-    chain_id: chainId,
-    seq,
-    prev_hash: prevHash,
-    hash: linkHash(prevHash, chainId, seq, r),
   };
+}
+
+/** Builds the row for a normalised record and its place in the chain. */
+export function recordToRow(r: AuditRecord, chainId: string, seq: number, prevHash: string): AuditRow {
+  const row = recordColumns(r) as AuditRow;
+  row.chain_id = chainId;
+  row.seq = seq;
+  row.prev_hash = prevHash;
+  row.hash = linkHash(prevHash, chainId, seq, r);
+  return row;
 }
 
 /**
@@ -204,4 +242,36 @@ export function recordSelectList(): string {
   return RECORD_COLUMNS.map((c) =>
     c === "decision_id" ? "decision_id::text AS decision_id" : c === "operator_roles" ? "array_to_json(operator_roles) AS operator_roles" : c,
   ).join(", ");
+}
+
+/** Read back for verify: the timestamp in whole microseconds (a Date would hide sub-millisecond edits). */
+export type VerifiedColumns = StoredColumns & { ts_us: string };
+
+function sameValue(have: unknown, want: unknown): boolean {
+  if (want === null || have === null) return have === want;
+  if (Array.isArray(want)) {
+    return Array.isArray(have) && have.length === want.length && want.every((w, i) => have[i] === w);
+  }
+  if (typeof want === "number") return String(have) === String(want);
+  return have === want;
+}
+
+/**
+ * Every stored column is covered by the record's hash: the row must be exactly the row the
+ * record it stands for would be stored as. A column the record does not carry (operator
+ * roles on a service record, a pod without a source, a sub-millisecond timestamp) would
+ * otherwise be free to change. Returns the first column that differs, or null.
+ */
+export function uncoveredColumn(c: VerifiedColumns): string | null {
+  const us = c.ts_us;
+  if (!/^-?\d+000$/.test(us)) return "ts";
+  const record = rowToRecord(c);
+  if (String(Date.parse(record.timestamp) * 1000) !== us) return "ts";
+  const expected = recordColumns(record) as unknown as Record<string, unknown>;
+  const stored = c as unknown as Record<string, unknown>;
+  for (const col of RECORD_COLUMNS) {
+    if (col === "ts") continue;
+    if (!sameValue(stored[col], expected[col])) return col;
+  }
+  return null;
 }

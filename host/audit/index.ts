@@ -8,7 +8,8 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Sql } from "postgres";
 import type { Registry } from "prom-client";
-import type { AuditConfig } from "./config.js";
+import { DEFAULT_CHECKPOINT_SECONDS, defaultCheckpointDir, defaultCheckpointKeyFile, type AuditConfig } from "./config.js";
+import { loadCheckpointKey, loadOrCreateCheckpointKey, type CheckpointKey } from "./checkpoint-key.js";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "./embedded.js";
 import { runRetention, type MaintenanceReport } from "./maintenance.js";
 import { registerAuditMetrics } from "./metrics.js";
@@ -47,6 +48,8 @@ export interface Audit {
   readonly connections: AuditConnections;
   /** The embedded server when ZT_AUDIT_DSN is not set. */
   readonly embedded: EmbeddedPostgresHandle | null;
+  /** Where the signed checkpoints go, and the public half of their key. */
+  readonly checkpoints: { dir: string; url: string | null; keyId: string; publicKeyPem: string };
 }
 
 const HOUR_MS = 60 * 60 * 1000;
@@ -71,6 +74,11 @@ function isUnreachable(e: unknown): boolean {
 export async function openAudit(config: AuditConfig): Promise<Audit> {
   const log = config.logger ?? (() => undefined);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  // The signing key first: a missing or wrong key file is a configuration error, found
+  // before anything starts. Only the development default is generated.
+  const keyFile = config.checkpointKeyFile ?? defaultCheckpointKeyFile(config.dataDir);
+  const key: CheckpointKey = config.checkpointKeyFile ? await loadCheckpointKey(keyFile) : await loadOrCreateCheckpointKey(keyFile);
+  const checkpointDir = config.checkpointDir ?? defaultCheckpointDir(config.dataDir);
 
   let embedded: EmbeddedPostgresHandle | null = null;
   let conns: AuditConnections;
@@ -124,8 +132,15 @@ export async function openAudit(config: AuditConfig): Promise<Audit> {
         writerId: config.writerId ?? (await loadWriterId(config.dataDir)),
         onSpoolFailure: config.onSpoolFailure,
         maxQueue: config.maxQueue ?? 100_000,
+        checkpoint: {
+          keyFile,
+          dir: checkpointDir,
+          url: config.checkpointUrl ?? null,
+          intervalMs: config.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_SECONDS * 1000,
+        },
       },
       log,
+      { keyId: key.keyId, publicKeyPem: key.publicKeyPem },
     );
   } catch (e) {
     await querySql.end({ timeout: 5 });
@@ -158,10 +173,11 @@ export async function openAudit(config: AuditConfig): Promise<Audit> {
     sink: writer,
     query: querySql,
     registerMetrics: (registry) => registerAuditMetrics(registry, writer),
-    verify: () => verifyChains(querySql),
+    verify: () => verifyChains(querySql, { retentionDays: config.retentionDays }),
     runMaintenance,
     connections: conns,
     embedded,
+    checkpoints: { dir: checkpointDir, url: config.checkpointUrl ?? null, keyId: key.keyId, publicKeyPem: key.publicKeyPem },
     close: async () => {
       if (closed) return;
       closed = true;

@@ -12,7 +12,7 @@
 // plain INSERT fails as a whole with unique_violation and the batch is sent again with ON
 // CONFLICT DO NOTHING, as replays of the spool always are: idempotency is unchanged.
 import type { Sql } from "postgres";
-import type { AuditRow } from "./chain.js";
+import type { AuditRow, ChainDeclaration } from "./chain.js";
 import { SCHEMA } from "./migrations.js";
 
 type Kind = "text" | "number" | "bool" | "roles" | "hex";
@@ -206,9 +206,27 @@ async function insertIdempotent(sql: Sql, n: number, params: string[]): Promise<
   return { inserted, duplicates: dup.count, conflicts: c?.n ?? 0 };
 }
 
-/** Creates the monthly partition holding `monthStart` (YYYY-MM) if missing (SECURITY DEFINER function). */
-export async function ensurePartition(sql: Sql, month: string): Promise<void> {
-  await sql.unsafe(`SELECT ${SCHEMA}.ensure_partition($1::timestamptz)`, [`${month}-01T00:00:00Z`]);
+/** Creates the partition holding the UTC day `day` (YYYY-MM-DD) if missing (SECURITY DEFINER function). */
+export async function ensurePartition(sql: Sql, day: string): Promise<void> {
+  await sql.unsafe(`SELECT ${SCHEMA}.ensure_partition($1::timestamptz)`, [`${day}T00:00:00Z`]);
+}
+
+/** PostgreSQL found no partition for a row (SQLSTATE 23514 from the partition routing, not a CHECK of the table). */
+export function isMissingPartition(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown } | null;
+  return err?.code === "23514" && typeof err.message === "string" && err.message.startsWith("no partition of relation");
+}
+
+/** Stores chain declarations (idempotent): a chain is declared before any of its records is inserted. */
+export async function declareChains(sql: Sql, declarations: readonly ChainDeclaration[]): Promise<void> {
+  for (const d of declarations) {
+    const p = d.predecessor;
+    await sql.unsafe(
+      `INSERT INTO ${SCHEMA}.chains (chain_id, writer_id, started_at, hash_version, pred_chain_id, pred_seq, pred_hash)
+       VALUES ($1, $2, $3::timestamptz, 2, $4, $5::bigint, decode($6, 'hex')) ON CONFLICT (chain_id) DO NOTHING`,
+      [d.chain_id, d.writer_id, d.started_at, p?.chain_id ?? null, p === null ? null : String(p.seq), p?.hash ?? null],
+    );
+  }
 }
 
 /** SQLSTATE classes 22 (data exception) and 23 (integrity violation) are about the rows, not the server: retrying will not help. */

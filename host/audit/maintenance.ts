@@ -1,7 +1,7 @@
 // Retention: run at start-up and hourly by the engine, as the maintenance role (which can
 // create partitions and drop expired ones through the SECURITY DEFINER functions, and
-// nothing else). Partitions for this month and the next two are created ahead of time so
-// the writer's on-demand creation is the exception.
+// nothing else). Partitions for today and the next two days (UTC) are created ahead of time
+// so the writer's on-demand creation is the exception.
 import type { Sql } from "postgres";
 import { SCHEMA } from "./migrations.js";
 
@@ -11,15 +11,15 @@ export interface MaintenanceReport {
   dropped: Array<{ partition: string; rows: number }>;
 }
 
-function monthStart(d: Date, addMonths: number): string {
-  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + addMonths, 1)).toISOString();
+function dayStart(d: Date, addDays: number): string {
+  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + addDays)).toISOString();
 }
 
 export async function runRetention(sql: Sql, retentionDays: number, now: Date = new Date()): Promise<MaintenanceReport> {
   if (!Number.isInteger(retentionDays) || retentionDays < 1) throw new Error(`retention must be a whole number of days >= 1 (got ${retentionDays})`);
   const partitions: string[] = [];
   for (let i = 0; i < 3; i++) {
-    const [r] = await sql.unsafe<{ p: string }[]>(`SELECT ${SCHEMA}.ensure_partition($1::timestamptz) AS p`, [monthStart(now, i)]);
+    const [r] = await sql.unsafe<{ p: string }[]>(`SELECT ${SCHEMA}.ensure_partition($1::timestamptz) AS p`, [dayStart(now, i)]);
     partitions.push((r as { p: string }).p);
   }
   const rows = await sql.unsafe<{ partition_name: string; row_count: string }[]>(

@@ -216,9 +216,129 @@ CREATE INDEX decisions_policy_idx ON ${SCHEMA}.decisions (policy_matched COLLATE
 CREATE INDEX decisions_subject_idx ON ${SCHEMA}.decisions (operator_subject COLLATE "C", ts DESC) WITH (deduplicate_items = off) WHERE operator_subject IS NOT NULL;
 `;
 
+// Chains are declared before their first record is stored: the declaration (writer, start,
+// predecessor) is hashed into the chain's genesis, so a chain cannot be moved to another
+// lineage, and verify can tell which chain each writer run continues. Chains stored before
+// this migration keep the genesis they were written with (hash_version 1).
+//
+// Partitions by UTC day instead of by month: retention drops whole days, so records are kept
+// the retention period and at most a day longer. Monthly partitions created earlier stay until
+// retention drops them; a day inside one of them is served by it.
+const V3_CHAINS_AND_DAY_PARTITIONS = `
+CREATE TABLE ${SCHEMA}.chains (
+  chain_id      text        PRIMARY KEY,
+  writer_id     text,
+  started_at    timestamptz,
+  hash_version  smallint    NOT NULL CHECK (hash_version IN (1, 2)),
+  pred_chain_id text,
+  pred_seq      bigint      CHECK (pred_seq >= 0),
+  pred_hash     bytea,
+  CHECK ((pred_chain_id IS NULL) = (pred_seq IS NULL) AND (pred_seq IS NULL) = (pred_hash IS NULL)),
+  CHECK (hash_version = 1 OR (writer_id IS NOT NULL AND started_at IS NOT NULL))
+);
+CREATE TRIGGER chains_append_only BEFORE UPDATE OR DELETE ON ${SCHEMA}.chains
+  FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.refuse_change();
+CREATE TRIGGER chains_no_truncate BEFORE TRUNCATE ON ${SCHEMA}.chains
+  FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.refuse_change();
+CREATE TRIGGER retention_log_no_truncate BEFORE TRUNCATE ON ${SCHEMA}.retention_log
+  FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.refuse_change();
+CREATE TRIGGER retention_anchors_no_truncate BEFORE TRUNCATE ON ${SCHEMA}.retention_anchors
+  FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.refuse_change();
+INSERT INTO ${SCHEMA}.chains (chain_id, hash_version)
+SELECT chain_id, 1 FROM (
+  SELECT DISTINCT chain_id FROM ${SCHEMA}.decisions
+  UNION SELECT chain_id FROM ${SCHEMA}.duplicates
+  UNION SELECT chain_id FROM ${SCHEMA}.retention_log) c
+ON CONFLICT DO NOTHING;
+GRANT SELECT, INSERT ON ${SCHEMA}.chains TO ${WRITER_GROUP};
+GRANT SELECT ON ${SCHEMA}.chains TO ${MAINTAINER_GROUP};
+
+CREATE OR REPLACE FUNCTION ${SCHEMA}.ensure_partition(p_ts timestamptz) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  d      date := (p_ts AT TIME ZONE 'UTC')::date;
+  pname  text := format('decisions_y%sm%sd%s', to_char(d, 'YYYY'), to_char(d, 'MM'), to_char(d, 'DD'));
+  legacy text := format('decisions_y%sm%s', to_char(d, 'YYYY'), to_char(d, 'MM'));
+BEGIN
+  IF p_ts > now() + interval '1 year' THEN
+    RAISE EXCEPTION 'refusing to create an audit partition more than a year ahead (%)', p_ts;
+  END IF;
+  IF to_regclass('${SCHEMA}.' || pname) IS NOT NULL THEN
+    RETURN pname;
+  END IF;
+  IF to_regclass('${SCHEMA}.' || legacy) IS NOT NULL THEN
+    RETURN legacy;
+  END IF;
+  -- Serialise creators (writers, maintenance) without blocking inserts. A relation lock,
+  -- unlike an advisory lock, also refreshes the catalog view, so the re-check sees a
+  -- partition another session just committed.
+  LOCK TABLE ${SCHEMA}.decisions IN SHARE UPDATE EXCLUSIVE MODE;
+  IF to_regclass('${SCHEMA}.' || pname) IS NOT NULL THEN
+    RETURN pname;
+  END IF;
+  IF to_regclass('${SCHEMA}.' || legacy) IS NOT NULL THEN
+    RETURN legacy;
+  END IF;
+  EXECUTE format('CREATE TABLE ${SCHEMA}.%I PARTITION OF ${SCHEMA}.decisions FOR VALUES FROM (%L) TO (%L)',
+    pname, d::timestamp AT TIME ZONE 'UTC', (d + 1)::timestamp AT TIME ZONE 'UTC');
+  -- TRUNCATE of one partition does not fire the parent's statement trigger.
+  EXECUTE format('CREATE TRIGGER no_truncate BEFORE TRUNCATE ON ${SCHEMA}.%I FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.refuse_change()', pname);
+  RETURN pname;
+EXCEPTION WHEN duplicate_table THEN
+  RETURN pname;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ${SCHEMA}.drop_expired_partitions(p_retention_days integer)
+RETURNS TABLE (partition_name text, row_count bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  cutoff      timestamptz;
+  r           record;
+  upper_bound timestamptz;
+  n           bigint;
+BEGIN
+  IF p_retention_days IS NULL OR p_retention_days < 1 THEN
+    RAISE EXCEPTION 'retention must be at least one day (got %)', p_retention_days;
+  END IF;
+  cutoff := now() - make_interval(days => p_retention_days);
+  FOR r IN
+    SELECT c.relname::text AS relname
+      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = '${SCHEMA}.decisions'::regclass
+       AND c.relname ~ '^decisions_y[0-9]{4}m[0-9]{2}(d[0-9]{2})?$'
+     ORDER BY c.relname
+  LOOP
+    IF length(r.relname) = 18 THEN
+      upper_bound := (to_date(substr(r.relname, 12, 4) || substr(r.relname, 17, 2), 'YYYYMM') + interval '1 month')::timestamp AT TIME ZONE 'UTC';
+    ELSE
+      upper_bound := (to_date(substr(r.relname, 12, 4) || substr(r.relname, 17, 2) || substr(r.relname, 20, 2), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC';
+    END IF;
+    CONTINUE WHEN upper_bound > cutoff;
+    EXECUTE format(
+      'INSERT INTO ${SCHEMA}.retention_log (partition_name, chain_id, seqs, row_count)
+       SELECT %L, chain_id, range_agg(int8range(seq, seq, ''[]'')), count(*) FROM ${SCHEMA}.%I GROUP BY chain_id',
+      r.relname, r.relname);
+    EXECUTE format(
+      'INSERT INTO ${SCHEMA}.retention_anchors (chain_id, seq, hash, partition_name)
+       SELECT p.chain_id, p.seq, p.hash, %L FROM ${SCHEMA}.%I p
+        WHERE NOT EXISTS (SELECT 1 FROM ${SCHEMA}.%I q WHERE q.chain_id = p.chain_id AND q.seq = p.seq + 1)
+       ON CONFLICT DO NOTHING',
+      r.relname, r.relname, r.relname);
+    EXECUTE format('SELECT count(*) FROM ${SCHEMA}.%I', r.relname) INTO n;
+    EXECUTE format('DROP TABLE ${SCHEMA}.%I', r.relname);
+    partition_name := r.relname;
+    row_count := n;
+    RETURN NEXT;
+  END LOOP;
+END
+$fn$;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "audit trail: partitioned table, roles, retention", sql: V1_SCHEMA },
   { version: 2, name: "filter indexes in byte order (COLLATE \"C\"), without deduplication", sql: V2_C_COLLATION_INDEXES },
+  { version: 3, name: "declared chains; partitions by day", sql: V3_CHAINS_AND_DAY_PARTITIONS },
 ];
 
 /** The audit trail's track of versioned migrations (host/common/migrations.ts runs it). */

@@ -8,6 +8,9 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { MAINTAINER_GROUP, WRITER_GROUP } from "./migrations.js";
 
+/** The engine's group role on the shared state (host/store/migrations.ts grants it its rights). */
+const STATE_WRITER_GROUP = "zt_state_writer";
+
 export const AUDIT_DATABASE = "zt";
 /** Owns the schema; runs migrations. */
 export const OWNER_ROLE = "zt_audit_owner";
@@ -66,6 +69,9 @@ export async function bootstrapRoles(superDsn: string, dataDir: string): Promise
     await ensure(MAINTENANCE_ROLE, `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${quoteLiteral(creds.maintenance)}`);
     await sql.unsafe(`GRANT ${WRITER_GROUP} TO ${ENGINE_ROLE}`);
     await sql.unsafe(`GRANT ${MAINTAINER_GROUP} TO ${MAINTENANCE_ROLE}`);
+    // The shared state (host/store) lives in the same database, written by the same engine role.
+    await ensure(STATE_WRITER_GROUP, "NOLOGIN");
+    await sql.unsafe(`GRANT ${STATE_WRITER_GROUP} TO ${ENGINE_ROLE}`);
     const [db] = await sql`SELECT 1 AS x FROM pg_database WHERE datname = ${AUDIT_DATABASE}`;
     if (!db) await sql.unsafe(`CREATE DATABASE ${AUDIT_DATABASE} OWNER ${OWNER_ROLE} ENCODING 'UTF8'`);
   } finally {

@@ -6,6 +6,7 @@
 import { constants, existsSync } from "node:fs";
 import { mkdir, open, readFile, readdir, rm, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+import type { ChainDeclaration } from "./chain.js";
 
 /** Segments are rotated at this size so a replay never reads more than this at once. */
 export const SEGMENT_MAX_BYTES = 16 * 1024 * 1024;
@@ -99,6 +100,48 @@ export class Spool {
   async remove(path: string): Promise<void> {
     if (path === this.activePath) await this.seal();
     await rm(path, { force: true });
+  }
+
+  /**
+   * Chain declarations wait in `chains.jsonl` until PostgreSQL has them: a chain whose
+   * records are spooled (PostgreSQL down) is declared from here when they are replayed.
+   */
+  async declare(d: ChainDeclaration): Promise<void> {
+    const fh = await open(join(this.dir, "chains.jsonl"), "a", 0o600);
+    try {
+      await fh.appendFile(JSON.stringify(d) + "\n", "utf8");
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Declarations left by earlier runs (and this one), oldest first; a torn last line is skipped. */
+  async declarations(): Promise<ChainDeclaration[]> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dir, "chains.jsonl"), "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw e;
+    }
+    const out: ChainDeclaration[] = [];
+    const lines = text.split("\n");
+    lines.pop();
+    for (const l of lines) {
+      try {
+        const d = JSON.parse(l) as ChainDeclaration;
+        if (typeof d.chain_id === "string" && d.hash_version === 2) out.push(d);
+      } catch {
+        // A damaged line: its chain's records verify as undeclared, which is what happened.
+      }
+    }
+    return out;
+  }
+
+  /** PostgreSQL holds every declaration in the file. */
+  async declarationsStored(): Promise<void> {
+    await writeFile(join(this.dir, "chains.jsonl"), "", { mode: 0o600 });
   }
 
   /** Records PostgreSQL refused (data errors, decision_id collisions): kept on disk, never silently dropped. */

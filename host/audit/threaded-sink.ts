@@ -8,6 +8,8 @@ import { pathToFileURL } from "node:url";
 import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
 import { RecordRefusal } from "./refusal.js";
 import { normalizeRecord } from "./validate.js";
+import type { SignedCheckpoint } from "./checkpoint.js";
+import type { CheckpointSink } from "./checkpointer.js";
 import type { FromWriter, ToWriter, WriterSnapshot, WriterThreadOptions } from "./writer-protocol.js";
 import type { WriterCounters } from "./writer.js";
 
@@ -53,6 +55,21 @@ interface Admission {
   timer: NodeJS.Timeout;
 }
 
+/** The writer's signed checkpoints as the engine thread knows them (API, metrics). */
+export interface CheckpointStatus {
+  /** The newest checkpoint stored in the directory, or null before the first. */
+  latest: SignedCheckpoint | null;
+  /** When it was stored (epoch ms), or null. */
+  latestAtMs: number | null;
+  written: number;
+  failures: Record<CheckpointSink, number>;
+}
+
+export interface CheckpointPublicKey {
+  keyId: string;
+  publicKeyPem: string;
+}
+
 /** How requests fared under backpressure (zt_audit_backpressure_total). */
 export interface BackpressureCounters {
   /** Requests that waited and got their room. */
@@ -82,8 +99,16 @@ export class ThreadedAuditSink implements AuditSink {
   private admissions: Admission[] = [];
   private promised = 0;
   readonly backpressure: BackpressureCounters = { admitted: 0, timedOut: 0 };
+  readonly checkpoints: CheckpointStatus = { latest: null, latestAtMs: null, written: 0, failures: { directory: 0, witness: 0 } };
+  /** When the sink started (epoch ms): the age of "no checkpoint yet". */
+  readonly startedAtMs = Date.now();
 
-  private constructor(opts: WriterThreadOptions, log: (obj: Record<string, unknown>) => void) {
+  private constructor(
+    opts: WriterThreadOptions,
+    log: (obj: Record<string, unknown>) => void,
+    /** The public half of the checkpoint key (GET /v1/audit/checkpoint/key). */
+    readonly checkpointKey: CheckpointPublicKey,
+  ) {
     this.refusal = new RecordRefusal(opts.onSpoolFailure, log);
     this.maxQueue = opts.maxQueue;
     this.log = log;
@@ -93,8 +118,8 @@ export class ThreadedAuditSink implements AuditSink {
   }
 
   /** Starts the writer thread; resolves once its spool is open and its pump runs. */
-  static start(opts: WriterThreadOptions, log: (obj: Record<string, unknown>) => void): Promise<ThreadedAuditSink> {
-    const sink = new ThreadedAuditSink(opts, log);
+  static start(opts: WriterThreadOptions, log: (obj: Record<string, unknown>) => void, checkpointKey: CheckpointPublicKey): Promise<ThreadedAuditSink> {
+    const sink = new ThreadedAuditSink(opts, log, checkpointKey);
     return new Promise((resolve, reject) => {
       let started = false;
       sink.worker.on("message", (m: FromWriter) => {
@@ -130,7 +155,13 @@ export class ThreadedAuditSink implements AuditSink {
   private receive(m: FromWriter): void {
     if (m.t === "log") this.log(m.obj);
     else if (m.t === "fatal") this.fail(`audit writer thread failed: ${m.error}`);
-    else {
+    else if (m.t === "checkpoint") {
+      this.checkpoints.latest = m.signed;
+      this.checkpoints.latestAtMs = m.at;
+      this.checkpoints.written++;
+    } else if (m.t === "checkpoint-failure") {
+      this.checkpoints.failures[m.sink]++;
+    } else {
       this.snap = m.snapshot;
       this.promised = 0;
       this.releaseAdmissions();
@@ -294,6 +325,12 @@ export class ThreadedAuditSink implements AuditSink {
       dropped: this.counters.dropped,
       detail: this.failure ?? this.snap.detail,
     };
+  }
+
+  /** Issues a signed checkpoint now (besides the periodic ones); rejects when the directory refused it. */
+  checkpoint(): Promise<void> {
+    if (this.closed) return Promise.reject(new AuditUnavailableError("audit sink is closed"));
+    return this.request((id) => ({ t: "checkpoint", id }));
   }
 
   /** Resolves when every record appended so far is in PostgreSQL or fsynced in the spool. */

@@ -16,7 +16,13 @@ export type Validated<T> = { ok: true; value: T } | { ok: false; error: FieldErr
 
 /** Records from the future beyond this are refused: a sidecar with a broken clock would otherwise create far-future partitions. */
 export const MAX_FUTURE_SKEW_MS = 60 * 60 * 1000;
-const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
+/**
+ * Records older than this are refused with a reason (a sidecar that could not ship them for a
+ * week): an older record could belong to a day retention has already dropped, and be lost
+ * after the engine acknowledged it. The bound also lets verify check a retention claim
+ * against the records around the gap (docs/audit.md, "Retention claims").
+ */
+export const MAX_RECORD_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 const MAX_TEXT = 4096;
 const MAX_ROLES = 64;
 
@@ -122,7 +128,7 @@ function timestamp(v: unknown, path: string, nowMs: number): string {
     lastMs = ms;
     lastNormalised = normalised;
   }
-  if (ms < MIN_TIMESTAMP_MS) throw new Invalid(path, "is before 2000-01-01");
+  if (ms < nowMs - MAX_RECORD_AGE_MS) throw new Invalid(path, "is more than 7 days old: the audit trail takes a decision within 7 days of it");
   if (ms > nowMs + MAX_FUTURE_SKEW_MS) throw new Invalid(path, "is more than one hour in the future (check the sender's clock)");
   return normalised;
 }

@@ -1,8 +1,15 @@
 // The audit writer's own thread: chaining (sha256 per record), batching and the PostgreSQL
 // protocol run here, so the engine thread only validates a record and hands it over. Its
-// event loop also runs the spill tick, which a busy engine thread can no longer delay.
+// event loop also runs the spill tick, which a busy engine thread can no longer delay, and
+// the signed checkpoints of the writer's chains.
 import { parentPort, workerData } from "node:worker_threads";
+import type { ChainLink } from "./chain.js";
+import { loadCheckpointKey } from "./checkpoint-key.js";
+import { CheckpointDirectory, CheckpointWitness } from "./checkpoint-store.js";
+import { Checkpointer, type ChainEndReader } from "./checkpointer.js";
 import { connect } from "./connect.js";
+import { HeadFile } from "./head-file.js";
+import { SCHEMA } from "./migrations.js";
 import type { AuditRecord } from "./record.js";
 import type { FromWriter, ToWriter, WriterSnapshot, WriterThreadOptions } from "./writer-protocol.js";
 import { AuditWriter, TICK_MS } from "./writer.js";
@@ -11,28 +18,15 @@ if (!parentPort) throw new Error("writer-thread.ts runs as a worker thread");
 const port = parentPort;
 const opts = workerData as WriterThreadOptions;
 const send = (m: FromWriter): void => port.postMessage(m);
+const log = (obj: Record<string, unknown>): void => send({ t: "log", obj });
 
 const sql = connect(opts.dsn, 1, "zt-audit-writer");
 let reportQueued = false;
-const writer = new AuditWriter({
-  sql,
-  spoolDir: opts.spoolDir,
-  writerId: opts.writerId,
-  onSpoolFailure: opts.onSpoolFailure,
-  maxQueue: opts.maxQueue,
-  logger: (obj) => send({ t: "log", obj }),
-  // A fresh report as soon as records became durable, so the engine thread's view of the
-  // queue (its memory bound, a producer pacing itself on it) does not lag by a whole tick.
-  onProgress: () => {
-    if (reportQueued) return;
-    reportQueued = true;
-    setImmediate(() => {
-      reportQueued = false;
-      send({ t: "snapshot", snapshot: snapshot() });
-    });
-  },
-});
 let received = 0;
+let writer: AuditWriter;
+let checkpointer: Checkpointer;
+let ticker: NodeJS.Timeout | undefined;
+let checkpointTimer: NodeJS.Timeout | undefined;
 
 function snapshot(): WriterSnapshot {
   const st = writer.status();
@@ -62,6 +56,23 @@ function take(records: AuditRecord[]): void {
   }
 }
 
+/** The newest record of a crashed chain PostgreSQL holds, no further than what its process sent. */
+const readChainEnd: ChainEndReader = async (chainId, bound) => {
+  const [row] = await sql.unsafe<{ seq: string; hash: string }[]>(
+    `SELECT seq::text AS seq, encode(hash, 'hex') AS hash FROM (
+       SELECT seq, hash FROM ${SCHEMA}.decisions WHERE chain_id = $1 AND seq <= $2::bigint
+       UNION ALL SELECT seq, hash FROM ${SCHEMA}.duplicates WHERE chain_id = $1 AND seq <= $2::bigint) t
+     ORDER BY t.seq DESC LIMIT 1`,
+    [chainId, String(bound ?? Number.MAX_SAFE_INTEGER)],
+  );
+  return row ? { chain_id: chainId, seq: Number(row.seq), hash: row.hash } : null;
+};
+
+function checkpointNow(): Promise<boolean> {
+  // Crashed chains are closed once PostgreSQL holds everything their process made durable.
+  return checkpointer.tick(writer.committedLink(), writer.caughtUp ? readChainEnd : null);
+}
+
 async function settle(m: Extract<ToWriter, { t: "flush" | "close" }>): Promise<void> {
   let error: string | null = null;
   try {
@@ -69,6 +80,11 @@ async function settle(m: Extract<ToWriter, { t: "flush" | "close" }>): Promise<v
     else await writer.close();
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
+  }
+  if (m.t === "close") {
+    clearInterval(checkpointTimer);
+    const final: ChainLink = writer.durableLink();
+    if (!(await checkpointer.finish(final))) log({ msg: "audit: the closing checkpoint was not written; the chain stays open until the next run closes it", chain_id: final.chain_id });
   }
   send({ t: "done", id: m.id, error, snapshot: snapshot() });
   if (m.t === "close") {
@@ -78,18 +94,57 @@ async function settle(m: Extract<ToWriter, { t: "flush" | "close" }>): Promise<v
   }
 }
 
+async function start(): Promise<void> {
+  const key = await loadCheckpointKey(opts.checkpoint.keyFile);
+  const witness = opts.checkpoint.url
+    ? new CheckpointWitness(opts.checkpoint.url, (error) => send({ t: "checkpoint-failure", sink: "witness", error }))
+    : null;
+  checkpointer = await Checkpointer.open({
+    writerId: opts.writerId,
+    key,
+    directory: new CheckpointDirectory(opts.checkpoint.dir, opts.writerId),
+    witness,
+    log,
+    onCheckpoint: (signed) => send({ t: "checkpoint", signed, at: Date.now() }),
+    onFailure: (sink, error) => send({ t: "checkpoint-failure", sink, error }),
+  });
+  // Read before the new run overwrites it: where the previous run's chain really ended.
+  const predecessor = checkpointer.plan(HeadFile.read(opts.spoolDir));
+  writer = new AuditWriter({
+    sql,
+    spoolDir: opts.spoolDir,
+    writerId: opts.writerId,
+    onSpoolFailure: opts.onSpoolFailure,
+    maxQueue: opts.maxQueue,
+    predecessor,
+    logger: log,
+    // A fresh report as soon as records became durable, so the engine thread's view of the
+    // queue (its memory bound, a producer pacing itself on it) does not lag by a whole tick.
+    onProgress: () => {
+      if (reportQueued) return;
+      reportQueued = true;
+      setImmediate(() => {
+        reportQueued = false;
+        send({ t: "snapshot", snapshot: snapshot() });
+      });
+    },
+  });
+  await writer.start();
+  // Declared in a signed checkpoint before the engine may append a single record.
+  await checkpointer.declare(writer.declaration, writer.committedLink().hash);
+  send({ t: "snapshot", snapshot: snapshot() });
+  ticker = setInterval(() => send({ t: "snapshot", snapshot: snapshot() }), TICK_MS);
+  checkpointTimer = setInterval(() => void checkpointNow(), opts.checkpoint.intervalMs);
+}
+
 // Records are taken synchronously, in arrival order, so a flush or close covers every
 // record sent before it; a slow flush never holds later records back.
 port.on("message", (m: ToWriter) => {
   if (m.t === "records") take(JSON.parse(m.json) as AuditRecord[]);
+  else if (m.t === "checkpoint") {
+    void checkpointNow().then((ok) => send({ t: "done", id: m.id, error: ok ? null : "checkpoint not written (see the log)", snapshot: snapshot() }));
+  }
   else void settle(m);
 });
 
-let ticker: NodeJS.Timeout;
-writer
-  .start()
-  .then(() => {
-    send({ t: "snapshot", snapshot: snapshot() });
-    ticker = setInterval(() => send({ t: "snapshot", snapshot: snapshot() }), TICK_MS);
-  })
-  .catch((e: unknown) => send({ t: "fatal", error: e instanceof Error ? (e.stack ?? e.message) : String(e) }));
+start().catch((e: unknown) => send({ t: "fatal", error: e instanceof Error ? (e.stack ?? e.message) : String(e) }));

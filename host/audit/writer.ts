@@ -6,8 +6,9 @@
 // committed or spooled, so the set of durable records is always a prefix of the chain.
 import { performance } from "node:perf_hooks";
 import type { Sql } from "postgres";
-import { genesisHash, recordToRow, type AuditRow } from "./chain.js";
-import { ensurePartition, insertRows, insertRowsAfter, isDataError, type InsertOutcome } from "./insert.js";
+import { declaredGenesis, recordToRow, type AuditRow, type ChainDeclaration, type ChainLink } from "./chain.js";
+import { HeadFile } from "./head-file.js";
+import { declareChains, ensurePartition, insertRows, insertRowsAfter, isDataError, isMissingPartition, type InsertOutcome } from "./insert.js";
 import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
 import { lineToRow, rowToLine } from "./row-line.js";
 import { RecordRefusal, type OnSpoolFailure } from "./refusal.js";
@@ -54,6 +55,10 @@ export interface WriterOptions {
   logger?: (obj: Record<string, unknown>) => void;
   /** Called whenever records became durable (committed or spooled): the writer thread reports its state then. */
   onProgress?: () => void;
+  /** The head of this writer's previous chain (hashed into the new chain's genesis); null: its first chain. */
+  predecessor?: ChainLink | null;
+  /** When this writer run began (default now). */
+  startedAt?: Date;
 }
 
 interface Entry {
@@ -61,7 +66,8 @@ interface Entry {
   row: AuditRow;
   /** The spool line, made only if the record has to be spooled (most never are). */
   line: string | null;
-  month: string;
+  /** UTC day (YYYY-MM-DD): its partition must exist before the row is inserted. */
+  day: string;
   t: number;
 }
 
@@ -111,6 +117,8 @@ export interface WriterCounters {
 
 export class AuditWriter implements AuditSink {
   readonly chainId: string;
+  /** Declared before the chain's first record is stored; its hash is the chain's genesis. */
+  readonly declaration: ChainDeclaration;
   private readonly sql: Sql;
   private readonly spool: Spool;
   private readonly maxQueue: number;
@@ -139,7 +147,15 @@ export class AuditWriter implements AuditSink {
   private spooledThrough = 0;
   private segments: Segment[] = [];
   private backlogRecords = 0;
-  private readonly months = new Set<string>();
+  /** Days whose partition this writer knows to exist (forgotten when an insert finds one gone). */
+  private readonly days = new Set<string>();
+  /** Chain declarations (this run's and earlier runs' from the spool) not yet known to be in PostgreSQL. */
+  private undeclared: ChainDeclaration[] = [];
+  private readonly headFile: HeadFile;
+  /** Highest sequence number ever sent to PostgreSQL or the spool (the head file's bound for a crashed chain). */
+  private sentThrough = 0;
+  private committedHead: ChainLink;
+  private spooledHead: ChainLink;
 
   private pgUp = true;
   private pgError = "";
@@ -169,15 +185,26 @@ export class AuditWriter implements AuditSink {
     this.refusal = new RecordRefusal(opts.onSpoolFailure, this.log);
     this.onProgress = opts.onProgress ?? (() => undefined);
     // One chain per writer run: a restarted writer never has to learn the head of its
-    // previous chain (which may sit in an unreachable database) to continue correctly.
-    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+    // previous chain from the database (which may be unreachable); the head it had (from
+    // its checkpoints and its head file) is declared as the new chain's predecessor.
+    const started = opts.startedAt ?? new Date();
+    const stamp = started.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
     this.chainId = `${opts.writerId}/${stamp}-${Math.random().toString(16).slice(2, 8)}`;
-    this.prevHash = genesisHash(this.chainId);
+    this.declaration = { chain_id: this.chainId, writer_id: opts.writerId, started_at: started.toISOString(), hash_version: 2, predecessor: opts.predecessor ?? null };
+    this.prevHash = declaredGenesis(this.declaration);
+    this.committedHead = { chain_id: this.chainId, seq: 0, hash: this.prevHash };
+    this.spooledHead = this.committedHead;
+    this.headFile = new HeadFile(opts.spoolDir);
   }
 
   /** Opens the spool (segments left by a crash or an outage become backlog, replayed first) and starts the pump. */
   async start(): Promise<void> {
     const found = await this.spool.open();
+    // The declaration is durable before any record of the chain can be: a replay of this
+    // chain's spooled records (after a crash) always finds it.
+    this.undeclared = [...(await this.spool.declarations()), this.declaration];
+    await this.spool.declare(this.declaration);
+    this.headFile.write(this.durableLink(), 0);
     for (const s of found) {
       this.segments.push({ path: s.path, maxSeq: -1, lines: s.lines, backlog: true });
       this.backlogRecords += s.lines;
@@ -258,14 +285,29 @@ export class AuditWriter implements AuditSink {
     return this.backlogRecords;
   }
 
-  /** The newest link of this run's chain. Logged periodically: an external copy of it reveals records cut from the chain's end. */
-  head(): { chain_id: string; seq: number; hash: string } {
+  /** The newest link of this run's chain (in memory; not necessarily durable yet). */
+  head(): ChainLink {
     this.drainIncoming();
     return { chain_id: this.chainId, seq: this.lastSeq, hash: this.prevHash };
   }
 
+  /** The newest record PostgreSQL has committed (seq 0: none; the hash is then the genesis). What checkpoints anchor. */
+  committedLink(): ChainLink {
+    return this.committedHead;
+  }
+
+  /** The newest record that is committed or fsynced in the spool: where the chain ends if the process stops now. */
+  durableLink(): ChainLink {
+    return this.spooledHead.seq > this.committedHead.seq ? this.spooledHead : this.committedHead;
+  }
+
   get postgresUp(): boolean {
     return this.pgUp;
+  }
+
+  /** PostgreSQL is reachable and holds every declaration and every spooled record of earlier runs. */
+  get caughtUp(): boolean {
+    return this.pgUp && this.undeclared.length === 0 && !this.segments.some((s) => s.backlog);
   }
 
   flush(timeoutMs?: number): Promise<void> {
@@ -346,7 +388,7 @@ export class AuditWriter implements AuditSink {
       const seq = ++this.lastSeq;
       const row = recordToRow(r, this.chainId, seq, this.prevHash);
       this.prevHash = row.hash;
-      this.q.push({ seq, row, line: null, month: r.timestamp.slice(0, 7), t: ts[i] as number });
+      this.q.push({ seq, row, line: null, day: r.timestamp.slice(0, 10), t: ts[i] as number });
     }
     this.kick();
   }
@@ -409,6 +451,10 @@ export class AuditWriter implements AuditSink {
         continue;
       }
       if (flights.length === 0) {
+        if (this.undeclared.length > 0) {
+          await this.declarePending();
+          continue;
+        }
         const seg = this.segments.find((s) => s.backlog);
         if (seg) {
           await this.replay(seg);
@@ -459,28 +505,67 @@ export class AuditWriter implements AuditSink {
         }
       }
       const rows: AuditRow[] = new Array(end - start);
-      const months = new Set<string>();
+      const days = new Set<string>();
       for (let i = start; i < end; i++) {
         const e = this.q[i] as Entry;
         rows[i - start] = e.row;
-        months.add(e.month);
+        days.add(e.day);
       }
       const after = prev ? (prev.rows[prev.rows.length - 1] as AuditRow) : null;
-      flights.push({ rows, last: (rows[rows.length - 1] as AuditRow).seq, done: this.send(rows, months, after) });
+      const last = (rows[rows.length - 1] as AuditRow).seq;
+      this.noteSent(last);
+      flights.push({ rows, last, done: this.send(rows, days, after) });
     }
   }
 
-  private send(rows: AuditRow[], months: Set<string>, after: AuditRow | null): Promise<InsertOutcome | null | Failed> {
-    const run = async (): Promise<InsertOutcome | null> => {
-      for (const m of months) {
-        if (!this.months.has(m)) {
-          await ensurePartition(this.sql, m);
-          this.months.add(m);
-        }
+  private send(rows: AuditRow[], days: Set<string>, after: AuditRow | null): Promise<InsertOutcome | null | Failed> {
+    const run = (): Promise<InsertOutcome | null> => (after ? insertRowsAfter(this.sql, rows, after) : insertRows(this.sql, rows, true));
+    return this.withPartitions(days, run).catch((error: unknown): Failed => ({ error }));
+  }
+
+  /**
+   * Runs an insert once the partitions of its days exist. A partition this writer created
+   * earlier may have been dropped since (retention, an operator): PostgreSQL then refuses
+   * the rows for want of a partition, which is not the rows' fault, so the days are
+   * ensured again and the insert retried, instead of the records being set aside as
+   * rejected after the engine acknowledged them.
+   */
+  private async withPartitions<T>(days: Iterable<string>, insert: () => Promise<T>): Promise<T> {
+    for (const d of days) {
+      if (!this.days.has(d)) {
+        await ensurePartition(this.sql, d);
+        this.days.add(d);
       }
-      return after ? insertRowsAfter(this.sql, rows, after) : insertRows(this.sql, rows, true);
-    };
-    return run().catch((error: unknown): Failed => ({ error }));
+    }
+    try {
+      return await insert();
+    } catch (e) {
+      if (!isMissingPartition(e)) throw e;
+      this.log({ msg: "audit: a partition the writer knew is gone; creating it again", error: (e as Error).message });
+      for (const d of days) {
+        await ensurePartition(this.sql, d);
+        this.days.add(d);
+      }
+      return insert();
+    }
+  }
+
+  /** Records the highest sequence number sent (before it is sent): the bound of the chain if the process dies now. */
+  private noteSent(seq: number): void {
+    if (seq <= this.sentThrough) return;
+    this.sentThrough = seq;
+    this.headFile.write(this.durableLink(), seq);
+  }
+
+  /** Declarations must reach PostgreSQL before any record of their chains. Leaves pgUp false on a connection problem. */
+  private async declarePending(): Promise<void> {
+    try {
+      await declareChains(this.sql, this.undeclared);
+      this.undeclared = [];
+      await this.spool.declarationsStored();
+    } catch (e) {
+      this.markDown(e);
+    }
   }
 
   private awaitOrWake<T>(p: Promise<T>): Promise<T | typeof WOKEN> {
@@ -504,24 +589,18 @@ export class AuditWriter implements AuditSink {
       }
       await this.isolate(f.rows);
       if (!this.pgUp) return false;
-      this.commitThrough(f.last);
+      this.commitThrough(f.rows[f.rows.length - 1] as AuditRow);
       return false;
     }
     this.count(out);
-    this.commitThrough(f.last);
+    this.commitThrough(f.rows[f.rows.length - 1] as AuditRow);
     return true;
   }
 
   /** Inserts one batch of replayed rows; on a data error isolates the offending rows. Leaves pgUp false on a connection problem. */
-  private async replayBatch(rows: AuditRow[], months: Iterable<string>): Promise<void> {
+  private async replayBatch(rows: AuditRow[], days: Iterable<string>): Promise<void> {
     try {
-      for (const m of months) {
-        if (!this.months.has(m)) {
-          await ensurePartition(this.sql, m);
-          this.months.add(m);
-        }
-      }
-      this.count(await insertRows(this.sql, rows, false));
+      this.count(await this.withPartitions(days, () => insertRows(this.sql, rows, false)));
     } catch (e) {
       if (!isDataError(e)) {
         this.markDown(e);
@@ -537,7 +616,7 @@ export class AuditWriter implements AuditSink {
     let reason = "";
     for (const row of rows) {
       try {
-        this.count(await insertRows(this.sql, [row], false));
+        this.count(await this.withPartitions([row.ts.slice(0, 10)], () => insertRows(this.sql, [row], false)));
       } catch (e) {
         if (!isDataError(e)) {
           this.markDown(e);
@@ -570,8 +649,14 @@ export class AuditWriter implements AuditSink {
     }
   }
 
-  private commitThrough(seq: number): void {
-    if (seq > this.committedThrough) this.committedThrough = seq;
+  /** Everything of this run's chain up to `last` is in PostgreSQL. */
+  private commitThrough(last: AuditRow): void {
+    const seq = last.seq;
+    if (seq > this.committedThrough) {
+      this.committedThrough = seq;
+      this.committedHead = { chain_id: this.chainId, seq, hash: last.hash };
+      this.headFile.write(this.durableLink(), this.sentThrough);
+    }
     while (this.qHead < this.q.length && (this.q[this.qHead] as Entry).seq <= seq) this.qHead++;
     this.compact();
     this.resolveWaiters();
@@ -619,8 +704,8 @@ export class AuditWriter implements AuditSink {
     if (quarantine && malformed.length > 0) await this.reject(malformed, "malformed spool line");
     for (let i = 0; i < rows.length; i += this.batchSize) {
       const batch = rows.slice(i, i + this.batchSize);
-      const months = new Set(batch.map((r) => r.ts.slice(0, 7)));
-      await this.replayBatch(batch, months);
+      const days = new Set(batch.map((r) => r.ts.slice(0, 10)));
+      await this.replayBatch(batch, days);
       if (!this.pgUp || this.abort) return; // the whole segment is retried later
     }
     this.counters.replayed += rows.length;
@@ -628,7 +713,10 @@ export class AuditWriter implements AuditSink {
       this.backlogRecords = Math.max(0, this.backlogRecords - seg.lines);
       this.segments = this.segments.filter((s) => s !== seg);
     }
-    if (seg.maxSeq > this.committedThrough) this.commitThrough(seg.maxSeq);
+    if (seg.maxSeq > this.committedThrough) {
+      const last = rows.reduce<AuditRow | null>((a, r) => (r.chain_id === this.chainId && r.seq === seg.maxSeq ? r : a), null);
+      if (last) this.commitThrough(last);
+    }
     while (this.spilling) await new Promise((r) => setTimeout(r, 2));
     await this.spool.remove(seg.path);
   }
@@ -658,8 +746,10 @@ export class AuditWriter implements AuditSink {
         const e = this.q[i] as Entry;
         lines.push((e.line ??= rowToLine(e.row)));
       }
+      const lastRow = (this.q[this.qHead + (to - head)] as Entry).row;
       this.spilling = true;
       try {
+        this.noteSent(to);
         const path = await this.spool.append(lines);
         let seg = this.segments.find((s) => s.path === path);
         if (!seg) {
@@ -669,6 +759,8 @@ export class AuditWriter implements AuditSink {
         seg.maxSeq = to;
         seg.lines += lines.length;
         this.spooledThrough = to;
+        this.spooledHead = { chain_id: this.chainId, seq: to, hash: lastRow.hash };
+        this.headFile.write(this.durableLink(), this.sentThrough);
         this.counters.spooled += lines.length;
         if (this.spoolFailed) this.log({ msg: "audit: spool writable again" });
         this.spoolFailed = false;

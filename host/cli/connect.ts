@@ -4,6 +4,7 @@
 // one tunnel, decided and audited by the proxy. Signs in with the browser when needed.
 import { createServer, type Socket } from "node:net";
 import { parseArgs } from "node:util";
+import { printUsage, wantsHelp } from "./help.js";
 import { INCIDENT_ID } from "../engine/incidents.js";
 import { EXIT, UsageError } from "./io.js";
 import { type ProxyRefusal, type ProxyTarget, parseTarget, tunnel } from "./proxy-client.js";
@@ -90,6 +91,7 @@ async function listen(t: ProxyTarget, incident: string | null, where: { host: st
 }
 
 export async function connectCommand(argv: string[]): Promise<number> {
+  if (wantsHelp(argv)) return printUsage(USAGE);
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,

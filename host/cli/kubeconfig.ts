@@ -5,14 +5,17 @@
 // route's own credential and, with `impersonate: true`, as the operator (docs/proxy.md).
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { printUsage, wantsHelp } from "./help.js";
 import { stringify } from "yaml";
 import { writeFileDurable } from "../common/durable-file.js";
 import { EXIT, UsageError } from "./io.js";
 import { parseTarget, tokenFor } from "./proxy-client.js";
 
+const CREDENTIAL_USAGE = "usage: zt kube-credential <route-host> [--proxy addr:port] [--ca file.pem] [--no-browser]";
 const USAGE = "usage: zt kubeconfig <route-host> [--proxy addr:port] [--ca file.pem] [--command zt] [-o kubeconfig]";
 
 export async function kubeconfigCommand(argv: string[]): Promise<number> {
+  if (wantsHelp(argv)) return printUsage(USAGE);
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -59,8 +62,9 @@ export async function kubeconfigCommand(argv: string[]): Promise<number> {
 
 /** The exec credential plugin: prints an ExecCredential with the proxy token (kubectl calls it). */
 export async function kubeCredentialCommand(argv: string[]): Promise<number> {
+  if (wantsHelp(argv)) return printUsage(CREDENTIAL_USAGE);
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { proxy: { type: "string" }, ca: { type: "string" }, "no-browser": { type: "boolean", default: false } } });
-  if (positionals.length !== 1) throw new UsageError("usage: zt kube-credential <route-host> [--proxy addr:port] [--ca file.pem]");
+  if (positionals.length !== 1) throw new UsageError(CREDENTIAL_USAGE);
   const t = parseTarget(positionals[0], values);
   // Messages go to stderr: stdout is kubectl's.
   const tok = await tokenFor(t, (line) => process.stderr.write(`zt: ${line}\n`));

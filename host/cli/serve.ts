@@ -13,6 +13,8 @@ import type { IdentityLog } from "../identity/tls.js";
 import { createLogger, type Logger } from "../common/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { PolicyStoreError } from "../engine/policy-store.js";
+import { StartupError } from "../engine/shared-state.js";
+import { guardDriverWriteAfterClose, openStateBackend } from "../store/index.js";
 import { type EngineHandle, startEngine } from "../http/server.js";
 import { serveExtensions } from "./extensions.js";
 import { loadProxySettings, ProxyConfigError, type ProxySettings } from "../proxy/config.js";
@@ -90,6 +92,8 @@ export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promis
   }
   const config = cfg.config;
   const log = createLogger({ level: config.logLevel });
+  // A connection PostgreSQL closes under a pending write must not end the engine (store/errors.ts).
+  guardDriverWriteAfterClose((e) => log.warn("database connection closed during a write; the driver reconnects", { err: e }));
   let proxy: ProxySettings | null;
   try {
     proxy = loadProxySettings(process.env, config.dataDir);
@@ -189,6 +193,8 @@ export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promis
     await identity.close();
     return 1;
   }
+  // The shared state lives on the audit trail's server, written by the same engine role.
+  const state = openStateBackend({ engineDsn: audit.connections.engine, ownerDsn: audit.connections.owner, replicaId: config.replicaId, log });
   const hooks = identityEngineOptions(identity);
   const proxyOptions = proxy ? { settings: proxy, identity: identity.source, superuserDsn: audit.connections.superuser, dataDir: config.dataDir } : null;
   const extensions =
@@ -200,6 +206,7 @@ export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promis
     engine = await startEngine({
       config,
       audit,
+      state,
       log,
       adminToken: token.token,
       metrics,
@@ -210,13 +217,17 @@ export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promis
       beforeListen: () => Promise.race([hooks.beforeListen(), signal.then((sig) => Promise.reject(new StartAborted(sig)))]),
     });
   } catch (e) {
+    await state.close();
     if (e instanceof StartAborted) {
       log.info("signal received before the first SVID arrived; stopping", { signal: e.signal });
       await audit.close();
       await identity.close();
       return 0;
     }
-    if (e instanceof PolicyStoreError) {
+    if (e instanceof StartupError) {
+      log.error("shared state unavailable and no local cache; not starting", { err: e });
+      process.stderr.write(`zt serve: ${e.message}\n`);
+    } else if (e instanceof PolicyStoreError) {
       for (const d of e.diagnostics) process.stderr.write(`${d.file}:${d.line}:${d.col}: ${d.message}\n`);
       log.error("policies do not validate; not starting", { errors: e.diagnostics.length });
     } else {
@@ -237,6 +248,10 @@ export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promis
     process.stderr.write(`${cmd}: shutdown failed: ${(e as Error).message}\n`);
     return 1;
   }
+  // Everything is flushed and closed. postgres.js can leave a reconnect timer behind for a
+  // connection that was still starting up when its pool ended (e.g. during a database
+  // outage); it must not keep a stopped engine alive.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
   return 0;
 }
 

@@ -1,6 +1,7 @@
 // Engine configuration from environment variables (documented in docs/operations.md).
 // Every value is checked at startup; a bad value stops `zt serve` with a clear message
 // rather than silently falling back to a default.
+import { hostname } from "node:os";
 import { resolve } from "node:path";
 import type { RolloutMode } from "../../compiler/model.js";
 
@@ -28,6 +29,12 @@ export interface EngineConfig {
   readonly shutdownTimeoutMs: number;
   readonly metricsMaxSeries: number;
   readonly logLevel: LogLevel;
+  /** This replica's name in the shared state and the audit records' origin (pod name or hostname). */
+  readonly replicaId: string;
+  /** How often the replica checks the shared state's revision (the change feed's safety net). */
+  readonly stateSyncIntervalMs: number;
+  /** How often the replica records what it serves (GET /v1/replicas) and reads the live set. */
+  readonly heartbeatIntervalMs: number;
 }
 
 export type ConfigResult = { ok: true; config: EngineConfig } | { ok: false; errors: string[] };
@@ -63,6 +70,8 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return dflt;
 }
 
+const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): ConfigResult {
   const errors: string[] = [];
   const config: EngineConfig = {
@@ -87,7 +96,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     shutdownTimeoutMs: intVar(env, "ZT_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000, errors),
     metricsMaxSeries: intVar(env, "ZT_METRICS_MAX_SERIES", 2_000, 10, 1_000_000, errors),
     logLevel: oneOf(env, "ZT_LOG_LEVEL", ["debug", "info", "warn", "error"] as const, "info", errors),
+    replicaId: strVar(env, "ZT_REPLICA_ID") ?? strVar(env, "POD_NAME") ?? hostname(),
+    stateSyncIntervalMs: intVar(env, "ZT_STATE_SYNC_INTERVAL_MS", 3_000, 50, 600_000, errors),
+    heartbeatIntervalMs: intVar(env, "ZT_HEARTBEAT_INTERVAL_MS", 5_000, 50, 600_000, errors),
   };
+  if (!REPLICA_ID.test(config.replicaId)) {
+    errors.push(`ZT_REPLICA_ID=${JSON.stringify(config.replicaId)}: 1-253 characters of letters, digits, ".", "_", ":" and "-"`);
+  }
   if (config.adminToken !== null && config.adminToken.length < 16) {
     errors.push("ZT_ADMIN_TOKEN: must be at least 16 characters");
   }

@@ -29,7 +29,8 @@ export async function removeFileDurable(path: string): Promise<void> {
   await syncDir(dirname(path));
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** fsyncs a directory, so entries created or renamed in it survive a crash. */
+export async function syncDir(dir: string): Promise<void> {
   const dh = await open(dir, "r");
   try {
     await dh.sync();

@@ -74,8 +74,8 @@ export function csvLine(r: AuditRecord): string {
   return cells(r).map(csvCell).join(",") + "\r\n";
 }
 
-/** The export as a byte stream; `q.cursor` and `q.limit` are replaced by the paging. */
-export function exportStream(sql: Sql, q: AuditQuery, format: ExportFormat): ReadableStream<Uint8Array> {
+/** The export as a byte stream; `q.limit` is replaced by the paging (`pageSize` records per query). */
+export function exportStream(sql: Sql, q: AuditQuery, format: ExportFormat, pageSize: number = MAX_LIMIT): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
   let cursor = q.cursor;
   let started = false;
@@ -90,7 +90,7 @@ export function exportStream(sql: Sql, q: AuditQuery, format: ExportFormat): Rea
         controller.close();
         return;
       }
-      const page = await queryAudit(sql, { ...q, cursor, limit: MAX_LIMIT });
+      const page = await queryAudit(sql, { ...q, cursor, limit: pageSize });
       const text = page.records.map((r) => (format === "csv" ? csvLine(r) : JSON.stringify(r) + "\n")).join("");
       if (text !== "") controller.enqueue(enc.encode(text));
       if (page.next_cursor === null) done = true;

@@ -35,6 +35,14 @@ export interface Decision {
   agent?: AgentDecisionInfo;
 }
 
+/** Which decisions this replica enforces beyond the policy's own rollout (rollout.ts's RolloutView). */
+export interface RolloutModes {
+  /** The mode of a service or agent decision to `destination`, given the policy's rollout for it. */
+  serviceMode(destination: string, fromPolicy: RolloutMode | null): RolloutMode;
+  /** The global mode (operator requests). */
+  global(): RolloutMode;
+}
+
 export interface DecideDeps {
   readonly sink: AuditSink;
   readonly incidents: IncidentStore;
@@ -42,6 +50,8 @@ export interface DecideDeps {
   readonly log: Logger;
   /** Global rollout mode (ZT_MODE); a policy's per-destination rollout overrides it. */
   readonly mode: RolloutMode;
+  /** The shared rollout settings (global mode, per-destination modes, canaries); absent: `mode` and the policies alone. */
+  readonly rollout?: RolloutModes | null;
   /** `origin` of the audit records (the engine's name). */
   readonly origin: string;
 }
@@ -169,7 +179,8 @@ export function finishDecisions(
       continue;
     }
     const v = verdicts[i]!;
-    const mode = v.rollout ?? deps.mode;
+    const r = deps.rollout;
+    const mode = !r ? (v.rollout ?? deps.mode) : item.kind === "service" ? r.serviceMode(item.destination.spiffe_id, v.rollout) : r.global();
     const enforced = mode === "enforce";
     let allow = v.allow;
     let reason = REASON_NAMES[v.reason];
@@ -248,7 +259,7 @@ function finishAgent(
     deps.metrics.error("module_trap");
     deps.log.error("policy module trapped reading the rollout; using ZT_MODE", { err: e, version: active.version });
   }
-  const enforced = (rollout ?? deps.mode) === "enforce";
+  const enforced = (deps.rollout ? deps.rollout.serviceMode(item.destination.spiffe_id, rollout) : (rollout ?? deps.mode)) === "enforce";
   const decisionId = randomUUID();
   // No decision for this slot cannot happen; if it ever does, it is a deny, never an allow.
   const missing = d === undefined;
@@ -298,7 +309,7 @@ function finishAgent(
  */
 export function internalErrorDecisions(version: string, items: readonly EvaluateItem[], caller: string | null, deps: DecideDeps, nowMs: number): Decision[] {
   deps.metrics.error("internal");
-  const enforced = deps.mode === "enforce";
+  const enforced = (deps.rollout ? deps.rollout.global() : deps.mode) === "enforce";
   const timestamp = isoAt(nowMs);
   const reason = REASON_NAMES[Reason.INTERNAL_ERROR];
   return items.map((item) => {

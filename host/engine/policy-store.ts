@@ -1,23 +1,24 @@
 // The active policy module and how it changes. Two sources of policies:
 //   - files under ZT_POLICY_PATH (read-only for the engine; watched and rescanned);
-//   - policies written through the API, persisted as <ZT_DATA_DIR>/policies/<name>.yaml.
-// An API policy overrides a file policy of the same name and survives restarts; deleting it
-// brings the file policy back. Every change builds a complete new module off to the side
-// (parse, validate, compile, instantiate) and only then replaces one reference, so a request
-// is evaluated wholly by one module version and a failed change leaves the old module serving.
+//   - policies written through the API, kept in the shared state (host/store) and handed in
+//     by shared-state.ts, the same on every replica.
+// A file owns its names: an API policy of a name that a file defines is not served (writes of
+// such a name are refused with 409; one stored before the file appeared is reported as
+// shadowed). Every change builds a complete new module off to the side (build.ts) and only
+// then replaces one reference, so a request is evaluated wholly by one module version and a
+// failed change leaves the old module serving.
 import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
-import { readdir, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
-import { type Diagnostic, sortDiagnostics } from "../../compiler/diagnostics.js";
-import { compilePolicySet, type Manifest } from "../../compiler/compile.js";
-import { buildPolicySet, policyFiles } from "../../compiler/load.js";
+import { readFile, stat } from "node:fs/promises";
+import type { Manifest } from "../../compiler/compile.js";
+import { type Diagnostic, formatDiagnostic } from "../../compiler/diagnostics.js";
+import { policyFiles } from "../../compiler/load.js";
 import type { Policy, PolicyKind, PolicySet } from "../../compiler/model.js";
-import { parsePolicyText } from "../../compiler/parse.js";
-import { removeFileDurable, writeFileDurable } from "../common/durable-file.js";
 import type { Logger } from "../common/logger.js";
 import { MetricLabels } from "../metrics/labels.js";
 import type { EngineMetrics, ReloadTrigger } from "../metrics/metrics.js";
+import type { PolicyVersion } from "../store/types.js";
+import { type ApiText, type BuildOutcome, buildModule, type FileText, ParseCache } from "./build.js";
 import { PolicyRuntime } from "./runtime.js";
 
 export type PolicyOrigin = "file" | "api";
@@ -28,14 +29,27 @@ export interface PolicyInfo {
   /** Rule ids in evaluation order (`<policy>/<rule>`). */
   rules: string[];
   origin: PolicyOrigin;
-  /** The file it was read from (for API policies: its copy under ZT_DATA_DIR). */
-  file: string;
-  /** For an API policy that hides a file policy of the same name: that file. */
-  overrides_file: string | null;
-  /** `sha256:<hex>` of the policy's validated model. */
+  /** The file it was read from; null for an API policy. */
+  file: string | null;
+  /**
+   * `sha256:<hex>`: for an API policy, of its stored text (its ETag, what If-Match compares);
+   * for a file policy, of its validated model.
+   */
   version: string;
-  /** When this exact version of the policy first became active. */
+  /** When this exact version of the policy first became active on this replica. */
   loaded_at: string;
+  /** API policies: the version number in the policy's history (GET /v1/policies/{name}/history). */
+  revision: number | null;
+  /** API policies: who wrote this version, and when. */
+  author: string | null;
+  updated_at: string | null;
+}
+
+/** An API policy that is not served because a file defines the same name. */
+export interface ShadowedPolicy {
+  name: string;
+  file: string;
+  revision: number;
 }
 
 /** One immutable generation: everything a request needs, read through one reference. */
@@ -47,6 +61,7 @@ export interface ActivePolicies {
   readonly manifest: Manifest;
   readonly set: PolicySet;
   readonly policies: readonly PolicyInfo[];
+  readonly shadowed: readonly ShadowedPolicy[];
   readonly labels: MetricLabels;
   readonly loadedAt: string;
   readonly generation: number;
@@ -60,13 +75,8 @@ export interface ReloadReport {
   errors: string[];
 }
 
-export type ChangeResult =
-  | { ok: true; created: boolean; info: PolicyInfo | null; version: string; previousVersion: string | null }
-  | { ok: false; status: 404 | 409 | 422 | 500; code: string; message: string; diagnostics: Diagnostic[] };
-
 export interface PolicyStoreOptions {
   policyPath: string;
-  dataDir: string;
   log: Logger;
   metrics: EngineMetrics;
   watchDebounceMs: number;
@@ -83,17 +93,49 @@ export class PolicyStoreError extends Error {
   }
 }
 
-const API_DIR = "policies";
+/** A module built for a change that is not active yet (see prepare / applyApi). */
+export interface Prepared {
+  readonly next: ActivePolicies;
+  /** The inputs it was built from: the files' fingerprint and each API policy's version and sha256. */
+  readonly filesFingerprint: string;
+  readonly api: ReadonlyMap<string, string>;
+}
 
-function policyHash(p: Policy): string {
-  return "sha256:" + createHash("sha256").update(JSON.stringify(p)).digest("hex");
+export type PrepareResult =
+  | { ok: true; prepared: Prepared }
+  | { ok: false; reason: "invalid"; diagnostics: Diagnostic[] }
+  | { ok: false; reason: "file_owned"; file: string };
+
+interface FileState {
+  texts: FileText[];
+  fingerprint: string;
+  missing: boolean;
+  errors: Diagnostic[];
+}
+
+function modelHash(p: Policy): string {
+  // The model without where it was read from: the same policy has the same version on every replica.
+  const { source: _source, ...rest } = p;
+  return "sha256:" + createHash("sha256").update(JSON.stringify(rest, (k, v: unknown) => (k === "at" ? undefined : v))).digest("hex");
+}
+
+/** What a module's API part is built from: each policy's version number and text hash. */
+function apiShas(api: ReadonlyMap<string, PolicyVersion>): Map<string, string> {
+  return new Map([...api].map(([n, v]) => [n, `${v.seq}:${v.sha256!}`]));
+}
+
+function sameApi(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
 }
 
 export class PolicyStore {
   private active: ActivePolicies | null = null;
-  private filePolicies: Policy[] = [];
-  private readonly apiPolicies = new Map<string, Policy>();
-  private fileFingerprint: string | null = null;
+  private files: FileState = { texts: [], fingerprint: "none", missing: true, errors: [] };
+  private api = new Map<string, PolicyVersion>();
+  private fileOwners = new Map<string, string>();
+  private readonly parseCache = new ParseCache();
   private queue: Promise<unknown> = Promise.resolve();
   private watcher: FSWatcher | null = null;
   private debounce: NodeJS.Timeout | null = null;
@@ -106,30 +148,27 @@ export class PolicyStore {
 
   private constructor(private readonly opts: PolicyStoreOptions) {}
 
-  get apiDir(): string {
-    return join(this.opts.dataDir, API_DIR);
-  }
-
-  /** Loads file and API policies and builds the first module; throws PolicyStoreError with every diagnostic. */
-  static async open(opts: PolicyStoreOptions): Promise<PolicyStore> {
+  /**
+   * Loads the file policies, adds the API policies given (the shared state's, or the local
+   * cache's during an outage) and builds the first module; throws PolicyStoreError with every diagnostic.
+   */
+  static async open(opts: PolicyStoreOptions, api: readonly PolicyVersion[] = []): Promise<PolicyStore> {
     const store = new PolicyStore(opts);
-    const api = await store.readApiPolicies();
-    const files = await store.readFilePolicies();
-    const errors = [...api.errors, ...files.errors];
-    if (errors.length > 0) {
+    store.files = await store.readFiles();
+    if (store.files.errors.length > 0) {
       opts.metrics.reload("failure", "startup");
-      throw new PolicyStoreError("the policies do not validate", sortDiagnostics(errors));
+      throw new PolicyStoreError("the policies do not validate", store.files.errors);
     }
-    for (const p of api.policies) store.apiPolicies.set(p.name, p);
-    store.filePolicies = files.policies;
-    store.fileFingerprint = files.fingerprint;
-    const built = await store.build(store.filePolicies, store.apiPolicies);
+    const docs = new Map(api.filter((v) => v.document !== null).map((v) => [v.name, v]));
+    const built = await store.build(store.files, docs);
     if (!built.ok) {
       opts.metrics.reload("failure", "startup");
       throw new PolicyStoreError("the policies do not validate", built.diagnostics);
     }
+    store.api = docs;
+    store.fileOwners = built.fileOwners;
     store.swap(built.next, "startup");
-    if (files.missing) opts.log.warn("policy path does not exist yet: only API policies are active", { policy_path: opts.policyPath });
+    if (store.files.missing) opts.log.warn("policy path does not exist yet: only API policies are active", { policy_path: opts.policyPath });
     return store;
   }
 
@@ -146,58 +185,78 @@ export class PolicyStore {
     this.listeners.push(listener);
   }
 
-  /** Validates, compiles and activates an API policy; the text must hold exactly one policy named `name`. */
-  putApiPolicy(name: string, text: string): Promise<ChangeResult> {
+  /** The file that defines `name`, or null. */
+  fileOwner(name: string): string | null {
+    return this.fileOwners.get(name) ?? null;
+  }
+
+  /** The API policy of that name as served (its latest stored version), if any. */
+  apiPolicy(name: string): PolicyVersion | null {
+    return this.api.get(name) ?? null;
+  }
+
+  /** The API policies as served, by name. */
+  apiPolicies(): ReadonlyMap<string, PolicyVersion> {
+    return this.api;
+  }
+
+  /**
+   * The text `name` is served from: an API policy's stored document, or the policy file's
+   * content (read now; null when it cannot be read). Null for a name not served.
+   */
+  async policyText(name: string): Promise<string | null> {
+    const info = this.active?.policies.find((p) => p.name === name);
+    if (!info) return null;
+    if (info.origin === "api") return this.api.get(name)?.document ?? null;
+    return info.file === null ? null : readFile(info.file, "utf8").catch(() => null);
+  }
+
+  /** The fingerprint of the file policies the active module was built with. */
+  filesFingerprint(): string {
+    return this.files.fingerprint;
+  }
+
+  /**
+   * Builds the module that would serve if the API policy `name` had `doc` as its latest version
+   * (null: deleted), without activating it: 422 material, a file that owns the name, or a module
+   * to hand to applyApi once the change is committed.
+   */
+  prepare(name: string, doc: PolicyVersion | null): Promise<PrepareResult> {
     return this.serial(async () => {
-      const file = join(this.apiDir, `${name}.yaml`);
-      const parsed = parsePolicyText(text, file);
-      if (!parsed.ok) return invalid(parsed.errors);
-      if (parsed.policies.length !== 1) {
-        return invalid([{ file, line: 1, col: 1, message: `expected exactly one policy document, found ${parsed.policies.length}` }]);
-      }
-      const policy = parsed.policies[0]!;
-      if (policy.name !== name) {
-        return invalid([{ file, line: 1, col: 1, message: `metadata.name "${policy.name}" does not match the name in the URL ("${name}")` }]);
-      }
-      const api = new Map(this.apiPolicies);
-      const created = !api.has(name);
-      api.set(name, policy);
-      const built = await this.build(this.filePolicies, api);
-      if (!built.ok) {
-        this.noteFailure("api", built.diagnostics);
-        return invalid(built.diagnostics);
-      }
-      // Durable before it is active: an accepted policy is never lost by a restart.
-      await writeFileDurable(file, text.endsWith("\n") ? text : text + "\n", 0o600);
-      this.apiPolicies.set(name, policy);
-      const previousVersion = this.active?.version ?? null;
-      this.swap(built.next, "api");
-      return { ok: true, created, info: built.next.policies.find((p) => p.name === name) ?? null, version: built.next.version, previousVersion };
+      const owner = this.fileOwners.get(name);
+      if (owner !== undefined && doc !== null) return { ok: false, reason: "file_owned", file: owner } as const;
+      const api = new Map(this.api);
+      if (doc === null) api.delete(name);
+      else api.set(name, doc);
+      const built = await this.build(this.files, api);
+      if (!built.ok) return { ok: false, reason: "invalid", diagnostics: built.diagnostics } as const;
+      return { ok: true, prepared: { next: built.next, filesFingerprint: this.files.fingerprint, api: apiShas(api) } } as const;
     });
   }
 
-  /** Removes an API policy (a file policy of the same name becomes active again). */
-  deleteApiPolicy(name: string): Promise<ChangeResult> {
+  /**
+   * Serves exactly these API policies (the shared state's latest versions). A `prepared` module
+   * built from the same inputs is swapped in as is; otherwise the set is rebuilt. A set that
+   * does not build leaves the old module serving (reported in lastReload).
+   */
+  applyApi(docs: ReadonlyMap<string, PolicyVersion>, trigger: ReloadTrigger, prepared: Prepared | null = null): Promise<ReloadReport> {
     return this.serial(async () => {
-      if (!this.apiPolicies.has(name)) {
-        const fromFile = this.filePolicies.find((p) => p.name === name);
-        if (fromFile) {
-          return { ok: false, status: 409, code: "policy_from_file", message: `policy "${name}" comes from ${fromFile.source}; remove it there (the API only deletes policies written through the API)`, diagnostics: [] };
-        }
-        return { ok: false, status: 404, code: "policy_not_found", message: `no policy named "${name}"`, diagnostics: [] };
+      const next = new Map([...docs].filter(([, v]) => v.document !== null));
+      const shas = apiShas(next);
+      if (sameApi(shas, apiShas(this.api)) && this.active !== null) {
+        return { result: "unchanged", trigger, at: new Date().toISOString(), version: this.active.version, errors: [] } satisfies ReloadReport;
       }
-      const api = new Map(this.apiPolicies);
-      api.delete(name);
-      const built = await this.build(this.filePolicies, api);
-      if (!built.ok) {
-        this.noteFailure("api", built.diagnostics);
-        return invalid(built.diagnostics);
+      let active: ActivePolicies;
+      if (prepared && prepared.filesFingerprint === this.files.fingerprint && sameApi(prepared.api, shas)) {
+        active = prepared.next;
+      } else {
+        const built = await this.build(this.files, next);
+        if (!built.ok) return this.noteFailure(trigger, built.diagnostics);
+        active = built.next;
       }
-      await removeFileDurable(join(this.apiDir, `${name}.yaml`));
-      this.apiPolicies.delete(name);
-      const previousVersion = this.active?.version ?? null;
-      this.swap(built.next, "api");
-      return { ok: true, created: false, info: built.next.policies.find((p) => p.name === name) ?? null, version: built.next.version, previousVersion };
+      this.api = next;
+      this.swap(active, trigger);
+      return this.last!;
     });
   }
 
@@ -205,15 +264,22 @@ export class PolicyStore {
   reloadFiles(trigger: ReloadTrigger = "file"): Promise<ReloadReport> {
     return this.serial(async () => {
       const at = new Date().toISOString();
-      const files = await this.readFilePolicies();
-      if (files.fingerprint === this.fileFingerprint) {
+      const files = await this.readFiles();
+      if (files.fingerprint === this.files.fingerprint) {
         return { result: "unchanged", trigger, at, version: this.active?.version ?? null, errors: [] } satisfies ReloadReport;
       }
-      this.fileFingerprint = files.fingerprint;
-      if (files.errors.length > 0) return this.noteFailure(trigger, files.errors);
-      const built = await this.build(files.policies, this.apiPolicies);
-      if (!built.ok) return this.noteFailure(trigger, built.diagnostics);
-      this.filePolicies = files.policies;
+      if (files.errors.length > 0) {
+        this.files = { ...this.files, fingerprint: files.fingerprint };
+        return this.noteFailure(trigger, files.errors);
+      }
+      const built = await this.build(files, this.api);
+      if (!built.ok) {
+        // Remember the fingerprint so an unchanged broken tree is not rebuilt at every rescan.
+        this.files = { ...this.files, fingerprint: files.fingerprint };
+        return this.noteFailure(trigger, built.diagnostics);
+      }
+      this.files = files;
+      this.fileOwners = built.fileOwners;
       this.swap(built.next, trigger);
       return this.last!;
     });
@@ -230,7 +296,7 @@ export class PolicyStore {
         void this.reloadFiles("file").catch((e) => this.opts.log.error("policy reload failed", { err: e }));
       }, this.opts.watchDebounceMs);
     };
-    try {
+    const startWatcher = (): void => {
       this.watcher = watch(this.opts.policyPath, { recursive: true, persistent: false }, schedule);
       this.watcher.on("error", (e) => {
         // The directory may be replaced (ConfigMap symlink swap) or removed: the rescan covers it.
@@ -238,6 +304,9 @@ export class PolicyStore {
         this.watcher?.close();
         this.watcher = null;
       });
+    };
+    try {
+      startWatcher();
     } catch (e) {
       this.opts.log.warn("cannot watch the policy path; relying on the periodic rescan", { policy_path: this.opts.policyPath, err: e });
     }
@@ -245,11 +314,7 @@ export class PolicyStore {
       this.rescan = setInterval(() => {
         if (!this.watcher) {
           try {
-            this.watcher = watch(this.opts.policyPath, { recursive: true, persistent: false }, schedule);
-            this.watcher.on("error", () => {
-              this.watcher?.close();
-              this.watcher = null;
-            });
+            startWatcher();
           } catch {
             // still missing; try again next round
           }
@@ -280,45 +345,26 @@ export class PolicyStore {
 
   private noteFailure(trigger: ReloadTrigger, diagnostics: readonly Diagnostic[]): ReloadReport {
     this.opts.metrics.reload("failure", trigger);
-    const errors = diagnostics.map(formatDiag);
+    const errors = diagnostics.map(formatDiagnostic);
     this.last = { result: "failure", trigger, at: new Date().toISOString(), version: this.active?.version ?? null, errors };
     this.opts.log.warn("policy change rejected; the previous module keeps serving", { trigger, errors, version: this.active?.version ?? null });
     return this.last;
   }
 
-  private async readApiPolicies(): Promise<{ policies: Policy[]; errors: Diagnostic[] }> {
-    let names: string[];
-    try {
-      names = (await readdir(this.apiDir)).filter((n) => n.endsWith(".yaml") && !n.startsWith(".")).sort();
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return { policies: [], errors: [] };
-      throw e;
-    }
-    const policies: Policy[] = [];
-    const errors: Diagnostic[] = [];
-    for (const n of names) {
-      const file = join(this.apiDir, n);
-      const r = parsePolicyText(await readFile(file, "utf8"), file);
-      if (r.ok) policies.push(...r.policies);
-      else errors.push(...r.errors);
-    }
-    return { policies, errors };
-  }
-
-  private async readFilePolicies(): Promise<{ policies: Policy[]; errors: Diagnostic[]; fingerprint: string; missing: boolean }> {
+  private async readFiles(): Promise<FileState> {
     const hash = createHash("sha256");
-    let files: string[];
+    let paths: string[];
     try {
       await stat(this.opts.policyPath);
-      files = await policyFiles([this.opts.policyPath]);
+      paths = await policyFiles([this.opts.policyPath]);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") return { policies: [], errors: [], fingerprint: "missing", missing: true };
-      return { policies: [], errors: [{ file: this.opts.policyPath, line: 1, col: 1, message: `cannot read: ${code ?? String(e)}` }], fingerprint: `error:${code}`, missing: false };
+      if (code === "ENOENT") return { texts: [], fingerprint: "missing", missing: true, errors: [] };
+      return { texts: [], fingerprint: `error:${code}`, missing: false, errors: [{ file: this.opts.policyPath, line: 1, col: 1, message: `cannot read: ${code ?? String(e)}` }] };
     }
-    const policies: Policy[] = [];
+    const texts: FileText[] = [];
     const errors: Diagnostic[] = [];
-    for (const file of files) {
+    for (const file of paths) {
       let text: string;
       try {
         text = await readFile(file, "utf8");
@@ -330,55 +376,53 @@ export class PolicyStore {
         continue;
       }
       hash.update(file).update("\0").update(text).update("\0");
-      const r = parsePolicyText(text, file);
-      if (r.ok) policies.push(...r.policies);
-      else errors.push(...r.errors);
+      texts.push({ file, text });
     }
-    return { policies, errors, fingerprint: hash.digest("hex"), missing: false };
+    return { texts, fingerprint: hash.digest("hex"), missing: false, errors };
   }
 
-  private async build(files: readonly Policy[], api: ReadonlyMap<string, Policy>): Promise<{ ok: true; next: ActivePolicies } | { ok: false; diagnostics: Diagnostic[] }> {
-    const merged = files.filter((p) => !api.has(p.name));
-    merged.push(...api.values());
-    const setResult = buildPolicySet(merged);
-    if (!setResult.ok) return { ok: false, diagnostics: sortDiagnostics(setResult.errors) };
-    const set = setResult.set;
-    let compiled: Awaited<ReturnType<typeof compilePolicySet>>;
+  private async build(files: FileState, api: ReadonlyMap<string, PolicyVersion>): Promise<{ ok: true; next: ActivePolicies; fileOwners: Map<string, string> } | { ok: false; diagnostics: Diagnostic[] }> {
+    const apiTexts: ApiText[] = [...api.values()].map((v) => ({ name: v.name, text: v.document! }));
+    const outcome: BuildOutcome = buildModule({ files: files.texts, api: apiTexts }, this.parseCache);
+    if (!outcome.ok) return outcome;
+    const { built } = outcome;
     let runtime: PolicyRuntime;
     try {
-      compiled = await compilePolicySet(set);
-      runtime = await PolicyRuntime.load(compiled.wasm);
+      runtime = await PolicyRuntime.load(built.wasm);
     } catch (e) {
-      return { ok: false, diagnostics: [{ file: "(compiler)", line: 1, col: 1, message: `cannot build the module: ${(e as Error).message}` }] };
+      return { ok: false, diagnostics: [{ file: "(compiler)", line: 1, col: 1, message: `cannot load the module: ${(e as Error).message}` }] };
     }
-    const fileByName = new Map(files.map((p) => [p.name, p.source]));
     const now = new Date().toISOString();
-    const policies: PolicyInfo[] = set.policies.map((p) => {
-      const version = policyHash(p);
-      const isApi = api.has(p.name);
+    const policies: PolicyInfo[] = built.set.policies.map((p) => {
+      const doc = built.fileOwners.has(p.name) ? undefined : api.get(p.name);
+      const version = doc ? `sha256:${doc.sha256}` : modelHash(p);
       return {
         name: p.name,
         kind: p.kind,
         rules: p.rules.map((r) => r.id),
-        origin: isApi ? "api" : "file",
-        file: p.source,
-        overrides_file: isApi ? (fileByName.get(p.name) ?? null) : null,
+        origin: doc ? "api" : "file",
+        file: doc ? null : p.source,
         version,
         loaded_at: this.firstSeen.get(version) ?? now,
+        revision: doc?.seq ?? null,
+        author: doc?.author ?? null,
+        updated_at: doc?.created_at ?? null,
       };
     });
-    const wasmSha256 = createHash("sha256").update(compiled.wasm).digest("hex");
+    const shadowed = [...built.shadowed].map(([name, file]) => ({ name, file, revision: api.get(name)?.seq ?? 0 }));
     return {
       ok: true,
+      fileOwners: built.fileOwners,
       next: {
         runtime,
-        version: compiled.version,
-        wasm: compiled.wasm,
-        wasmSha256,
-        manifest: compiled.manifest,
-        set,
+        version: built.version,
+        wasm: built.wasm,
+        wasmSha256: built.version.slice("sha256:".length),
+        manifest: built.manifest,
+        set: built.set,
         policies,
-        labels: new MetricLabels(set),
+        shadowed,
+        labels: new MetricLabels(built.set),
         loadedAt: now,
         generation: this.generation + 1,
       },
@@ -396,15 +440,7 @@ export class PolicyStore {
     this.opts.metrics.policyVersion(next.version, Date.parse(next.loadedAt), next.policies.length, rules);
     this.last = { result: "success", trigger, at: next.loadedAt, version: next.version, errors: [] };
     this.opts.log.info("policy module active", { trigger, version: next.version, previous: previous?.version ?? null, policies: next.policies.length, rules });
+    if (next.shadowed.length > 0) this.opts.log.warn("API policies not served: a policy file defines the same name", { shadowed: next.shadowed });
     for (const l of this.listeners) l(next);
   }
-}
-
-function formatDiag(d: Diagnostic): string {
-  return `${d.file}:${d.line}:${d.col}: ${d.message}`;
-}
-
-function invalid(diagnostics: readonly Diagnostic[]): ChangeResult {
-  const list = sortDiagnostics(diagnostics);
-  return { ok: false, status: 422, code: "invalid_policy", message: `the policy does not validate (${list.length} error${list.length === 1 ? "" : "s"})`, diagnostics: list };
 }

@@ -9,10 +9,10 @@ import type { EngineEnv } from "./context.js";
 import { adminCheck } from "./auth.js";
 import { errorResponse } from "./errors.js";
 import type { JwtVerifier } from "../identity/jwt.js";
-import type { IncidentStore } from "../engine/incidents.js";
 import type { Logger } from "../common/logger.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
 import type { PolicyStore } from "../engine/policy-store.js";
+import type { SharedState } from "../engine/shared-state.js";
 import type { Extension } from "./extension.js";
 import { requestIdOf } from "./request-id.js";
 import { evaluateRoutes } from "./routes/evaluate.js";
@@ -22,6 +22,7 @@ import { type RouteLine, type RouteRules, routeRules } from "./route-identity.js
 import { incidentRoutes } from "./routes/incidents.js";
 import { metricsRoute } from "./routes/metrics.js";
 import { policyRoutes } from "./routes/policies.js";
+import { rolloutRoutes } from "./routes/rollout.js";
 import { policyImageRoutes } from "./routes/policy-image.js";
 import { sidecarRoutes } from "./routes/sidecars.js";
 import { PolicyWatch } from "../engine/policy-watch.js";
@@ -29,8 +30,8 @@ import { SidecarRegistry } from "../engine/sidecars.js";
 import type { SyncMetrics } from "../engine/sync-metrics.js";
 
 export interface AppDeps {
-  store: PolicyStore;
-  incidents: IncidentStore;
+  /** Policies, incidents and rollout of this replica, kept in step with the shared state. */
+  state: SharedState;
   sink: AuditSink;
   metrics: EngineMetrics;
   log: Logger;
@@ -44,7 +45,7 @@ export interface AppDeps {
   /** Longest wait for room in the audit queue (backpressure) before decisions fail closed. */
   auditWaitMs?: number;
   maxPolicyBytes?: number;
-  /** `origin` written into audit records. */
+  /** `origin` written into audit records (`engine:<replica id>`). */
   origin?: string;
   /** Agent JWT verifier for agent requests on POST /v1/evaluate; none: they are denied. */
   agentVerifier?: JwtVerifier | null;
@@ -119,12 +120,13 @@ export function createApp(deps: AppDeps): ApiApp {
   app.route(
     "/",
     evaluateRoutes({
-      store: deps.store,
+      store: deps.state.policies,
       sink: deps.sink,
-      incidents: deps.incidents,
+      incidents: deps.state.incidents,
       metrics: deps.metrics,
       log,
       mode: deps.mode,
+      rollout: deps.state.rollout,
       origin: deps.origin ?? "engine",
       maxBodyBytes: deps.maxBodyBytes ?? 4 * 1024 * 1024,
       maxBatch: deps.maxBatch ?? 10_000,
@@ -138,8 +140,8 @@ export function createApp(deps: AppDeps): ApiApp {
   // per-request state alive as possible (docs/envoy.md, the held-poll figures).
   // The table decides (route-identity.ts); this re-check is what these routes were written with.
   const admin = adminCheck(deps.auth);
-  const sync = deps.sync ?? createSync(deps.store);
-  app.route("/", policyImageRoutes({ filterModule: loadEvaluator, store: deps.store, watch: sync.watch, admin, maxWaitMs: sync.maxWaitMs ?? 300_000, ...(sync.metrics ? { count: sync.metrics.answered } : {}) }));
+  const sync = deps.sync ?? createSync(deps.state.policies);
+  app.route("/", policyImageRoutes({ filterModule: loadEvaluator, store: deps.state.policies, watch: sync.watch, admin, maxWaitMs: sync.maxWaitMs ?? 300_000, ...(sync.metrics ? { count: sync.metrics.answered } : {}) }));
 
   app.use(async (c, next) => {
     const id = c.get("requestId");
@@ -161,8 +163,9 @@ export function createApp(deps: AppDeps): ApiApp {
   });
   app.notFound((c) => errorResponse(c, 404, { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }));
 
-  app.route("/", policyRoutes({ store: deps.store, mode: deps.mode, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024, hidePaths: deps.hidePaths ?? ((t) => t) }));
-  app.route("/", incidentRoutes({ incidents: deps.incidents, log }));
+  app.route("/", policyRoutes({ store: deps.state.policies, state: deps.state, log, maxPolicyBytes: deps.maxPolicyBytes ?? 1024 * 1024, hidePaths: deps.hidePaths ?? ((t) => t) }));
+  app.route("/", incidentRoutes({ incidents: deps.state.incidents, state: deps.state, log }));
+  app.route("/", rolloutRoutes({ state: deps.state, log }));
   app.route("/", metricsRoute(deps.metrics));
   app.route("/", sidecarRoutes({ sidecars: sync.sidecars, admin }));
   if (deps.auditRoutes) app.route("/", deps.auditRoutes as unknown as Hono<EngineEnv>);

@@ -12,6 +12,7 @@ import type { AuditSink } from "../audit/record.js";
 import type { Logger } from "../common/logger.js";
 import type { IncidentStore } from "../engine/incidents.js";
 import type { PolicyStore } from "../engine/policy-store.js";
+import type { SharedState } from "../engine/shared-state.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
 import type { EngineEnv } from "./context.js";
 
@@ -19,6 +20,8 @@ import type { EngineEnv } from "./context.js";
 export interface EngineCore {
   readonly store: PolicyStore;
   readonly incidents: IncidentStore;
+  /** The shared state: policy writes, history, rollback, incidents, rollout settings, replicas. */
+  readonly state: SharedState;
   readonly sink: AuditSink;
   readonly metrics: EngineMetrics;
   readonly log: Logger;

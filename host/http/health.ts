@@ -6,6 +6,7 @@ import type { AuditSink } from "../audit/record.js";
 import type { IdentityStatus } from "../identity/tls.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
 import type { ActivePolicies, ReloadReport } from "../engine/policy-store.js";
+import type { StateStatus } from "../engine/shared-state.js";
 import { requestIdOf } from "./request-id.js";
 import { metricsRoute } from "./routes/metrics.js";
 
@@ -13,6 +14,8 @@ export interface HealthDeps {
   /** The module serving now; null until the first one is loaded. */
   active: () => ActivePolicies | null;
   lastReload: () => ReloadReport | null;
+  /** The replica's view of the shared state (null before it is open). Stale is reported, not a failure: the replica keeps serving. */
+  state?: () => StateStatus | null;
   sink: AuditSink;
   metrics: EngineMetrics;
   /** True once shutdown started: report 503 so load balancers stop sending traffic. */
@@ -61,6 +64,7 @@ export function createHealthApp(deps: HealthDeps): Hono {
     if (auditError !== null) reasons.push(`audit status failed: ${auditError}`);
     else if (audit && !audit.accepting) reasons.push(`audit sink not accepting records: ${audit.detail}`);
     const reload = deps.lastReload();
+    const store = deps.state?.() ?? null;
     const hide = deps.hidePaths ?? ((t: string): string => t);
     const body = {
       status: reasons.length === 0 ? "ok" : "unavailable",
@@ -70,6 +74,7 @@ export function createHealthApp(deps: HealthDeps): Hono {
       audit,
       identity: identity ? identityJson(identity) : null,
       last_reload: reload === null ? null : { ...reload, errors: reload.errors.map(hide) },
+      store: store === null ? null : { ...store, last_error: store.last_error === null ? null : hide(store.last_error) },
     };
     return c.json(body, reasons.length === 0 ? 200 : 503);
   });

@@ -20,6 +20,13 @@ export const ROUTE_IDENTITY: Readonly<Record<string, IdentityRule>> = {
   "GET /v1/policies/:name": "reader",
   "PUT /v1/policies/:name": "admin",
   "DELETE /v1/policies/:name": "admin",
+  // the shared state (routes/policies.ts, routes/rollout.ts; docs/state.md)
+  "GET /v1/policies/:name/history": "reader",
+  "GET /v1/policies/:name/history/:revision": "reader",
+  "POST /v1/policies/:name/rollback": "admin",
+  "GET /v1/rollout": "reader",
+  "PUT /v1/rollout": "admin",
+  "GET /v1/replicas": "admin",
   "GET /v1/module.wasm": "reader",
   "GET /v1/incidents": "admin",
   "GET /v1/incidents/:id": "admin",
@@ -28,6 +35,8 @@ export const ROUTE_IDENTITY: Readonly<Record<string, IdentityRule>> = {
   "GET /v1/audit": "admin",
   "GET /v1/graph": "admin",
   "POST /v1/audit/ingest": "admin",
+  "GET /v1/audit/checkpoint": "admin",
+  "GET /v1/audit/checkpoint/key": "admin",
   "GET /metrics": "metrics",
   // policy sync for sidecars (routes/policy-image.ts, routes/sidecars.ts)
   "GET /v1/filter.wasm": "reader",

@@ -1,6 +1,8 @@
 // Starts the engine: health listener first (503 until a module is loaded and, with mTLS,
-// until the engine has its SVID), then the incident and policy stores, then the API listener. close() is the SIGTERM path: stop
-// accepting, let in-flight requests finish, stop watching, flush and close the audit sink.
+// until the engine has its SVID), then the shared state (policies, incidents, rollout: from the
+// store, or the local cache during an outage), then the API listener. close() is the SIGTERM
+// path: stop accepting, let in-flight requests finish, stop watching and syncing, flush and
+// close the audit sink.
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ServerOptions as HttpsServerOptions } from "node:https";
@@ -24,10 +26,12 @@ import { pathHider } from "./shown-paths.js";
 import { type CallerAuth, createCallerAuth, type IdentityRule } from "../identity/caller.js";
 import type { JwtVerifier } from "../identity/jwt.js";
 import type { IdentityStatus } from "../identity/tls.js";
-import { IncidentStore } from "../engine/incidents.js";
+import type { IncidentStore } from "../engine/incidents.js";
 import type { Logger } from "../common/logger.js";
 import { createMetrics, type EngineMetrics } from "../metrics/metrics.js";
-import { PolicyStore } from "../engine/policy-store.js";
+import type { PolicyStore } from "../engine/policy-store.js";
+import { SharedState } from "../engine/shared-state.js";
+import { type StateBackend, StateCache } from "../store/index.js";
 
 /** What the engine needs from the audit trail (openAudit() in host/audit/index.ts returns it). */
 export type AuditHandle = {
@@ -77,6 +81,11 @@ export interface EngineOptions {
    * routes of their own pass another: ROUTE_IDENTITY plus their lines.
    */
   routeIdentity?: Readonly<Record<string, IdentityRule>>;
+  /**
+   * The shared state (host/store) on the audit trail's PostgreSQL; `zt serve` always passes it.
+   * Without it the engine serves its policy files alone and refuses writes (503 no_state_store).
+   */
+  state?: StateBackend | null;
 }
 
 export interface EngineHandle {
@@ -86,6 +95,7 @@ export interface EngineHandle {
   readonly healthPort: number;
   readonly store: PolicyStore;
   readonly incidents: IncidentStore;
+  readonly state: SharedState;
   readonly metrics: EngineMetrics;
   /** Every route and claim of the API port with its identity rule (route-identity.ts). */
   readonly routes: readonly RouteLine[];
@@ -145,12 +155,13 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   metrics.auditQueue(() => audit.sink.status().queued);
   metrics.ensureSeedMetrics();
 
-  let store: PolicyStore | null = null;
+  let state: SharedState | null = null;
   let draining = false;
   const hidePaths = pathHider({ policyPath: config.policyPath, dataDir: config.dataDir });
   const health = createHealthApp({
-    active: () => store?.current() ?? null,
-    lastReload: () => store?.lastReload() ?? null,
+    active: () => state?.policies.current() ?? null,
+    lastReload: () => state?.policies.lastReload() ?? null,
+    state: () => state?.status() ?? null,
     sink: audit.sink,
     metrics,
     draining: () => draining,
@@ -160,29 +171,30 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
   const healthServer = await listen(health, config.host, config.healthPort);
   // Logged on its own: the API port may open much later (policies to compile, an SVID to wait for).
   log.info("health listening", { health: urlOf(healthServer, config.host).url });
-  let incidents: IncidentStore;
   let apiServer: Server;
   let routes: readonly RouteLine[];
   let sync: SyncDeps | null = null;
   const extensions: Extension[] = [];
   try {
-    incidents = await IncidentStore.open(join(config.dataDir, "incidents.json"));
-    store = await PolicyStore.open({
-      policyPath: config.policyPath,
-      dataDir: config.dataDir,
+    state = await SharedState.open({
+      backend: opts.state ?? null,
+      cache: opts.state ? new StateCache(join(config.dataDir, "state-cache")) : null,
+      replicaId: config.replicaId,
+      envMode: config.mode,
+      syncIntervalMs: config.stateSyncIntervalMs,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      policies: { policyPath: config.policyPath, log, metrics, watchDebounceMs: config.watchDebounceMs, rescanIntervalMs: config.rescanIntervalMs },
       log,
       metrics,
-      watchDebounceMs: config.watchDebounceMs,
-      rescanIntervalMs: config.rescanIntervalMs,
     });
     const auth = opts.auth ?? createCallerAuth({ peer: null, adminToken: opts.adminToken, adminSpiffeIds: new Set(), trustedEvaluators: new Set() });
-    const core = { store, incidents, sink: audit.sink, metrics, log, mode: config.mode, admin: adminCheck(auth) };
-    const parts = createSync(store);
+    const core = { store: state.policies, incidents: state.incidents, state, sink: audit.sink, metrics, log, mode: config.mode, admin: adminCheck(auth) };
+    const parts = createSync(state.policies);
     sync = { ...parts, metrics: registerSyncMetrics(metrics.registry, parts.watch, parts.sidecars) };
     for (const factory of opts.extensions ?? []) extensions.push(await factory(core));
     const built = createApp({
-      store,
-      incidents,
+      state,
+      origin: `engine:${config.replicaId}`,
       sink: audit.sink,
       metrics,
       log,
@@ -211,16 +223,17 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     for (const ext of extensions) ext.onServer?.(apiServer);
   } catch (e) {
     await closeExtensions(extensions, log);
-    await store?.close();
+    await state?.close();
     await drain(healthServer, 0);
     throw e;
   }
-  store.startWatching();
+  state.policies.startWatching();
+  state.start();
   const api = urlOf(apiServer, config.host);
   const hp = urlOf(healthServer, config.host);
-  log.info("zt engine listening", { api: api.url, health: hp.url, tls: api.url.startsWith("https:") ? "mtls" : "none", mode: config.mode, policy_path: config.policyPath, data_dir: config.dataDir, version: store.current()?.version });
+  log.info("zt engine listening", { api: api.url, health: hp.url, tls: api.url.startsWith("https:") ? "mtls" : "none", mode: config.mode, policy_path: config.policyPath, data_dir: config.dataDir, version: state.policies.current()?.version, replica: config.replicaId, state: state.status().source });
 
-  const activeStore = store;
+  const activeState = state;
   const activeSync = sync!;
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> =>
@@ -231,7 +244,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       activeSync.watch.close();
       await drain(apiServer, config.shutdownTimeoutMs);
       await closeExtensions(extensions, log);
-      await activeStore.close();
+      await activeState.close();
       try {
         await audit.sink.flush();
       } catch (e) {
@@ -242,5 +255,5 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       log.info("shutdown complete");
     })());
 
-  return { url: api.url, healthUrl: hp.url, port: api.port, healthPort: hp.port, store: activeStore, incidents, metrics, routes, close };
+  return { url: api.url, healthUrl: hp.url, port: api.port, healthPort: hp.port, store: activeState.policies, incidents: activeState.incidents, state: activeState, metrics, routes, close };
 }

@@ -5,7 +5,17 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import { PairCounts, pairCounter, WindowSummary } from "./series.js";
 
 export type ErrorKind = "module_trap" | "audit_unavailable" | "internal";
-export type ReloadTrigger = "startup" | "file" | "api";
+/** startup; file: ZT_POLICY_PATH changed; api: a write this replica took; store: a change another replica wrote. */
+export type ReloadTrigger = "startup" | "file" | "api" | "store";
+
+/** The replica's view of the shared state, read at scrape time. */
+export interface SharedStateGauge {
+  configured: boolean;
+  up: boolean;
+  stale: boolean;
+  sinceMatchSeconds: number | null;
+  revision: number;
+}
 
 export interface EngineMetrics {
   readonly registry: Registry;
@@ -20,6 +30,8 @@ export interface EngineMetrics {
   error(kind: ErrorKind): void;
   reload(result: "success" | "failure", trigger: ReloadTrigger): void;
   policyVersion(version: string, loadedAtMs: number, policies: number, rules: number): void;
+  /** zt_store_up, zt_store_stale, zt_store_seconds_since_match, zt_store_revision: read at scrape time. */
+  sharedState(read: () => SharedStateGauge): void;
   /** Reports the audit queue depth at scrape time, unless the audit code exports its own gauge. */
   auditQueue(read: () => number): void;
   /**
@@ -63,6 +75,7 @@ export function createMetrics(opts: MetricsOptions = {}): EngineMetrics {
 
   const reloads = new Counter({ name: "zt_policy_reloads_total", help: "Policy module builds by result and trigger", labelNames: ["result", "trigger"] as const, registers: [registry] });
   const info = new Gauge({ name: "zt_policy_version_info", help: "The active policy module version (value is always 1)", labelNames: ["version"] as const, registers: [registry] });
+  const policyInfo = new Gauge({ name: "zt_policy_info", help: "The policy module this replica serves, by version (sha256 of the module; value is always 1)", labelNames: ["version"] as const, registers: [registry] });
   const loadedAt = new Gauge({ name: "zt_policy_loaded_timestamp_seconds", help: "When the active policy module was swapped in (Unix time)", registers: [registry] });
   const policies = new Gauge({ name: "zt_policies", help: "Number of active policies", registers: [registry] });
   const rules = new Gauge({ name: "zt_policy_rules", help: "Number of rules in the active policies", registers: [registry] });
@@ -78,9 +91,31 @@ export function createMetrics(opts: MetricsOptions = {}): EngineMetrics {
     policyVersion(version, loadedAtMs, policyCount, ruleCount) {
       info.reset();
       info.set({ version }, 1);
+      policyInfo.reset();
+      policyInfo.set({ version }, 1);
       loadedAt.set(loadedAtMs / 1000);
       policies.set(policyCount);
       rules.set(ruleCount);
+    },
+    sharedState(read) {
+      const gauge = (name: string, help: string, value: (s: SharedStateGauge) => number | null): void => {
+        registry.removeSingleMetric(name);
+        new Gauge({
+          name,
+          help,
+          registers: [registry],
+          collect(this: Gauge) {
+            const s = read();
+            const v = s.configured ? value(s) : null;
+            if (v === null) this.reset();
+            else this.set(v);
+          },
+        });
+      };
+      gauge("zt_store_up", "1 while this replica reaches the shared state store (PostgreSQL), else 0", (s) => (s.up ? 1 : 0));
+      gauge("zt_store_stale", "1 while this replica may serve something other than the shared state's latest (unreachable, behind, or a change that does not build here)", (s) => (s.stale ? 1 : 0));
+      gauge("zt_store_seconds_since_match", "Seconds since this replica last matched the shared state's revision", (s) => s.sinceMatchSeconds);
+      gauge("zt_store_revision", "The shared state revision this replica has applied", (s) => s.revision);
     },
     auditQueue(read) {
       if (registry.getSingleMetric(AUDIT_QUEUE_METRIC)) return;

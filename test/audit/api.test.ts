@@ -11,7 +11,7 @@ import { auditRoutes } from "../../host/http/routes/audit.js";
 import { ThreadedAuditSink } from "../../host/audit/threaded-sink.js";
 import type { AuditRecord } from "../../host/audit/record.js";
 import type { Graph } from "../../host/audit/graph.js";
-import { operatorRecord, serviceRecord, tempDataDir } from "./helpers.js";
+import { checkpointSetup, operatorRecord, serviceRecord, tempDataDir } from "./helpers.js";
 
 const GW = "spiffe://hanzo.ai/do-sfo3/hanzo/gateway";
 const LLM = "spiffe://hanzo.ai/do-sfo3/hanzo/llm";
@@ -229,7 +229,12 @@ describe("POST /v1/audit/ingest", () => {
 describe("ingest backpressure", () => {
   it("a burst of sidecar batches larger than the memory bound waits for room (backpressure) instead of being refused", async () => {
     // Its own writer with a bound of 800 records, on the same PostgreSQL.
-    const sink = await ThreadedAuditSink.start({ dsn: audit.connections.engine, spoolDir: join(dir, "spool-bp"), writerId: "ingest-bp", onSpoolFailure: "deny", maxQueue: 800 }, () => undefined);
+    const cp = await checkpointSetup(join(dir, "bp"));
+    const sink = await ThreadedAuditSink.start(
+      { dsn: audit.connections.engine, spoolDir: join(dir, "spool-bp"), writerId: "ingest-bp", onSpoolFailure: "deny", maxQueue: 800, checkpoint: cp.options },
+      () => undefined,
+      cp.key,
+    );
     const sql = postgres(audit.connections.engine, { max: 1, onnotice: () => undefined });
     try {
       const small = auditRoutes(sql, sink);

@@ -3,7 +3,10 @@ import { randomUUID } from "node:crypto";
 import { chmod, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadOrCreateCheckpointKey } from "../../host/audit/checkpoint-key.js";
 import type { AuditRecord } from "../../host/audit/record.js";
+import type { CheckpointPublicKey } from "../../host/audit/threaded-sink.js";
+import type { CheckpointOptions } from "../../host/audit/writer-protocol.js";
 
 /** A fresh ZT_DATA_DIR; traversable (o+x) so that, as root, the cluster of zt-postgres stays inside it (and goes with it). */
 export async function tempDataDir(tag: string): Promise<string> {
@@ -62,4 +65,11 @@ export function operatorRecord(subject: string, service: string, action: string,
     origin: "engine",
     caller: "spiffe://hanzo.ai/do-sfo3/hanzo/bastion",
   };
+}
+
+/** Writer-thread checkpoint options for a sink started directly (a key generated into `dir`). */
+export async function checkpointSetup(dir: string, intervalMs = 60_000): Promise<{ options: CheckpointOptions; key: CheckpointPublicKey }> {
+  const keyFile = join(dir, "checkpoint-key.pem");
+  const key = await loadOrCreateCheckpointKey(keyFile);
+  return { options: { keyFile, dir: join(dir, "checkpoints"), url: null, intervalMs }, key: { keyId: key.keyId, publicKeyPem: key.publicKeyPem } };
 }

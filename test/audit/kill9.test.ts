@@ -6,6 +6,10 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import postgres from "postgres";
+import { createPublicKey } from "node:crypto";
+import { foldCheckpoints } from "../../host/audit/checkpoint-evidence.js";
+import { readCheckpoints } from "../../host/audit/checkpoint-store.js";
+import { verifyChains } from "../../host/audit/verify.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedPostgres, stopEmbeddedPostgres } from "../../host/audit/embedded.js";
 import { openAudit } from "../../host/audit/index.js";
@@ -70,6 +74,16 @@ async function recoverAndCount(acked: string[]): Promise<{ counts: Map<string, n
       const rows = await sql`SELECT decision_id::text AS id, count(*)::int AS n FROM zt_audit.decisions WHERE decision_id = ANY(${acked}::uuid[]) GROUP BY 1`;
       const counts = new Map(rows.map((r) => [r.id as string, r.n as number]));
       const report = await audit.verify();
+      // The next run closes the killed run's chain in its checkpoint, at the head PostgreSQL
+      // holds after the replay; verified against the checkpoints, nothing is missing or extra.
+      await audit.sink.checkpoint();
+      const evidence = foldCheckpoints([await readCheckpoints(audit.checkpoints.dir)], [createPublicKey(audit.checkpoints.publicKeyPem)]);
+      const killed = [...evidence.chains.values()].filter((c) => c.declaration.chain_id !== audit.sink.head().chain_id);
+      expect(killed.length).toBeGreaterThan(0);
+      for (const c of killed) expect(c.closed, c.declaration.chain_id).not.toBeNull();
+      const signed = await verifyChains(audit.query, { checkpoints: evidence });
+      expect(signed.broken).toEqual([]);
+      expect(signed.problems).toEqual([]);
       return { counts, verifyOk: report.ok, dropped: audit.sink.counters.dropped, replayed: audit.sink.counters.replayed };
     } finally {
       await sql.end();

@@ -5,7 +5,9 @@ import postgres, { type Sql } from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAudit, type Audit } from "../../host/audit/index.js";
 import { LATEST_VERSION, migrate } from "../../host/audit/migrations.js";
+import { runRetention } from "../../host/audit/maintenance.js";
 import { auditQuerySql, parseAuditQuery } from "../../host/audit/query.js";
+import { verifyChains } from "../../host/audit/verify.js";
 import { serviceRecord, tempDataDir } from "./helpers.js";
 
 let dir: string;
@@ -46,7 +48,7 @@ describe("migrations", () => {
     expect(n?.n).toBe(LATEST_VERSION);
   });
 
-  it("creates the partitioned table, its indexes and the monthly partitions", async () => {
+  it("creates the partitioned table, its indexes and the day partitions", async () => {
     const [t] = await superuser`SELECT relkind FROM pg_class WHERE oid = 'zt_audit.decisions'::regclass`;
     expect(t?.relkind).toBe("p");
     const idx = await superuser`SELECT indexname FROM pg_indexes WHERE schemaname = 'zt_audit' AND tablename = 'decisions' ORDER BY 1`;
@@ -129,35 +131,42 @@ describe("permissions", () => {
 });
 
 describe("partitions and retention", () => {
-  it("drops only partitions older than the retention period, and verify still holds across the gap", async () => {
+  it("drops only day partitions older than the retention period, and verify still holds across the gaps", async () => {
     const day = 24 * 3600_000;
     const now = Date.now();
-    const old = [400, 399, 398].map((d) => serviceRecord({ timestamp: new Date(now - d * day).toISOString() }));
-    const recent = [10, 5, 0].map((d) => serviceRecord({ timestamp: new Date(now - d * day).toISOString() }));
-    // Old and recent records interleave in one chain, so dropping the old partition cuts it in the middle.
+    // Records are accepted up to 7 days after their decision; a 2-day retention drops the older days.
+    const old = [5, 4, 3].map((d) => serviceRecord({ timestamp: new Date(now - d * day).toISOString() }));
+    const recent = [1, 0.5, 0].map((d) => serviceRecord({ timestamp: new Date(now - d * day).toISOString() }));
+    // Old and recent records interleave in one chain, so dropping the old days cuts it in the middle.
     await appendAndWait([old[0]!, recent[0]!, old[1]!, recent[1]!, old[2]!, recent[2]!]);
-    const oldMonth = new Date(now - 400 * day).toISOString().slice(0, 7);
-    const partName = `decisions_y${oldMonth.slice(0, 4)}m${oldMonth.slice(5, 7)}`;
-    const exists = await superuser`SELECT to_regclass(${"zt_audit." + partName})::text AS r`;
-    expect(exists[0]?.r).toBe(`zt_audit.${partName}`);
+    const partOf = (r: { timestamp: string }): string => `decisions_y${r.timestamp.slice(0, 4)}m${r.timestamp.slice(5, 7)}d${r.timestamp.slice(8, 10)}`;
+    const exists = await superuser`SELECT to_regclass(${"zt_audit." + partOf(old[0]!)})::text AS r`;
+    expect(exists[0]?.r).toBe(`zt_audit.${partOf(old[0]!)}`);
 
-    const report = await audit.runMaintenance();
-    if (!("dropped" in report)) throw new Error("maintenance skipped");
-    const dropped = report.dropped.map((d) => d.partition);
-    expect(dropped).toContain(partName);
+    const maint = postgres(audit.connections.maintenance as string, quiet);
+    let dropped: string[];
+    try {
+      dropped = (await runRetention(maint, 2)).dropped.map((d) => d.partition);
+    } finally {
+      await maint.end();
+    }
+    for (const r of old) expect(dropped).toContain(partOf(r));
     // Nothing younger than the retention period is dropped.
     for (const p of dropped) {
-      const m = /^decisions_y(\d{4})m(\d{2})$/.exec(p)!;
-      const monthEnd = Date.UTC(Number(m[1]), Number(m[2]), 1);
-      expect(monthEnd).toBeLessThanOrEqual(now - 365 * day + day);
+      const m = /^decisions_y(\d{4})m(\d{2})d(\d{2})$/.exec(p)!;
+      expect(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + 1)).toBeLessThanOrEqual(now - 2 * day);
     }
     const left = await engine`SELECT decision_id::text AS id FROM zt_audit.decisions WHERE decision_id = ANY(${[...old, ...recent].map((r) => r.decision_id)}::uuid[])`;
     expect(new Set(left.map((r) => r.id))).toEqual(new Set(recent.map((r) => r.decision_id)));
 
-    const v = await audit.verify();
+    const v = await verifyChains(audit.query, { retentionDays: 2 });
     expect(v.broken).toEqual([]);
     expect(v.ok).toBe(true);
     expect(v.retention_gaps).toBeGreaterThanOrEqual(3);
+    // Checked against a 365-day retention period, the same drops are claims verify refuses.
+    const strict = await verifyChains(audit.query, { retentionDays: 365 });
+    expect(strict.ok).toBe(false);
+    expect(strict.broken[0]?.problem).toMatch(/inside the 365-day retention period/);
   });
 
   it("refuses a retention period under one day", async () => {

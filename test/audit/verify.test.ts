@@ -42,7 +42,7 @@ async function runVerify(env: NodeJS.ProcessEnv, argv: string[] = []): Promise<{
   process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
   process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
   try {
-    const code = await auditVerifyCommand(argv, env);
+    const code = await auditVerifyCommand(["--format", "json", ...argv], env);
     return { code, out, err };
   } finally {
     process.stdout.write = ow;
@@ -102,8 +102,8 @@ describe("verify", () => {
     expect(b).toMatchObject({ seq: 22, decision_id: mine[21]!.decision_id, problem: "record 21 is missing" });
   });
 
-  it("exits 2 on a usage or connection error", async () => {
+  it("exits 2 on a usage error, 4 when it cannot read the trail", async () => {
     expect((await runVerify({}, ["--bogus"])).code).toBe(2);
-    expect((await runVerify({ ZT_AUDIT_DSN: "postgres://nobody:x@127.0.0.1:1/zt" })).code).toBe(2);
+    expect((await runVerify({ ZT_AUDIT_DSN: "postgres://nobody:x@127.0.0.1:1/zt" })).code).toBe(4);
   });
 });

@@ -4,6 +4,8 @@ import { AxeBuilder } from "@axe-core/playwright";
 import type { Page } from "playwright-core";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAuditQuery, queryAudit } from "../../host/audit/query.js";
+import { exportStream } from "../../host/console/audit-export.js";
 import { CONTENT_SECURITY_POLICY } from "../../host/console/security-headers.js";
 import { type Browser, type ConsoleEngine, evaluate, launchBrowser, screenshot, signIn, startConsoleEngine } from "./harness.js";
 
@@ -21,7 +23,7 @@ let page: Page;
 
 beforeAll(async () => {
   ce = await startConsoleEngine();
-  await ce.engine.incidents.put("INC-7", { description: "postgres failover" }, "test", Date.now());
+  await ce.engine.state.putIncident("INC-7", { description: "postgres failover" }, "test");
   await evaluate(ce, [
     ...Array.from({ length: 3 }, () => svc(H + "gateway", H + "postgres", 5432)),
     ...Array.from({ length: 2 }, () => svc(H + "chat", H + "gateway", 4000)),
@@ -72,6 +74,20 @@ describe("every page", () => {
   });
 });
 
+describe("overview", () => {
+  it("refreshes its numbers in place while the page is open", async () => {
+    await page.goto(ce.url + "/console");
+    const hour = page.getByTestId("decisions-last-hour");
+    const before = Number(/^(\d+)/.exec((await hour.textContent()) ?? "")?.[1]);
+    await evaluate(ce, [svc(H + "gateway", H + "iam", 8000), svc(H + "gateway", H + "iam", 8000)]);
+    // The page's script re-renders the cards from the same URL every 10 s; no reload.
+    const url = page.url();
+    await expect.poll(async () => Number(/^(\d+)/.exec((await hour.textContent()) ?? "")?.[1]), { timeout: 60_000, interval: 500 }).toBe(before + 2);
+    expect(page.url()).toBe(url);
+    expect(await page.getByTestId("decisions-per-second").textContent()).toMatch(/^\d+(\.\d+)?\/s$/);
+  });
+});
+
 describe("headers and assets", () => {
   it("every page has the CSP without unsafe-inline, and is not cached", async () => {
     expect(CONTENT_SECURITY_POLICY).not.toContain("unsafe-inline");
@@ -114,6 +130,7 @@ describe("graph", () => {
       [
         `${H}chat->${H}gateway`,
         `${H}chat->${H}postgres`,
+        `${H}gateway->${H}iam`,
         `${H}gateway->${H}postgres`,
         `${H}iam->${H}redis`,
         `${L}api->${L}db`,
@@ -188,8 +205,8 @@ describe("audit browser", () => {
       url = (await next.count()) > 0 ? ce.url + (await next.getAttribute("href")) : null;
     }
     expect(pages).toBe(2);
-    expect(ids).toHaveLength(16);
-    expect(new Set(ids).size).toBe(16);
+    expect(ids).toHaveLength(18);
+    expect(new Set(ids).size).toBe(18);
   });
 
   it("shows a record with its chain position, verified", async () => {
@@ -225,6 +242,16 @@ describe("audit browser", () => {
     const rows = (await csv.text()).trim().split("\r\n");
     expect(rows[0]).toMatch(/^timestamp,decision,enforced,source,/);
     expect(rows).toHaveLength(5);
+  });
+
+  it("an export pages through the whole result: every record once, newest first", async () => {
+    const q = parseAuditQuery({});
+    if (!q.ok) throw new Error(q.error.message);
+    const text = await new Response(exportStream(ce.audit.query, q.value, "ndjson", 3)).text();
+    const ids = text.trim().split("\n").map((l) => (JSON.parse(l) as { decision_id: string; timestamp: string }));
+    const api = await queryAudit(ce.audit.query, { ...q.value, limit: 1000 });
+    expect(ids.map((r) => r.decision_id)).toEqual(api.records.map((r) => r.decision_id));
+    expect(new Set(ids.map((r) => r.decision_id)).size).toBe(ids.length);
   });
 });
 

@@ -51,10 +51,10 @@ const metrics = createMetrics({ processMetrics: false });
 beforeAll(async () => {
   const wasm = trappingModule();
   const runtime = await PolicyRuntime.load(wasm);
-  active = { runtime, version: runtime.version, wasm, wasmSha256: runtime.version.slice(7), manifest: runtime.manifest, set: { policies: [] }, policies: [], labels: new MetricLabels({ policies: [] }), loadedAt: new Date().toISOString(), generation: 1 };
+  active = { runtime, version: runtime.version, wasm, wasmSha256: runtime.version.slice(7), manifest: runtime.manifest, set: { policies: [] }, policies: [], shadowed: [], labels: new MetricLabels({ policies: [] }), loadedAt: new Date().toISOString(), generation: 1 };
   dir = mkdtempSync(join(tmpdir(), "zt-trap-"));
   sink = new JsonlAuditSink(join(dir, "audit.jsonl"));
-  deps = { sink, incidents: await IncidentStore.open(join(dir, "incidents.json")), metrics, log: silentLogger, mode: "enforce", origin: "engine" };
+  deps = { sink, incidents: new IncidentStore(), metrics, log: silentLogger, mode: "enforce", origin: "engine" };
 });
 
 afterAll(() => {

@@ -46,7 +46,7 @@ describe("POST /v1/evaluate: service requests", () => {
       enforced: true,
       reason: "allowed_by_rule",
       policy_version: r.body.policy_version,
-      origin: "engine",
+      origin: "engine:test",
       caller: "plaintext:127.0.0.1",
     });
     expect(rec!.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);

@@ -9,6 +9,7 @@ import { type AuditHandle, type EngineHandle, type EngineOptions, startEngine } 
 import { POLICIES_DIR } from "../support/seed.js";
 import { jsonlAudit, type JsonlAuditSink } from "./jsonl-sink.js";
 import type { Decision } from "../../host/engine/decide.js";
+import { backendFor, type StateDatabase, stateDatabase } from "../support/state-db.js";
 
 export const TOKEN = "test-admin-token-0123456789abcdef";
 export const H = "spiffe://hanzo.ai/hanzo-k8s/hanzo/";
@@ -18,6 +19,8 @@ export interface TestEngine extends EngineHandle {
   policyDir: string;
   dataDir: string;
   sink: JsonlAuditSink | null;
+  /** The shared state's database, when the engine has one. */
+  db: StateDatabase | null;
   /** close() and remove the temporary directory. */
   dispose(): Promise<void>;
 }
@@ -31,6 +34,11 @@ export interface TestEngineOptions {
   audit?: (dir: string) => Promise<AuditHandle> | AuditHandle;
   /** Extra engine options (identity hooks...). */
   engine?: Partial<EngineOptions>;
+  /**
+   * The shared state in PostgreSQL: a fresh database (default), one to share with other engines
+   * (restarts, replicas), or false for an engine that serves its policy files alone.
+   */
+  state?: boolean | StateDatabase;
 }
 
 export async function startTestEngine(opts: TestEngineOptions = {}): Promise<TestEngine> {
@@ -52,14 +60,18 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
     ZT_DATA_DIR: dataDir,
     ZT_WATCH_DEBOUNCE_MS: "50",
     ZT_SHUTDOWN_TIMEOUT_MS: "5000",
+    ZT_REPLICA_ID: "test",
+    ZT_STATE_SYNC_INTERVAL_MS: "200",
+    ZT_HEARTBEAT_INTERVAL_MS: "200",
     ...opts.env,
   });
   if (!cfg.ok) throw new Error(cfg.errors.join("; "));
   mkdirSync(join(dir, "audit"), { recursive: true });
   const audit = opts.audit ? await opts.audit(dir) : jsonlAudit(join(dir, "audit", "audit.jsonl"));
+  const db = opts.state === false ? null : opts.state === undefined || opts.state === true ? await stateDatabase() : opts.state;
   let engine: EngineHandle;
   try {
-    engine = await startEngine({ config: cfg.config, audit, log: silentLogger, adminToken: TOKEN, ...opts.engine });
+    engine = await startEngine({ config: cfg.config, audit, log: silentLogger, adminToken: TOKEN, state: db ? backendFor(db) : null, ...opts.engine });
   } catch (e) {
     // A start that fails (tests of refused configurations) leaves nothing behind.
     await audit.close();
@@ -74,6 +86,7 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
     policyDir,
     dataDir,
     sink,
+    db,
     async dispose() {
       await engine.close();
       rmSync(dir, { recursive: true, force: true });

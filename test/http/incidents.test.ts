@@ -70,13 +70,13 @@ describe("incidents", () => {
     }
   });
 
-  it("survive a restart (stored privately under ZT_DATA_DIR)", async () => {
+  it("survive a restart (kept in the shared state, and in the replica's private cache)", async () => {
     await call(e.url, "PUT", "/v1/incidents/INC-42", { body: { expires_at: "2999-01-01T00:00:00Z" }, token: TOKEN });
-    const file = join(e.dataDir, "incidents.json");
-    expect(statSync(file).mode & 0o777).toBe(0o600);
-    expect(readFileSync(file, "utf8")).toContain("INC-42");
+    const index = join(e.dataDir, "state-cache", "index.json");
+    expect(statSync(index).mode & 0o777).toBe(0o600);
+    expect(readFileSync(index, "utf8")).toContain("INC-42");
     await e.close();
-    e = await startTestEngine({ dir: e.dir });
+    e = await startTestEngine({ dir: e.dir, state: e.db! });
     expect((await oncall("INC-42")).body.decision).toBe("ALLOW");
     const one = await call<IncidentBody>(e.url, "GET", "/v1/incidents/INC-42", { token: TOKEN });
     expect(one.body).toMatchObject({ active: true, incident: { expires_at: "2999-01-01T00:00:00.000Z" } });

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, type DecisionBody, startTestEngine, svc, type TestEngine, TOKEN } from "./harness.js";
@@ -9,13 +9,14 @@ interface Listing {
   module_sha256: string;
   loaded_at: string;
   mode: string;
-  policies: Array<{ name: string; kind: string; rules: string[]; origin: string; file: string; overrides_file: string | null; version: string; loaded_at: string }>;
+  policies: Array<{ name: string; kind: string; rules: string[]; origin: string; file: string | null; version: string; loaded_at: string; revision: number | null; author: string | null }>;
   last_reload: { result: string; trigger: string } | null;
 }
 interface ChangeBody {
   version: string;
   previous_version: string | null;
   policy: Listing["policies"][number] | null;
+  stored: { revision: number; action: string; version: string | null; author: string | null; message: string | null };
 }
 interface ErrorBody {
   error: { code: string; message: string; errors: string[]; diagnostics: Array<{ line: number; col: number; message: string }> };
@@ -69,7 +70,7 @@ describe("GET /v1/policies", () => {
     expect(r.body.mode).toBe("enforce");
     expect(r.body.policies.map((p) => p.name)).toEqual(["hanzo-core-policy", "production-access"]);
     const core = r.body.policies[0]!;
-    expect(core).toMatchObject({ kind: "ServiceAccessPolicy", origin: "file", file: "ZT_POLICY_PATH/hanzo-core-policy.yaml", overrides_file: null, rules: ["hanzo-core-policy/rule-1", "hanzo-core-policy/rule-2", "hanzo-core-policy/rule-3"] });
+    expect(core).toMatchObject({ kind: "ServiceAccessPolicy", origin: "file", file: "ZT_POLICY_PATH/hanzo-core-policy.yaml", revision: null, rules: ["hanzo-core-policy/rule-1", "hanzo-core-policy/rule-2", "hanzo-core-policy/rule-3"] });
     expect(core.version).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(Number.isNaN(Date.parse(core.loaded_at))).toBe(false);
     expect(r.body.policies[1]).toMatchObject({ kind: "OperatorAccessPolicy", rules: ["production-access/rule-1", "production-access/rule-2", "production-access/rule-3"] });
@@ -112,13 +113,14 @@ describe("PUT/DELETE /v1/policies/{name}", () => {
     expect(ok.status).toBe(201);
     expect(ok.body.previous_version).toBe(before);
     expect(ok.body.version).not.toBe(before);
-    expect(ok.body.policy).toMatchObject({ name: "chat-db", origin: "api", rules: ["chat-db/chat-reads-pg"] });
+    const sha = createHash("sha256").update(CHAT_TO_PG).digest("hex");
+    expect(ok.body.policy).toMatchObject({ name: "chat-db", origin: "api", file: null, rules: ["chat-db/chat-reads-pg"], version: `sha256:${sha}`, revision: 1, author: "plaintext:127.0.0.1+admin-token" });
+    expect(ok.headers.get("etag")).toBe(`"sha256:${sha}"`);
     const d = await evaluate(svc("chat", "postgres", 5432));
     expect(d.body).toMatchObject({ decision: "ALLOW", policy_matched: "chat-db/chat-reads-pg", policy_version: ok.body.version });
-    // Persisted under the data directory, private.
-    const file = join(e.dataDir, "policies", "chat-db.yaml");
-    expect(readFileSync(file, "utf8")).toBe(CHAT_TO_PG);
-    expect(statSync(file).mode & 0o777).toBe(0o600);
+    // Stored in the shared state, its text as sent.
+    const stored = await call<{ document: string; revision: number }>(e.url, "GET", "/v1/policies/chat-db/history/1");
+    expect(stored.body).toMatchObject({ document: CHAT_TO_PG, revision: 1 });
     // Same name again: an update (200).
     expect((await put("chat-db", CHAT_TO_PG)).status).toBe(200);
   });
@@ -147,16 +149,14 @@ describe("PUT/DELETE /v1/policies/{name}", () => {
     expect(notYaml.status).toBe(422);
   });
 
-  it("an API policy overrides a file policy by name; deleting it brings the file back", async () => {
+  it("a name a file owns cannot be written through the API (409 naming the file)", async () => {
     const override = CHAT_TO_PG.replace("name: chat-db", "name: hanzo-core-policy");
+    const v0 = e.store.current()!.version;
     const r = await put("hanzo-core-policy", override);
-    expect(r.status).toBe(201);
-    expect(r.body.policy).toMatchObject({ origin: "api", overrides_file: "ZT_POLICY_PATH/hanzo-core-policy.yaml" });
-    // The file's rules are gone: gateway -> postgres is no longer allowed.
-    expect((await evaluate(svc("gateway", "postgres", 5432))).body.decision).toBe("DENY");
-    const del = await call<ChangeBody>(e.url, "DELETE", "/v1/policies/hanzo-core-policy", { token: TOKEN });
-    expect(del.status).toBe(200);
-    expect(del.body.policy).toMatchObject({ origin: "file" });
+    expect(r.status).toBe(409);
+    expect((r.body as unknown as ErrorBody).error).toMatchObject({ code: "policy_from_file", file: "ZT_POLICY_PATH/hanzo-core-policy.yaml" });
+    expect((r.body as unknown as ErrorBody).error.message).toContain("ZT_POLICY_PATH/hanzo-core-policy.yaml");
+    expect(e.store.current()!.version).toBe(v0);
     expect((await evaluate(svc("gateway", "postgres", 5432))).body.decision).toBe("ALLOW");
     // The file policy itself cannot be deleted through the API.
     const fromFile = await call<ErrorBody>(e.url, "DELETE", "/v1/policies/hanzo-core-policy", { token: TOKEN });
@@ -168,16 +168,16 @@ describe("PUT/DELETE /v1/policies/{name}", () => {
   it("API policies survive a restart", async () => {
     const version = (await call<Listing>(e.url, "GET", "/v1/policies")).body.version;
     await e.close();
-    const again = await startTestEngine({ dir: e.dir });
+    const again = await startTestEngine({ dir: e.dir, state: e.db! });
     try {
       const l = await call<Listing>(again.url, "GET", "/v1/policies");
       expect(l.body.version).toBe(version);
-      expect(l.body.policies.find((p) => p.name === "chat-db")).toMatchObject({ origin: "api", file: "ZT_DATA_DIR/policies/chat-db.yaml" });
+      expect(l.body.policies.find((p) => p.name === "chat-db")).toMatchObject({ origin: "api", file: null, revision: 2 });
       expect((await call<DecisionBody>(again.url, "POST", "/v1/evaluate", { body: svc("chat", "postgres", 5432) })).body.decision).toBe("ALLOW");
     } finally {
       await again.close();
     }
-    e = await startTestEngine({ dir: e.dir });
+    e = await startTestEngine({ dir: e.dir, state: e.db! });
   });
 });
 

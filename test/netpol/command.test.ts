@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { netpolCommand } from "../../compiler/netpol/command.js";
-import { validateObject } from "./schema.js";
+import { apiServerRules, validateObject } from "./schema.js";
 
 const root = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const SEED = root("policies/hanzo-core-policy.yaml");
@@ -38,20 +38,21 @@ describe("zt netpol", () => {
     const r = await run([SEED]);
     expect(r.code).toBe(0);
     expect(r.out).toBe(await readFile(root("test/netpol/golden/hanzo-core-policy.hanzo-k8s.yaml"), "utf8"));
-    expect(r.err).toBe("zt netpol: 9 NetworkPolicy object(s) for cluster hanzo-k8s in 1 namespace(s), 0 warning(s)\n");
+    expect(r.err).toMatch(/hanzo-core-policy\.yaml:\d+:\d+: warning: \[udp-not-mirrored\] /);
+    expect(r.err.trimEnd().split("\n").at(-1)).toBe("zt netpol: 10 NetworkPolicy object(s) for cluster hanzo-k8s in 1 namespace(s), 1 warning(s)");
   });
 
   it("a whole directory: OperatorAccessPolicy files are read and ignored", async () => {
     const r = await run([root("policies"), "--cluster", "hanzo-k8s"]);
     expect(r.code).toBe(0);
-    expect(objects(r.out)).toHaveLength(9);
+    expect(objects(r.out)).toHaveLength(10);
   });
 
   it("warnings go to stderr as file:line:col: warning: [code] …; the YAML stays on stdout", async () => {
     const r = await run([MESH, "--cluster", "hanzo-k8s", "--remote-cidr", "lux-k8s=10.244.0.0/16"]);
     expect(r.code).toBe(0);
     const lines = r.err.trimEnd().split("\n");
-    expect(lines.at(-1)).toMatch(/^zt netpol: 11 NetworkPolicy object\(s\) for cluster hanzo-k8s in 2 namespace\(s\), 7 warning\(s\)$/);
+    expect(lines.at(-1)).toMatch(/^zt netpol: 12 NetworkPolicy object\(s\) for cluster hanzo-k8s in 2 namespace\(s\), 8 warning\(s\)$/);
     for (const l of lines.slice(0, -1)) expect(l).toMatch(/mesh-policy\.yaml:\d+:\d+: warning: \[[a-z-]+\] /);
     expect(r.out).not.toContain(": warning: ");
     for (const o of objects(r.out)) validateObject(o);
@@ -85,6 +86,62 @@ describe("zt netpol", () => {
     expect(pg.spec.podSelector).toEqual({ matchLabels: { "app.kubernetes.io/name": "postgres" } });
   });
 
+  it("accounts that collide with the generator's names or are no object name: valid, distinct objects, exit 0", async () => {
+    // zt check accepts these SPIFFE IDs; the mirror must neither crash nor emit names the API server refuses.
+    const file = join(dir, "names.yaml");
+    const ids = ["zt-infra", "zt-default", "a..b", "x.-y", "Upper", "zt-0123456789"];
+    const rules = ids.map((id) => `    - from: {spiffe: "spiffe://hanzo.ai/c1/n1/${id}"}\n      to: [{spiffe: "spiffe://hanzo.ai/c1/n1/db", ports: [5432]}]`);
+    await writeFile(file, `apiVersion: zt.hanzo.ai/v1\nkind: ServiceAccessPolicy\nmetadata: {name: names}\nspec:\n  rules:\n${rules.join("\n")}\n  defaultAction: DENY\n`);
+    const r = await run([file]);
+    expect(r.code, r.err).toBe(0);
+    const objs = objects(r.out);
+    const names = objs.map((o) => o.metadata.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const o of objs) {
+      validateObject(o);
+      expect(apiServerRules(o as never)).toEqual([]);
+    }
+    // The generator's own names are there once each, and no account took one of them.
+    expect(names.filter((n) => n === "zt-infra-egress")).toHaveLength(1);
+    expect(names.filter((n) => n === "zt-default-deny")).toHaveLength(1);
+    expect(names).toContain("db-ingress");
+    // Six egress objects, one per account, each selecting its account by the pod label.
+    const egress = objs.filter((o) => o.metadata.name.endsWith("-egress") && o.metadata.name !== "zt-infra-egress");
+    expect(egress.map((o) => (o.spec.podSelector as { matchLabels: { app: string } }).matchLabels.app).sort()).toEqual([...ids].sort());
+  });
+
+  it("an account that cannot be a --label value selects no pod: a warning with file:line:col, never an invalid selector", async () => {
+    const file = join(dir, "labels.yaml");
+    await writeFile(
+      file,
+      `apiVersion: zt.hanzo.ai/v1\nkind: ServiceAccessPolicy\nmetadata: {name: labels}\nspec:\n  rules:\n    - from: {spiffe: "spiffe://hanzo.ai/c1/n1/-lead"}\n      to: [{spiffe: "spiffe://hanzo.ai/c1/n1/db", ports: [5432]}]\n    - from: {spiffe: "spiffe://hanzo.ai/c1/n1/${"x".repeat(64)}"}\n      to: [{spiffe: "spiffe://hanzo.ai/c1/n1/db", ports: [5432]}]\n  defaultAction: DENY\n`,
+    );
+    const r = await run([file]);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/labels\.yaml:6:7: warning: \[unmappable-identity\] spiffe:\/\/hanzo\.ai\/c1\/n1\/-lead names no pod of cluster c1: service account "-lead" is not a valid label value/);
+    expect(r.err).toMatch(/labels\.yaml:8:7: warning: \[unmappable-identity\] /);
+    for (const o of objects(r.out)) expect(apiServerRules(o as never)).toEqual([]);
+    // n1 is still isolated: the accounts name it literally.
+    expect(objects(r.out).map((o) => `${o.metadata.namespace}/${o.metadata.name}`)).toContain("n1/zt-default-deny");
+  });
+
+  it("--system-namespace keeps a namespace free of objects; kube-system always is", async () => {
+    const file = join(dir, "system.yaml");
+    await writeFile(
+      file,
+      `apiVersion: zt.hanzo.ai/v1\nkind: ServiceAccessPolicy\nmetadata: {name: sys}\nspec:\n  rules:\n    - from: {spiffe: "spiffe://hanzo.ai/c1/kube-system/metrics-server"}\n      to: [{spiffe: "spiffe://hanzo.ai/c1/n1/app", ports: [443]}]\n    - from: {spiffe: "spiffe://hanzo.ai/c1/n1/app"}\n      to: [{spiffe: "spiffe://hanzo.ai/c1/monitoring/prometheus", ports: [9090]}]\n  defaultAction: DENY\n`,
+    );
+    const plain = await run([file]);
+    expect(plain.code).toBe(0);
+    expect(objects(plain.out).map((o) => o.metadata.namespace).sort()).not.toContain("kube-system");
+    expect(new Set(objects(plain.out).map((o) => o.metadata.namespace))).toEqual(new Set(["monitoring", "n1"]));
+    expect(plain.err).toContain("warning: [system-namespace] kube-system is a system namespace");
+    const r = await run([file, "--system-namespace", "monitoring"]);
+    expect(r.code).toBe(0);
+    expect(new Set(objects(r.out).map((o) => o.metadata.namespace))).toEqual(new Set(["n1"]));
+    expect(r.out).toContain("# System namespaces, never isolated (DNS lives there): kube-system, monitoring; named by the policy: kube-system, monitoring");
+  });
+
   it("-o writes the file and keeps stdout empty", async () => {
     const file = join(dir, "out.yaml");
     const r = await run([SEED, "-o", file]);
@@ -112,7 +169,7 @@ describe("zt netpol", () => {
   });
 
   it("usage errors exit 2; --help exits 0 with the usage on stdout", async () => {
-    for (const argv of [[], ["--bogus", SEED], [SEED, "--remote-cidr", "lux-k8s"], [SEED, "--remote-cidr", "lux-k8s=10.0.0.0/33"], [SEED, "--remote-cidr", "lux-k8s=banana"], [SEED, "--label", "bad label"], [SEED, "--cluster"]]) {
+    for (const argv of [[], ["--bogus", SEED], [SEED, "--system-namespace", "Kube_System"], [SEED, "--remote-cidr", "lux-k8s"], [SEED, "--remote-cidr", "lux-k8s=10.0.0.0/33"], [SEED, "--remote-cidr", "lux-k8s=banana"], [SEED, "--label", "bad label"], [SEED, "--cluster"]]) {
       const r = await run(argv);
       expect(r.code, argv.join(" ")).toBe(2);
       expect(r.out).toBe("");

@@ -1,5 +1,5 @@
-// deploy/: every manifest passes the Kubernetes OpenAPI schema of its kind, the Deployment is
-// the seed's, the ConfigMap carries policies/ verbatim, and the engine's NetworkPolicies work
+// deploy/: every manifest passes the Kubernetes OpenAPI schema of its kind, the engine's
+// StatefulSet is the seed's Deployment with a volume per replica for what must survive, the ConfigMap carries policies/ verbatim, and the engine's NetworkPolicies work
 // together with what `zt netpol` generates for the seed policy.
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -60,7 +60,7 @@ describe("deploy/k8s manifests", () => {
     expect(all.map((m) => `${m.obj.kind}/${m.obj.metadata.name}`).sort()).toEqual(
       [
         "ConfigMap/zt-policies",
-        "Deployment/zt-policy-engine",
+        "StatefulSet/zt-policy-engine",
         "NetworkPolicy/zt-policy-engine",
         "NetworkPolicy/zt-policy-engine-audit-db",
         "PodDisruptionBudget/zt-policy-engine",
@@ -76,7 +76,7 @@ describe("deploy/k8s manifests", () => {
   });
 
   it("the schema check is real: a wrong field type is rejected", async () => {
-    const dep = find(await manifests(), "Deployment", "zt-policy-engine");
+    const dep = find(await manifests(), "StatefulSet", "zt-policy-engine");
     expect(() => validateObject({ ...dep, spec: { ...(dep.spec as object), replicas: "3" } })).toThrow(/replicas must be integer/);
   });
 
@@ -86,10 +86,18 @@ describe("deploy/k8s manifests", () => {
     expect([...k.resources].sort()).toEqual(files);
   });
 
-  it("the Deployment is the seed's", async () => {
+  it("the StatefulSet is the seed's Deployment, with nothing that must survive in an emptyDir", async () => {
     type C = { name: string; image: string; ports: Array<{ containerPort: number; name: string }>; env: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }>; resources: unknown; readinessProbe: unknown; livenessProbe: unknown; securityContext: { readOnlyRootFilesystem: boolean; runAsNonRoot: boolean; allowPrivilegeEscalation: boolean }; volumeMounts: Array<{ name: string; mountPath: string }> };
-    type D = Obj & { spec: { replicas: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: { serviceAccountName: string; containers: C[]; volumes: Array<{ name: string; configMap?: { name: string }; emptyDir?: unknown }> } } } };
-    const dep = find<D>(await manifests(), "Deployment", "zt-policy-engine");
+    type D = Obj & {
+      spec: {
+        replicas: number;
+        serviceName: string;
+        selector: { matchLabels: Record<string, string> };
+        template: { metadata: { labels: Record<string, string> }; spec: { serviceAccountName: string; containers: C[]; volumes: Array<{ name: string; configMap?: { name: string }; emptyDir?: unknown }> } };
+        volumeClaimTemplates: Array<{ metadata: { name: string }; spec: { accessModes: string[]; resources: { requests: { storage: string } } } }>;
+      };
+    };
+    const dep = find<D>(await manifests(), "StatefulSet", "zt-policy-engine");
     expect(dep.metadata.namespace).toBe("hanzo");
     expect(dep.spec.replicas).toBe(3);
     const c = dep.spec.template.spec.containers[0]!;
@@ -104,16 +112,22 @@ describe("deploy/k8s manifests", () => {
     expect(env.get("ZT_AUDIT_DSN")?.valueFrom?.secretKeyRef).toEqual({ name: "zt-secrets", key: "AUDIT_DATABASE_URL" });
     expect(env.get("ZT_PORT")?.value).toBe("8054");
     expect(env.get("ZT_DATA_DIR")?.value).toBe("/var/lib/zt");
+    expect(env.get("ZT_REPLICA_ID")?.valueFrom).toEqual({ fieldRef: { fieldPath: "metadata.name" } });
     expect(["observe", "enforce"]).toContain(env.get("ZT_MODE")?.value);
     expect(env.get("ZT_ADMIN_TOKEN")?.valueFrom?.secretKeyRef.name).toBe("zt-secrets");
     expect(c.resources).toEqual({ requests: { memory: "128Mi", cpu: "100m" }, limits: { memory: "512Mi", cpu: "500m" } });
     expect(c.readinessProbe).toEqual({ httpGet: { path: "/healthz", port: 8055 }, initialDelaySeconds: 5, periodSeconds: 10 });
     expect(c.livenessProbe).toEqual({ httpGet: { path: "/healthz", port: 8055 }, initialDelaySeconds: 15, periodSeconds: 30 });
-    // Read-only root: every write goes to ZT_DATA_DIR (and /tmp), both emptyDirs.
+    // Read-only root: every write goes to ZT_DATA_DIR (the audit spool, the state cache: a
+    // volume per replica that outlives the pod) and /tmp (scratch, an emptyDir).
     expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, runAsNonRoot: true, allowPrivilegeEscalation: false });
     const vols = new Map(dep.spec.template.spec.volumes.map((v) => [v.name, v]));
     const mounts = new Map(c.volumeMounts.map((m) => [m.mountPath, m.name]));
-    expect(vols.get(mounts.get("/var/lib/zt")!)?.emptyDir).toBeDefined();
+    const data = mounts.get("/var/lib/zt")!;
+    expect(vols.has(data)).toBe(false);
+    expect(dep.spec.volumeClaimTemplates.map((t) => [t.metadata.name, t.spec.accessModes, t.spec.resources.requests.storage])).toEqual([[data, ["ReadWriteOnce"], "1Gi"]]);
+    expect(vols.get(mounts.get("/tmp")!)?.emptyDir).toBeDefined();
+    expect(dep.spec.serviceName).toBe("zt-policy-engine");
     expect(vols.get(mounts.get("/etc/zt/policies")!)?.configMap?.name).toBe("zt-policies");
     expect(mounts.get("/run/spire/sockets")).toBeDefined();
     expect(dep.spec.selector.matchLabels).toEqual({ app: "zt-policy-engine" });
@@ -121,7 +135,7 @@ describe("deploy/k8s manifests", () => {
     expect(dep.spec.template.spec.serviceAccountName).toBe("zt-policy-engine");
   });
 
-  it("Service and PodDisruptionBudget select the Deployment's pods; the PDB keeps two of three", async () => {
+  it("Service and PodDisruptionBudget select the StatefulSet's pods; the PDB keeps two of three", async () => {
     const all = await manifests();
     const svc = find<Obj & { spec: { selector: Record<string, string>; ports: Array<{ port: number; targetPort: string }> } }>(all, "Service", "zt-policy-engine");
     expect(svc.spec.selector).toEqual({ app: "zt-policy-engine" });

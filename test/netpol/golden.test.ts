@@ -35,16 +35,18 @@ function warningText(ws: ReturnType<typeof generateNetworkPolicies>["warnings"])
 const SEED_OPTS: NetpolOptions = netpolOptions({ cluster: "hanzo-k8s", trustDomain: "hanzo.ai" });
 
 describe("netpol golden: the seed's hanzo-core-policy", () => {
-  it("matches the golden YAML, 9 objects, no warnings", async () => {
+  it("matches the golden YAML, 10 objects, one warning (TCP only)", async () => {
     const set = await load("policies/hanzo-core-policy.yaml");
     const r = generateNetworkPolicies(set, SEED_OPTS);
     await golden("hanzo-core-policy.hanzo-k8s.yaml", r.yaml);
-    expect(r.objects.length).toBe(9);
-    expect(r.warnings).toEqual([]);
+    expect(r.objects.length).toBe(10);
+    expect(r.warnings.map((w) => w.code)).toEqual(["udp-not-mirrored"]);
+    expect(r.warnings[0]!.message).toContain("UDP and SCTP to 4000, 5432, 6379, 8000");
     expect(r.namespaces).toEqual(["hanzo"]);
     expect(r.objects.map((o) => o.metadata!.name)).toEqual([
       "zt-default-deny",
       "zt-infra-egress",
+      "zt-infra-ingress-zt-policy-engine",
       "chat-egress",
       "gateway-egress",
       "gateway-ingress",
@@ -139,7 +141,7 @@ describe("netpol golden: a policy with wildcards, DENY, cross-cluster and ** rul
       expect(apiServerRules(o)).toEqual([]);
     }
     expect(r.warnings.map((w) => w.code).sort()).toEqual(
-      ["cluster-unmapped", "cross-cluster", "cross-cluster", "deny-not-mirrored", "globstar", "observe-rollout", "unmappable-identity"].sort(),
+      ["cluster-unmapped", "cross-cluster", "cross-cluster", "deny-not-mirrored", "globstar", "observe-rollout", "udp-not-mirrored", "unmappable-identity"].sort(),
     );
   });
 

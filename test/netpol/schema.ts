@@ -6,6 +6,7 @@ import { Namespace } from "kubernetes-models/v1/Namespace";
 import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
+import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { NetworkPolicy as NetworkPolicyObject } from "../../compiler/netpol/types.js";
@@ -19,6 +20,7 @@ const KINDS: Record<string, Ctor> = {
   "v1/Service": Service as unknown as Ctor,
   "v1/ServiceAccount": ServiceAccount as unknown as Ctor,
   "apps/v1/Deployment": Deployment as unknown as Ctor,
+  "apps/v1/StatefulSet": StatefulSet as unknown as Ctor,
   "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy as unknown as Ctor,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget as unknown as Ctor,
 };
@@ -32,7 +34,8 @@ export function validateObject(obj: unknown): void {
   new ctor(obj as never).validate();
 }
 
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+// Kubernetes' IsDNS1123Subdomain: dot-separated DNS labels.
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;

@@ -22,7 +22,7 @@ beforeAll(async () => {
   e = await startTestEngine();
   authz = authorizerFor(e, "enforce");
   observe = await startTestEngine({ env: { ZT_MODE: "observe" } });
-  await e.incidents.put("INC-7", { description: "db failover" }, "test");
+  await e.state.putIncident("INC-7", { description: "db failover" }, "test");
 });
 afterAll(async () => {
   await e?.dispose();

@@ -103,7 +103,7 @@ describe("Chromium through the access proxy", () => {
     await otpAtIdp(page);
     await page.waitForURL(url(APP, "/dashboards/db"));
     await expect(page.locator("body").innerText()).resolves.toContain("condition_failed:requireIncident");
-    await h.engine.incidents.put("INC-77", { description: "browser test" }, "test");
+    await h.engine.state.putIncident("INC-77", { description: "browser test" }, "test");
     await page.goto(url(APP, "/.zt/incident"));
     await page.getByLabel("Incident id").fill("INC-77");
     await page.getByRole("button", { name: "Use this incident" }).click();

@@ -154,7 +154,7 @@ describe("step-up to MFA", () => {
     expect(me.json()).toMatchObject({ mfa: true, amr: ["pwd", "otp"] });
     const noIncident = await proxyRequest(h, APP, "/dashboards", { jar, headers: JSON_ACCEPT });
     expect(noIncident.json<{ error: { code: string } }>().error.code).toBe("condition_failed:requireIncident");
-    await h.engine.incidents.put("INC-42", { description: "proxy test" }, "test");
+    await h.engine.state.putIncident("INC-42", { description: "proxy test" }, "test");
     const withHeader = await proxyRequest(h, APP, "/stream?n=30", { jar, headers: { accept: "text/plain", "x-zt-incident": "INC-42" } });
     expect(withHeader.status).toBe(200);
     // A six-second answer arrives whole: no timeout on long streams.

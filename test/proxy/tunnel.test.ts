@@ -51,7 +51,7 @@ spec: {from: "tcp+https://ssh.zt.test:22", service: redis, to: "tcp://127.0.0.1:
   });
   caFile = join(dir, "web-ca.pem");
   writeFileSync(caFile, h.web.pem);
-  await h.engine.incidents.put("INC-9", { description: "tunnel test" }, "test");
+  await h.engine.state.putIncident("INC-9", { description: "tunnel test" }, "test");
 });
 afterAll(async () => {
   await h?.dispose();

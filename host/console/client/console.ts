@@ -25,3 +25,26 @@ window.addEventListener("pageshow", () => {
   }
   document.getElementById("main")?.removeAttribute("aria-busy");
 });
+
+// Live sections (`data-live="<seconds>"`, with an id): refreshed in place from the page's own
+// URL, so a number on screen is always rendered by the same server code as on first load.
+// Paused while the tab is hidden.
+async function refresh(ids: string[]): Promise<void> {
+  const r = await fetch(location.href, { credentials: "same-origin", headers: { accept: "text/html" } });
+  if (!r.ok || r.redirected) return;
+  const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+  for (const id of ids) {
+    const fresh = doc.getElementById(id);
+    const here = document.getElementById(id);
+    if (fresh && here) here.replaceWith(document.importNode(fresh, true));
+  }
+}
+
+const live = Array.from(document.querySelectorAll<HTMLElement>("[data-live][id]"));
+if (live.length > 0) {
+  const seconds = Math.max(5, Math.min(...live.map((e) => Number(e.dataset.live) || 15)));
+  const ids = live.map((e) => e.id);
+  setInterval(() => {
+    if (document.visibilityState === "visible") refresh(ids).catch(() => undefined);
+  }, seconds * 1000);
+}

@@ -1,6 +1,5 @@
 // "What will this change break?": changed policy documents against the active set, the exact
 // diff of compiler/diff (what POST /v1/diff and `zt diff` report). Nothing is activated.
-import { readFile } from "node:fs/promises";
 import type { Context, Hono } from "hono";
 import { diffPolicySets, type PolicyDiff } from "../../../compiler/diff/index.js";
 import { candidateFromText } from "../../rollout/candidate.js";
@@ -58,7 +57,7 @@ export function diffRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     const name = c.req.query("policy");
     const info = name === undefined ? undefined : deps.core.store.current()?.policies.find((p) => p.name === name);
     let text = "";
-    if (info) text = await readFile(info.file, "utf8").catch(() => "");
+    if (info) text = (await deps.core.store.policyText(info.name)) ?? "";
     return render(c, deps, text, null);
   });
 

@@ -135,19 +135,20 @@ export function incidentsRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void 
     const ttl = TTLS.find(([v]) => v === values.ttl);
     if (!ttl) return render(c, deps, { message: "Choose an expiry from the list.", values });
     const now = Date.now();
-    const r = await deps.core.incidents.put(
+    const r = await deps.core.state.putIncident(
       id,
       { description: values.description === "" ? null : values.description, expires_at: ttl[2] === null ? null : new Date(now + ttl[2] * 1000).toISOString() },
       c.get("caller"),
-      now,
     );
+    if (!r.ok) return render(c, deps, { message: r.message, values });
     deps.core.log.info(r.created ? "incident declared" : "incident updated", { incident: id, expires_at: r.incident.expires_at, caller: c.get("caller"), request_id: c.get("requestId") });
     return c.redirect(consoleUrl("/incidents", { done: r.created ? "opened" : "updated", id }), 303);
   });
 
   app.post("/incidents/:id/close", requireAdmin(), async (c) => {
     const id = c.req.param("id");
-    if (!(await deps.core.incidents.delete(id))) return render(c, deps, { message: `There is no incident "${id}" (closed already?).`, values: {} });
+    const r = await deps.core.state.closeIncident(id, c.get("caller"));
+    if (!r.ok) return render(c, deps, { message: r.status === 404 ? `There is no incident "${id}" (closed already?).` : r.message, values: {} });
     deps.core.log.info("incident closed", { incident: id, caller: c.get("caller"), request_id: c.get("requestId") });
     return c.redirect(consoleUrl("/incidents", { done: "closed", id }), 303);
   });

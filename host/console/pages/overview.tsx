@@ -30,7 +30,7 @@ function DecisionsCard(props: { minute: DecisionCounts; hour: DecisionCounts }) 
         <dt>deny rate, last minute</dt>
         <dd>{percent(minute.deny, minute.total)}</dd>
         <dt>last hour</dt>
-        <dd>
+        <dd data-testid="decisions-last-hour">
           {hour.total} decisions, {hour.deny} denied ({percent(hour.deny, hour.total)})
         </dd>
         <dt>observed denials, last hour</dt>
@@ -66,7 +66,7 @@ export function overviewRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
       { title: "Overview", active: "overview" },
       <>
         <h1>Overview</h1>
-        <div class="cards">
+        <div class="cards" id="overview-cards" data-live="10" aria-live="off">
           <section class="card" aria-labelledby="card-mode">
             <h2 id="card-mode">Mode</h2>
             <div class="big">

@@ -1,6 +1,5 @@
 // Policies: the active set (what GET /v1/policies reports, from the same store), and one
 // policy with its rules, its per-destination rollout and its YAML.
-import { readFile } from "node:fs/promises";
 import type { Hono } from "hono";
 import type { Policy } from "../../../compiler/model.js";
 import type { PolicyInfo } from "../../engine/policy-store.js";
@@ -118,7 +117,7 @@ export function policiesRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
                   </td>
                   <td>{p.kind}</td>
                   <td class="num">{p.rules.length}</td>
-                  <td>{p.origin === "api" ? (p.overrides_file !== null ? "API (over a file)" : "API") : "file"}</td>
+                  <td>{p.origin === "api" ? "API" : "file"}</td>
                   <td>
                     <Version v={p.version} />
                   </td>
@@ -151,12 +150,7 @@ export function policiesRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
         </EmptyState>,
       );
     }
-    let text: string | null = null;
-    try {
-      text = await readFile(info.file, "utf8");
-    } catch {
-      text = null;
-    }
+    const text = await deps.core.store.policyText(name);
     return page(
       c,
       deps,

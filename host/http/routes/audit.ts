@@ -52,6 +52,18 @@ export function auditRoutes(sql: Sql, writer: ThreadedAuditSink, opts: AuditRout
     }
   });
 
+  // The checkpoint key's public half and the newest signed checkpoint: what an auditor or a
+  // witness needs to check the trail (docs/audit.md, "Checkpoints").
+  app.get("/v1/audit/checkpoint/key", (c) =>
+    c.json({ algorithm: "Ed25519", key_id: writer.checkpointKey.keyId, public_key_pem: writer.checkpointKey.publicKeyPem }),
+  );
+
+  app.get("/v1/audit/checkpoint", (c) => {
+    const latest = writer.checkpoints.latest;
+    if (latest === null) return c.json({ error: { code: "no_checkpoint", message: "no checkpoint has been written yet", path: null } }, 404);
+    return c.json(latest);
+  });
+
   app.post(
     "/v1/audit/ingest",
     bodyLimit({

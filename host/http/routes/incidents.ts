@@ -1,14 +1,20 @@
 // PUT/DELETE/GET /v1/incidents[/{id}]: incidents that `requireIncident` conditions accept.
-// All admin (route-identity.ts): knowing which incidents are open is itself sensitive.
+// All admin (route-identity.ts): knowing which incidents are open is itself sensitive. Writes go to the
+// shared state and are applied here before the answer; every replica follows within its sync.
 import { Hono } from "hono";
+import { unstorableText } from "../../audit/storable-text.js";
 import { readBodyText } from "../body.js";
 import type { EngineEnv } from "../context.js";
 import { errorResponse } from "../errors.js";
 import { INCIDENT_ID, type IncidentInput, type IncidentStore } from "../../engine/incidents.js";
+import type { SharedState } from "../../engine/shared-state.js";
 import type { Logger } from "../../common/logger.js";
+import { refusal } from "./policies.js";
 
 export interface IncidentRouteDeps {
   readonly incidents: IncidentStore;
+  /** Writes go to the shared state, so every replica sees them. */
+  readonly state: SharedState;
   readonly log: Logger;
 }
 
@@ -32,7 +38,9 @@ function parseInput(text: string, nowMs: number): Parsed {
   }
   const input: IncidentInput = {};
   if (o.description !== undefined && o.description !== null) {
-    if (typeof o.description !== "string" || o.description.length > 1024) return { ok: false, path: "$.description", message: "expected a string of at most 1024 characters" };
+    if (typeof o.description !== "string" || o.description.length > 1024 || unstorableText(o.description) !== null) {
+      return { ok: false, path: "$.description", message: "expected a string of at most 1024 characters, without NUL or unpaired surrogates" };
+    }
     input.description = o.description;
   }
   if (o.expires_at !== undefined && o.ttl_seconds !== undefined) return { ok: false, path: "$.ttl_seconds", message: "give expires_at or ttl_seconds, not both" };
@@ -78,14 +86,17 @@ export function incidentRoutes(deps: IncidentRouteDeps): Hono<EngineEnv> {
     const now = Date.now();
     const parsed = parseInput(body.text, now);
     if (!parsed.ok) return errorResponse(c, 400, { code: "invalid_request", message: `${parsed.path}: ${parsed.message}`, path: parsed.path });
-    const r = await incidents.put(id, parsed.input, c.get("caller"), now);
+    const r = await deps.state.putIncident(id, parsed.input, c.get("caller"));
+    if (!r.ok) return refusal(c, r);
     deps.log.info(r.created ? "incident declared" : "incident updated", { incident: id, expires_at: r.incident.expires_at, caller: c.get("caller"), request_id: c.get("requestId") });
-    return c.json({ incident: r.incident, active: true }, r.created ? 201 : 200);
+    return c.json({ incident: r.incident, active: incidents.isActive(id) }, r.created ? 201 : 200);
   });
 
   app.delete("/v1/incidents/:id", async (c) => {
     const id = c.req.param("id");
-    if (!(await incidents.delete(id))) return errorResponse(c, 404, { code: "incident_not_found", message: `no incident "${id}"` });
+    if (!INCIDENT_ID.test(id)) return errorResponse(c, 404, { code: "incident_not_found", message: "no such incident" });
+    const r = await deps.state.closeIncident(id, c.get("caller"));
+    if (!r.ok) return refusal(c, r);
     deps.log.info("incident closed", { incident: id, caller: c.get("caller"), request_id: c.get("requestId") });
     return c.json({ deleted: id });
   });
