@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
   build: { about: "compile policies into a module (-o policy.wasm)", load: async () => (await import("./build.js")).buildCommand },
   test: { about: "run the PolicyTest documents beside the policies; rule coverage", load: async () => (await import("./test.js")).testCommand },
   diff: { about: "every request whose decision differs between two policy sets (paths, git revisions)", load: async () => (await import("./diff.js")).diffCommand },
+  suggest: { about: "the smallest ServiceAccessPolicy allowing exactly the observed flows (audit trail)", load: async () => (await import("./suggest.js")).suggestCommand },
   replay: { about: "decide the audit trail's window again with a candidate policy set; what would change", load: async () => (await import("./replay.js")).replayCommand },
   eval: { about: "evaluate one request against policies or a module", load: async () => (await import("./eval.js")).evalCommand },
   netpol: { about: "emit Kubernetes NetworkPolicies mirroring the ServiceAccessPolicies", load: async () => (await import("../../compiler/netpol/index.js")).netpolCommand },

@@ -46,6 +46,7 @@ export const ROUTE_IDENTITY: Readonly<Record<string, IdentityRule>> = {
   "POST /v1/tests": "admin",
   "POST /v1/diff": "admin",
   "POST /v1/replay": "admin",
+  "GET /v1/suggest": "admin",
   // console (host/console): its own session, signed in with the admin token; browsers hold no SVID
   "PREFIX /console": "own",
 };

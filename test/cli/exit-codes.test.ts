@@ -88,6 +88,10 @@ const CASES: Array<[string, string[], Record<string, string>, number]> = [
   ["replay", ["replay", "--candidate", "test/compiler/fixtures/bad-operator.yaml", "--data-dir", join(work, "no-cluster")], {}, 1],
   ["replay", ["replay"], {}, 2],
   ["replay", ["replay", "--candidate", "policies", "--data-dir", join(work, "no-cluster")], {}, 2],
+  // With a trail: test/rollout/suggest.test.ts. It reads no policy files: no exit 1.
+  ["suggest", ["suggest", "--help"], {}, 0],
+  ["suggest", ["suggest", "--generalize", "cluster"], {}, 2],
+  ["suggest", ["suggest", "--data-dir", join(work, "no-cluster")], {}, 2],
   ["mesh", ["mesh", "render", meshFile, "--cluster", "hanzo-k8s"], {}, 0],
   ["mesh", ["mesh", "render", "test/compiler/fixtures/bad-operator.yaml", "--cluster", "x"], {}, 1],
   ["mesh", ["mesh"], {}, 2],
