@@ -45,6 +45,8 @@ export const ROUTE_IDENTITY: Readonly<Record<string, IdentityRule>> = {
   // rollout (host/rollout/extension.ts)
   "POST /v1/tests": "admin",
   "POST /v1/diff": "admin",
+  "POST /v1/replay": "admin",
+  "GET /v1/suggest": "admin",
   // console (host/console): its own session, signed in with the admin token; browsers hold no SVID
   "PREFIX /console": "own",
   // the operator access proxy (host/proxy): every request for its route hosts; it authenticates

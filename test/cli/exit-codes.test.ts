@@ -83,6 +83,15 @@ const CASES: Array<[string, string[], Record<string, string>, number]> = [
   ["diff", ["diff", "policies", "policies"], {}, 0],
   ["diff", ["diff", "policies", "test/compiler/fixtures/bad-operator.yaml"], {}, 1],
   ["diff", ["diff"], {}, 2],
+  // With a trail (exit 0, an empty window 2): test/rollout/replay.test.ts.
+  ["replay", ["replay", "--help"], {}, 0],
+  ["replay", ["replay", "--candidate", "test/compiler/fixtures/bad-operator.yaml", "--data-dir", join(work, "no-cluster")], {}, 1],
+  ["replay", ["replay"], {}, 2],
+  ["replay", ["replay", "--candidate", "policies", "--data-dir", join(work, "no-cluster")], {}, 2],
+  // With a trail: test/rollout/suggest.test.ts. It reads no policy files: no exit 1.
+  ["suggest", ["suggest", "--help"], {}, 0],
+  ["suggest", ["suggest", "--generalize", "cluster"], {}, 2],
+  ["suggest", ["suggest", "--data-dir", join(work, "no-cluster")], {}, 2],
   ["mesh", ["mesh", "render", meshFile, "--cluster", "hanzo-k8s"], {}, 0],
   ["mesh", ["mesh", "render", "test/compiler/fixtures/bad-operator.yaml", "--cluster", "x"], {}, 1],
   ["mesh", ["mesh"], {}, 2],
