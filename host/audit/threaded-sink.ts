@@ -2,9 +2,8 @@
 // memory bound and the failure policy synchronously (so a refused record still turns into a
 // DENY), and hands accepted records to the writer thread in small groups. Chaining,
 // batching and PostgreSQL run in that thread (writer-thread.ts), off the request path.
-import { Worker } from "node:worker_threads";
-import { createRequire } from "node:module";
-import { pathToFileURL } from "node:url";
+import type { Worker } from "node:worker_threads";
+import { spawnThread } from "../common/spawn-thread.js";
 import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
 import { RecordRefusal } from "./refusal.js";
 import { normalizeRecord } from "./validate.js";
@@ -13,17 +12,9 @@ import type { CheckpointSink } from "./checkpointer.js";
 import type { FromWriter, ToWriter, WriterSnapshot, WriterThreadOptions } from "./writer-protocol.js";
 import type { WriterCounters } from "./writer.js";
 
-/**
- * Starts writer-thread.js next to this file. Run from TypeScript sources (tests, tsx), the
- * thread first registers tsx so that it can load writer-thread.ts.
- */
+/** Starts writer-thread.js (or, from TypeScript sources, writer-thread.ts) next to this file. */
 function spawnWriterThread(opts: WriterThreadOptions): Worker {
-  const here = import.meta.url;
-  if (!here.endsWith(".ts")) return new Worker(new URL("./writer-thread.js", here), { workerData: opts });
-  const tsx = pathToFileURL(createRequire(here).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href;
-  const entry = new URL("./writer-thread.ts", here).href;
-  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(code, { eval: true, workerData: opts });
+  return spawnThread(import.meta.url, "writer-thread", { workerData: opts });
 }
 
 /**
