@@ -87,7 +87,7 @@ export const run: BenchFn = async (opts) => {
   try {
     const dsns = await bootstrapRoles(pg.dsn, root);
     // A 50,000-rule document is about 8.5 MB of YAML.
-    const env = { ZT_MAX_POLICY_BYTES: String(16 * 1024 * 1024), ZT_LOG_LEVEL: "warn" };
+    const env = { ZT_MAX_POLICY_BYTES: String(16 * 1024 * 1024) };
     for (const [id, label, inline] of [
       ["inline", "before: builds on the serving thread (ZT_BUILD_INLINE=1)", "1"],
       ["thread", "after: builds on the build thread", "0"],
