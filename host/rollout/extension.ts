@@ -2,7 +2,8 @@
 // admin middleware: policy tests against the active module or a candidate (POST /v1/tests),
 // the exact diff between the active policies and a candidate (POST /v1/diff), replay of the
 // audit trail with a candidate (POST /v1/replay), the least-privilege suggestion from observed
-// traffic (GET /v1/suggest), each one at a time.
+// traffic (GET /v1/suggest), each one at a time; and the Phase 4 admission gate
+// (admission-route.ts, identity rule `own`: the kube-apiserver holds no SVID).
 import { Hono, type Context } from "hono";
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import type { EngineEnv } from "../http/context.js";
@@ -13,6 +14,7 @@ import { candidateFromText } from "./candidate.js";
 import { collectTests, runPolicyTests } from "./policy-tests.js";
 import { diffPolicySets } from "../../compiler/diff/index.js";
 import type { Sql } from "postgres";
+import { admissionRoutes } from "./admission-route.js";
 import { replay } from "./replay.js";
 import { buildSuggestion, observedFlows, parseSuggestOptions, TooManyFlowsError } from "./suggest.js";
 import { parseWindow } from "./window.js";
@@ -137,6 +139,7 @@ function routes(core: EngineCore, opts: RolloutExtensionOptions): Hono<EngineEnv
     });
   });
 
+  app.route("/", admissionRoutes(core, maxBody));
   return app;
 }
 
