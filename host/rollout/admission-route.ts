@@ -7,10 +7,18 @@
 import { Hono } from "hono";
 import { parseSpiffeId } from "../../compiler/spiffe.js";
 import type { EngineEnv } from "../http/context.js";
-import { readBodyText } from "../http/body.js";
-import { errorResponse } from "../http/errors.js";
+import { readJsonBody } from "../http/body.js";
+import { bodyErrorResponse, errorResponse } from "../http/errors.js";
+import type { JsonBounds } from "../http/json-bounds.js";
 import type { EngineCore } from "../http/extension.js";
 import { ADMISSION_API_VERSION, reviewAdmission } from "./admission.js";
+
+/**
+ * An AdmissionReview is one object; its Kubernetes object nests deeply (a CronJob's containers'
+ * env sources, managedFields' fieldsV1) and may carry large annotations (last-applied
+ * configuration, at most 256 KiB by the API server's own limit).
+ */
+const REVIEW_BOUNDS: JsonBounds = { maxDepth: 64, maxStringBytes: 512 * 1024, maxItems: 1, maxValuesPerItem: 1_000_000 };
 
 export function admissionRoutes(core: EngineCore, maxBodyBytes: number): Hono<EngineEnv> {
   const app = new Hono<EngineEnv>();
@@ -18,16 +26,12 @@ export function admissionRoutes(core: EngineCore, maxBodyBytes: number): Hono<En
     const { domain: trustDomain, cluster } = c.req.param();
     const scope = parseSpiffeId(`spiffe://${trustDomain}/${cluster}`);
     if (!scope.ok || scope.value.segments.length !== 1) return errorResponse(c, 400, { code: "invalid_request", message: `path: "${trustDomain}" and "${cluster}" must be a trust domain and a cluster name (spiffe://${trustDomain}/${cluster}/<namespace>/<service account>)`, path: "path" });
-    const body = await readBodyText(c, maxBodyBytes);
-    if (!body.ok) return errorResponse(c, body.status, { code: body.code, message: body.message, path: "$" });
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body.text);
-    } catch (e) {
-      return errorResponse(c, 400, { code: "invalid_admission_review", message: `not JSON: ${(e as Error).message}`, path: "$" });
-    }
+    // The API server sends application/json; the media type, size, UTF-8 and bounds come first.
+    const body = await readJsonBody(c, maxBodyBytes, REVIEW_BOUNDS);
+    if (!body.ok) return bodyErrorResponse(c, body);
     const active = core.store.current();
-    const outcome = reviewAdmission(parsed, active?.set ?? { policies: [] }, { trustDomain: scope.value.trustDomain, cluster });
+    // A top-level array too large for one slice comes back as a batch: no AdmissionReview either way.
+    const outcome = reviewAdmission(body.batch ? [] : body.value, active?.set ?? { policies: [] }, { trustDomain: scope.value.trustDomain, cluster });
     if (outcome.kind === "invalid") return errorResponse(c, 400, { code: "invalid_admission_review", message: `${outcome.path}: ${outcome.message}`, path: outcome.path });
     const review = outcome.review;
     // Without a module nothing is declared: refused, closed, saying why.

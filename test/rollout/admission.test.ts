@@ -233,10 +233,10 @@ describe("POST /v1/admission over the engine's TLS listener", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function post(body: string | object, path = PATH): Promise<{ status: number; json: Record<string, unknown>; type: string }> {
+  function post(body: string | object, path = PATH, contentType = "application/json"): Promise<{ status: number; json: Record<string, unknown>; type: string }> {
     const data = Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
     return new Promise((resolve, reject) => {
-      const req = https.request({ host: "127.0.0.1", port: e.port, method: "POST", path, agent: client, servername: SERVICE_DNS, headers: { "content-type": "application/json", "content-length": String(data.length) } }, (res) => {
+      const req = https.request({ host: "127.0.0.1", port: e.port, method: "POST", path, agent: client, servername: SERVICE_DNS, headers: { "content-type": contentType, "content-length": String(data.length) } }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>, type: String(res.headers["content-type"]) }));
@@ -267,10 +267,16 @@ describe("POST /v1/admission over the engine's TLS listener", () => {
     expect((await post(dryOk)).json.response).toEqual({ uid: dryOk.request.uid, allowed: true });
   });
 
-  it("bad input: not JSON or no uid is a 400 with the path (the API server applies the failurePolicy); a bad path is a 400", async () => {
+  it("bad input: not JSON, not declared JSON, too deep, or no uid is a 4xx with the path (the API server applies the failurePolicy); a bad path is a 400", async () => {
     const notJson = await post("{not json");
     expect(notJson.status).toBe(400);
-    expect(notJson.json.error).toMatchObject({ code: "invalid_admission_review", path: "$" });
+    expect(notJson.json.error).toMatchObject({ code: "invalid_json", path: "$" });
+    const plain = await post(review(workloads("gateway")[0]!), PATH, "text/plain");
+    expect(plain.status).toBe(415);
+    expect(plain.json.error).toMatchObject({ code: "unsupported_media_type" });
+    const deep = await post("[".repeat(100_000) + "]".repeat(100_000));
+    expect(deep.status).toBe(400);
+    expect(deep.json.error).toMatchObject({ code: "json_too_deep" });
     const noUid = review(workloads("gateway")[0]!) as { request: Partial<AdmissionReviewRequest["request"]> };
     delete noUid.request.uid;
     const r = await post(noUid);
