@@ -2,17 +2,17 @@
 // inline only for the bench's before-figure): buildModule (parse, validate, compile, link),
 // the load check (the module compiles and its image is valid), and everything the serving
 // thread would otherwise derive by walking the whole policy set: each policy's summary and
-// model hash, the metric label sources, and the set itself serialized (materialised on the
-// serving thread only if an endpoint asks for it). What crosses back is plain data, the
+// model hash, the metric label sources, and the set itself in serialized pieces (put back
+// together on the serving thread a piece per turn of its event loop). What crosses back is plain data, the
 // module's bytes (transferred) and its compiled WebAssembly.Module (shared, not recompiled).
 import { createHash } from "node:crypto";
-import { serialize } from "node:v8";
 import type { Manifest } from "../../compiler/compile.js";
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import type { Policy, PolicyKind } from "../../compiler/model.js";
 import { type LabelParts, labelParts } from "../metrics/labels.js";
 import { type BuildInput, buildModule, type ParseCache } from "./build.js";
 import { PolicyRuntime } from "./runtime.js";
+import { type SetPieces, splitSet } from "./set-transfer.js";
 
 /** A policy of the built set, as the serving thread lists it. */
 export interface PolicySummary {
@@ -30,8 +30,8 @@ export interface ServingBuild {
   wasm: Uint8Array<ArrayBuffer>;
   version: string;
   manifest: Manifest;
-  /** The PolicySet, v8-serialized (node:v8 deserialize gives it back). */
-  setBytes: Uint8Array<ArrayBuffer>;
+  /** The PolicySet in serialized pieces (set-transfer.ts puts it back together). */
+  set: SetPieces;
   policies: PolicySummary[];
   labels: LabelParts;
   fileOwners: Map<string, string>;
@@ -68,10 +68,8 @@ export async function runBuildJob(input: BuildInput, cache: ParseCache): Promise
     // API policies are versioned by their stored text: hashing their model would be wasted work.
     modelHash: built.fileOwners.has(p.name) ? modelHash(p) : "",
   }));
-  const bytes = serialize(built.set);
-  const setBytes = new Uint8Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   return {
     ok: true,
-    build: { module: runtime.module, wasm: built.wasm, version: runtime.version, manifest: runtime.manifest, setBytes, policies, labels: labelParts(built.set), fileOwners: built.fileOwners, shadowed: built.shadowed },
+    build: { module: runtime.module, wasm: built.wasm, version: runtime.version, manifest: runtime.manifest, set: splitSet(built.set), policies, labels: labelParts(built.set), fileOwners: built.fileOwners, shadowed: built.shadowed },
   };
 }

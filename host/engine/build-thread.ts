@@ -5,6 +5,7 @@ import { parentPort } from "node:worker_threads";
 import { ParseCache } from "./build.js";
 import { type BuildJobResult, runBuildJob } from "./build-job.js";
 import type { BuildReply, BuildRequest } from "./builder.js";
+import { piecesTransfer } from "./set-transfer.js";
 
 if (!parentPort) throw new Error("build-thread.ts runs as a worker thread");
 const port = parentPort;
@@ -20,7 +21,7 @@ async function answer(req: BuildRequest): Promise<void> {
   }
   const reply: BuildReply = { id: req.id, result };
   // The module's bytes and the serialized set move; the compiled module is shared.
-  port.postMessage(reply, result.ok ? [result.build.wasm.buffer, result.build.setBytes.buffer] : []);
+  port.postMessage(reply, result.ok ? [result.build.wasm.buffer, ...piecesTransfer(result.build.set)] : []);
 }
 
 port.on("message", (req: BuildRequest) => {

@@ -13,7 +13,6 @@
 import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { deserialize } from "node:v8";
 import type { Manifest } from "../../compiler/compile.js";
 import { type Diagnostic, formatDiagnostic } from "../../compiler/diagnostics.js";
 import { policyFiles } from "../../compiler/load.js";
@@ -23,9 +22,9 @@ import { MetricLabels } from "../metrics/labels.js";
 import type { EngineMetrics, ReloadTrigger } from "../metrics/metrics.js";
 import type { PolicyVersion } from "../store/types.js";
 import type { ApiText, FileText } from "./build.js";
-import type { ServingBuild } from "./build-job.js";
 import { createBuilder, type ModuleBuilder } from "./builder.js";
 import { PolicyRuntime } from "./runtime.js";
+import { SetAssembler } from "./set-transfer.js";
 
 export type PolicyOrigin = "file" | "api";
 
@@ -145,24 +144,6 @@ function sameApi(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>)
 
 /** The build thread's default heap limit: a 100,000-rule set builds in well under it. */
 export const DEFAULT_BUILD_MEMORY_MB = 2048;
-
-/**
- * The policy set, materialised on first use: only the rollout endpoints (diff, policy tests)
- * read it, so the serving thread does not pay for deserializing every set it swaps in.
- */
-function lazySet(b: ServingBuild): PolicySet {
-  let set: PolicySet | null = null;
-  let bytes: Uint8Array | null = b.setBytes;
-  return {
-    get policies() {
-      if (set === null) {
-        set = deserialize(bytes!) as PolicySet;
-        bytes = null;
-      }
-      return set.policies;
-    },
-  };
-}
 
 export class PolicyStore {
   private active: ActivePolicies | null = null;
@@ -447,6 +428,10 @@ export class PolicyStore {
       };
     });
     const shadowed = [...b.shadowed].map(([name, file]) => ({ name, file, revision: api.get(name)?.seq ?? 0 }));
+    // The set's readers (admission reviews, rollout diff and tests) do not need it at once: it
+    // is put back together in the background, a piece per turn, or at once by an early reader.
+    const assembler = new SetAssembler(b.set);
+    assembler.background();
     return {
       ok: true,
       fileOwners: b.fileOwners,
@@ -456,7 +441,9 @@ export class PolicyStore {
         wasm: b.wasm,
         wasmSha256: b.version.slice("sha256:".length),
         manifest: b.manifest,
-        set: lazySet(b),
+        get set() {
+          return assembler.set;
+        },
         policies,
         shadowed,
         labels: new MetricLabels(b.labels),
