@@ -17,8 +17,10 @@ function mostly<T>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<unknown>): fc.Arbitr
 const ids = mostly(fc.constantFrom(H + "gateway", H + "llm", H + "iam"), fc.constantFrom("spiffe://Hanzo.ai/x", "not-a-spiffe-id", "", 7, null, undefined, H + "a\u0000b", H + "x".repeat(2100)));
 const texts = mostly(fc.constantFrom<string | null>("gateway-7f9b-x2k4", "node-1", "a", 'has "quote" and \\ and \n', "lock \u{1F510}", "x".repeat(253), H + "gateway", null), fc.constantFrom("", "a\uD800b", "a\u0000b", "x".repeat(254), undefined, 3));
 const names = mostly(fc.constantFrom<string | null>("allowed_by_rule", "default_deny", "gateway-access/gateway-to-llm", "sha256:" + "a".repeat(64), "engine", H + "gateway", "x".repeat(256), "é", null), fc.constantFrom("x".repeat(257), "x".repeat(600), "", "a\uDC00", 1));
+// Canonical timestamps (as the engine writes them) within and beyond the bounds, and other forms.
+const canonical = fc.integer({ min: -8 * 24 * 3600_000, max: 2 * 3600_000 }).map((d) => new Date(NOW + d).toISOString());
 const timestamps = mostly(
-  fc.constantFrom("2026-03-01T11:59:59.123Z", "2026-03-01T13:30:00+02:00", "2026-03-01T11:00:00.5Z"),
+  fc.oneof(canonical, fc.constantFrom("2026-03-01T11:59:59.123Z", "2026-03-01T13:30:00+02:00", "2026-03-01T11:00:00.5Z", "2026-03-01T11:59:59.123z", "2026-03-01T11:59:59.1234Z")),
   fc.constantFrom(
     "2026-02-20T00:00:00.000Z", // more than 7 days old
     "2026-03-01T14:00:00.000Z", // two hours ahead
