@@ -6,7 +6,7 @@ import type { Worker } from "node:worker_threads";
 import { spawnThread } from "../common/spawn-thread.js";
 import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
 import { RecordRefusal } from "./refusal.js";
-import { normalizeRecord } from "./validate.js";
+import { encodeRecord } from "./record-json.js";
 import type { SignedCheckpoint } from "./checkpoint.js";
 import type { CheckpointSink } from "./checkpointer.js";
 import type { FromWriter, ToWriter, WriterSnapshot, WriterThreadOptions } from "./writer-protocol.js";
@@ -75,7 +75,8 @@ export class ThreadedAuditSink implements AuditSink {
   private readonly maxQueue: number;
   private readonly log: (obj: Record<string, unknown>) => void;
   private snap: WriterSnapshot;
-  private batch: AuditRecord[] = [];
+  /** Records validated and serialised (record-json.ts), waiting to be sent as one JSON array. */
+  private batch: string[] = [];
   private timer: NodeJS.Timeout | null = null;
   private appended = 0;
   /** Records this side refused or lost (the writer thread counts its own). */
@@ -251,14 +252,14 @@ export class ThreadedAuditSink implements AuditSink {
       this.dropped++;
       throw new AuditUnavailableError(this.failure ?? "audit sink is closed");
     }
-    const v = normalizeRecord(record);
+    const v = encodeRecord(record);
     if (!v.ok) {
       this.refuse(`invalid audit record at ${v.error.path}: ${v.error.message}`);
       return;
     }
     if (this.queueDepth >= this.maxQueue) return this.refuse("audit queue full");
     if (this.refusingAll) return this.refuse(`audit trail unavailable: ${this.snap.detail}`);
-    this.batch.push(v.value);
+    this.batch.push(v.json);
     this.appended++;
     if (this.promised > 0) this.promised--;
     if (this.batch.length >= HANDOFF_BATCH) this.send();
@@ -291,7 +292,7 @@ export class ThreadedAuditSink implements AuditSink {
     if (this.batch.length === 0 || this.failure !== null) return;
     const records = this.batch;
     this.batch = [];
-    this.post({ t: "records", json: JSON.stringify(records) });
+    this.post({ t: "records", json: "[" + records.join(",") + "]" });
   }
 
   private post(m: ToWriter): void {
