@@ -17,5 +17,5 @@ export interface ServeExtensionDeps {
 
 export function serveExtensions(deps: ServeExtensionDeps): ExtensionFactory[] {
   const maxBodyBytes = deps.config.maxBodyBytes;
-  return [rolloutExtension({ maxBodyBytes, trailDsn: deps.audit.connections.engine }), consoleExtension({ audit: deps.audit, adminToken: deps.adminToken, maxBodyBytes })];
+  return [rolloutExtension({ maxBodyBytes, trailDsn: deps.audit.connections.engine }), consoleExtension({ audit: deps.audit, adminToken: deps.adminToken, maxBodyBytes, meshMetrics: deps.config.consoleMeshMetrics })];
 }

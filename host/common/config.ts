@@ -35,6 +35,8 @@ export interface EngineConfig {
   readonly stateSyncIntervalMs: number;
   /** How often the replica records what it serves (GET /v1/replicas) and reads the live set. */
   readonly heartbeatIntervalMs: number;
+  /** The mesh agents' /metrics URLs the console reads WireGuard peers from (none: not shown). */
+  readonly consoleMeshMetrics: readonly string[];
 }
 
 export type ConfigResult = { ok: true; config: EngineConfig } | { ok: false; errors: string[] };
@@ -70,6 +72,26 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return dflt;
 }
 
+/** Comma- or space-separated http(s) URLs without credentials (they would show on the console). */
+function urlList(env: Env, name: string, errors: string[]): string[] {
+  const raw = strVar(env, name);
+  if (raw === null) return [];
+  const out: string[] = [];
+  for (const item of raw.split(/[\s,]+/).filter(Boolean)) {
+    let u: URL;
+    try {
+      u = new URL(item);
+    } catch {
+      errors.push(`${name}: ${JSON.stringify(item)} is not a URL`);
+      continue;
+    }
+    if (u.protocol !== "http:" && u.protocol !== "https:") errors.push(`${name}: ${JSON.stringify(item)} must be http:// or https://`);
+    else if (u.username !== "" || u.password !== "") errors.push(`${name}: a URL must not carry credentials`);
+    else out.push(u.toString());
+  }
+  return out;
+}
+
 const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): ConfigResult {
@@ -99,6 +121,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     replicaId: strVar(env, "ZT_REPLICA_ID") ?? strVar(env, "POD_NAME") ?? hostname(),
     stateSyncIntervalMs: intVar(env, "ZT_STATE_SYNC_INTERVAL_MS", 3_000, 50, 600_000, errors),
     heartbeatIntervalMs: intVar(env, "ZT_HEARTBEAT_INTERVAL_MS", 5_000, 50, 600_000, errors),
+    consoleMeshMetrics: urlList(env, "ZT_CONSOLE_MESH_METRICS", errors),
   };
   if (!REPLICA_ID.test(config.replicaId)) {
     errors.push(`ZT_REPLICA_ID=${JSON.stringify(config.replicaId)}: 1-253 characters of letters, digits, ".", "_", ":" and "-"`);

@@ -29,4 +29,6 @@ export interface ConsoleDeps {
   readonly isAdminToken: (token: string) => boolean;
   /** Largest form body accepted (policy tests, candidates). */
   readonly maxBodyBytes: number;
+  /** The mesh agents' /metrics URLs (ZT_CONSOLE_MESH_METRICS); empty: WireGuard peers are "not configured". */
+  readonly meshMetrics: readonly string[];
 }

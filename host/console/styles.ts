@@ -51,6 +51,9 @@ caption { text-align: left; font-weight: 600; padding: 4px 0; }
 .card dl { margin: 6px 0 0; display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 2px 10px; font-size: 14px; }
 .card dt { color: var(--muted); }
 .card dd { margin: 0; overflow-wrap: break-word; }
+.card ul.plain { list-style: none; margin: 6px 0 0; padding: 0; font-size: 14px; }
+.card ul.plain li { margin: 3px 0; overflow-wrap: anywhere; }
+.card ul.plain .badge { margin: 1px 4px 1px 0; white-space: normal; }
 
 .badge { display: inline-block; border-radius: 4px; padding: 1px 7px; font-size: 13px; font-weight: 600; white-space: nowrap; }
 .badge.allow { background: var(--allow-bg); color: var(--allow-fg); }

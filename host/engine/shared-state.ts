@@ -96,6 +96,28 @@ export interface StateStatus {
   last_error: string | null;
 }
 
+/** One replica as GET /v1/replicas shows it. */
+export interface ReplicaEntry extends ReplicaStatus {
+  id: string;
+  /** Not heard from for three heartbeat intervals. */
+  stale: boolean;
+  heartbeat_at: string;
+  seconds_since_heartbeat: number;
+  started_at: string;
+  /** Has applied the store's latest revision (as this replica last saw it). */
+  matches_store: boolean;
+}
+
+export interface ReplicaView {
+  revision: number | null;
+  stale_after_seconds: number;
+  /** The live replicas serve one policy version. */
+  agree: boolean;
+  /** The distinct versions the live replicas serve. */
+  versions: Array<string | null>;
+  replicas: ReplicaEntry[];
+}
+
 export class StartupError extends Error {
   constructor(message: string) {
     super(message);
@@ -305,6 +327,31 @@ export class SharedState {
 
   staleAfterSeconds(): number {
     return (3 * this.opts.heartbeatIntervalMs) / 1000;
+  }
+
+  /**
+   * Which replica serves which policy version and whether the live ones agree (GET /v1/replicas,
+   * the console's overview). This replica's own row is what it serves now, not its last
+   * heartbeat: a swap between two heartbeats would otherwise show it disagreeing with itself.
+   */
+  async replicaView(): Promise<ReplicaView | WriteRefusal> {
+    const rows = await this.replicas();
+    if (!Array.isArray(rows)) return rows;
+    const me = this.status();
+    const staleAfter = this.staleAfterSeconds();
+    const replicas = rows
+      .map((r) => (r.id === me.replica ? { ...r, status: this.replicaStatus() } : r))
+      .map((r) => ({
+        id: r.id,
+        stale: r.age_seconds > staleAfter,
+        heartbeat_at: r.heartbeat_at,
+        seconds_since_heartbeat: Math.round(r.age_seconds * 10) / 10,
+        started_at: r.started_at,
+        matches_store: me.store_revision !== null && r.status.revision === me.store_revision,
+        ...r.status,
+      }));
+    const versions = [...new Set(replicas.filter((r) => !r.stale).map((r) => r.policy_version))];
+    return { revision: me.store_revision, stale_after_seconds: staleAfter, agree: versions.length <= 1, versions, replicas };
   }
 
   // ---- writes ----

@@ -1,5 +1,7 @@
 // The console in a real Chromium against a real engine, a real PostgreSQL trail and decisions
 // made by real POST /v1/evaluate calls.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { AxeBuilder } from "@axe-core/playwright";
 import type { Page } from "playwright-core";
 import postgres from "postgres";
@@ -7,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAuditQuery, queryAudit } from "../../host/audit/query.js";
 import { exportStream } from "../../host/console/audit-export.js";
 import { CONTENT_SECURITY_POLICY } from "../../host/console/security-headers.js";
-import { type Browser, type ConsoleEngine, evaluate, launchBrowser, screenshot, signIn, startConsoleEngine } from "./harness.js";
+import { startTestEngine } from "../http/harness.js";
+import { type Browser, closedPort, TOKEN, type ConsoleEngine, evaluate, launchBrowser, LUX_OBSERVE_POLICY, screenshot, signIn, startConsoleEngine, startMeshMetrics } from "./harness.js";
 
 const H = "spiffe://hanzo.ai/hanzo-k8s/hanzo/";
 const L = "spiffe://hanzo.ai/lux-k8s/lux/";
@@ -20,9 +23,16 @@ const op = (roles: string[], service: string, action: string, mfa: boolean, inci
 let ce: ConsoleEngine;
 let browser: Browser;
 let page: Page;
+let mesh: Awaited<ReturnType<typeof startMeshMetrics>>;
+let deadAgent: string;
 
 beforeAll(async () => {
-  ce = await startConsoleEngine();
+  mesh = await startMeshMetrics([
+    { cluster: "lux-k8s", up: true },
+    { cluster: "zoo-k8s", up: false },
+  ]);
+  deadAgent = `http://127.0.0.1:${await closedPort()}/metrics`;
+  ce = await startConsoleEngine({ meshMetrics: [mesh.url, deadAgent] });
   await ce.engine.state.putIncident("INC-7", { description: "postgres failover" }, "test");
   await evaluate(ce, [
     ...Array.from({ length: 3 }, () => svc(H + "gateway", H + "postgres", 5432)),
@@ -45,6 +55,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await ce?.close();
+  await mesh?.close();
 });
 
 const PAGES: Array<[string, string, string]> = [
@@ -85,6 +96,57 @@ describe("overview", () => {
     await expect.poll(async () => Number(/^(\d+)/.exec((await hour.textContent()) ?? "")?.[1]), { timeout: 60_000, interval: 500 }).toBe(before + 2);
     expect(page.url()).toBe(url);
     expect(await page.getByTestId("decisions-per-second").textContent()).toMatch(/^\d+(\.\d+)?\/s$/);
+  });
+});
+
+describe("overview: replicas and the mesh", () => {
+  const replicaRows = () => page.locator("[data-testid=replicas] tbody tr");
+
+  it("shows the policy version per replica and whether they agree, as GET /v1/replicas", async () => {
+    await page.goto(ce.url + "/console");
+    expect(await page.getByTestId("replicas-agree").textContent()).toBe("agree");
+    expect(await replicaRows().count()).toBe(1);
+    const mine = ce.engine.store.current()!.version;
+    expect(await replicaRows().first().getAttribute("data-replica")).toBe("test");
+    expect(await replicaRows().first().locator("code[title]").getAttribute("title")).toBe(mine);
+
+    // A second replica on the same shared state, without the lux policy file: another version.
+    const b = await startTestEngine({ state: ce.engine.db!, env: { ZT_REPLICA_ID: "test-b" } });
+    try {
+      const other = b.store.current()!.version;
+      expect(other).not.toBe(mine);
+      await expect.poll(async () => (await page.reload(), await replicaRows().count()), { timeout: 30_000, interval: 300 }).toBe(2);
+      expect(await page.getByTestId("replicas-agree").textContent()).toBe("disagree");
+      const api = await (await fetch(ce.url + "/v1/replicas", { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+      expect(api.agree).toBe(false);
+      const shown = await replicaRows().evaluateAll((trs) => trs.map((t) => [t.getAttribute("data-replica"), t.querySelector("code[title]")?.getAttribute("title")]));
+      expect(Object.fromEntries(shown)).toEqual(Object.fromEntries(api.replicas.map((r: { id: string; policy_version: string }) => [r.id, r.policy_version])));
+      expect(Object.fromEntries(shown)).toEqual({ test: mine, "test-b": other });
+      await screenshot(page, "overview-disagree");
+
+      // The same file on replica b: the same set, the same version; the page says they agree.
+      writeFileSync(join(b.policyDir, "lux-observe.yaml"), LUX_OBSERVE_POLICY);
+      await expect.poll(() => b.store.current()!.version, { timeout: 30_000, interval: 100 }).toBe(mine);
+      await expect.poll(async () => (await page.reload(), await page.getByTestId("replicas-agree").textContent()), { timeout: 30_000, interval: 300 }).toBe("agree");
+    } finally {
+      await b.dispose();
+    }
+    // A replica that stops cleanly leaves the list at once.
+    await page.reload();
+    expect(await replicaRows().count()).toBe(1);
+  });
+
+  it("shows the WireGuard peers the mesh agents report up, and an agent it cannot read", async () => {
+    await page.goto(ce.url + "/console");
+    expect(await page.getByTestId("mesh-peers-up").textContent()).toBe("1 of 2 up");
+    const agents = page.getByTestId("mesh-agents").locator("li");
+    expect(await agents.count()).toBe(2);
+    const [live, dead] = await agents.allTextContents();
+    expect(live).toContain(mesh.url);
+    expect(live).toContain("lux-k8s up");
+    expect(live).toContain("zoo-k8s down");
+    expect(dead).toContain(deadAgent);
+    expect(dead).toContain("not readable");
   });
 });
 

@@ -9,6 +9,9 @@ import { consoleUrl, safeNext } from "../../host/console/paths.js";
 import { SESSION_SECONDS, SessionKeys } from "../../host/console/session.js";
 import { normaliseTime, parseWindow } from "../../host/console/time-window.js";
 import { highlightYaml } from "../../host/console/yaml-tokens.js";
+import { peersFromExposition } from "../../host/console/mesh-peers.js";
+import { MeshCard } from "../../host/console/pages/overview.js";
+import { createMeshMetrics } from "../../host/mesh/metrics.js";
 
 const SECRET = "test-admin-token-0123456789abcdef";
 
@@ -163,5 +166,31 @@ describe("the graph's namespace filter", () => {
     expect(x.edges.map((e) => `${e.source}>${e.destination}`)).toEqual(["a>b", "d>a"]);
     expect(x.nodes.map((n) => n.id)).toEqual(["a", "b", "d"]);
     expect(filterNamespace(g, "z").nodes).toEqual([]);
+  });
+});
+
+describe("WireGuard peers on the overview", () => {
+  it("reads zt_wireguard_peer_up from the agent's exposition, and nothing else", async () => {
+    const metrics = createMeshMetrics({ processMetrics: false });
+    metrics.update({
+      interfaceUp: true,
+      peers: [
+        { cluster: "zoo-k8s", up: false, handshakeAgeSeconds: Infinity, rxBytes: 0, txBytes: 0 },
+        { cluster: "lux-k8s", up: true, handshakeAgeSeconds: 3, rxBytes: 10, txBytes: 20 },
+      ],
+      keyAges: [{ cluster: "hanzo-k8s", seconds: 100 }],
+    });
+    expect(peersFromExposition(await metrics.registry.metrics())).toEqual([
+      { cluster: "lux-k8s", up: true },
+      { cluster: "zoo-k8s", up: false },
+    ]);
+    expect(peersFromExposition("# HELP other x\n# TYPE other gauge\nother 1\n")).toEqual([]);
+  });
+
+  it("says plainly when no agent is configured, rather than showing a number", () => {
+    const html = String(MeshCard({ agents: null }));
+    expect(html).toContain("Not configured");
+    expect(html).toContain("ZT_CONSOLE_MESH_METRICS");
+    expect(html).not.toMatch(/\d+ of \d+ up/);
   });
 });
