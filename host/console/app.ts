@@ -8,6 +8,7 @@ import type { ConsoleDeps, ConsoleEnv } from "./context.js";
 import { auditRoutes } from "./pages/audit.js";
 import { diffRoutes } from "./pages/diff.js";
 import { graphRoutes } from "./pages/graph.js";
+import { historyRoutes } from "./pages/history.js";
 import { incidentsRoutes } from "./pages/incidents.js";
 import { loginRoutes } from "./pages/login.js";
 import { overviewRoutes } from "./pages/overview.js";
@@ -59,6 +60,7 @@ export function consoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
   graphRoutes(app, deps);
   auditRoutes(app, deps);
   policiesRoutes(app, deps);
+  historyRoutes(app, deps);
   diffRoutes(app, deps);
   rolloutRoutes(app, deps);
   testsRoutes(app, deps);

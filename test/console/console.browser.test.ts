@@ -10,6 +10,7 @@ import { parseAuditQuery, queryAudit } from "../../host/audit/query.js";
 import { exportStream } from "../../host/console/audit-export.js";
 import { CONTENT_SECURITY_POLICY } from "../../host/console/security-headers.js";
 import { startTestEngine } from "../http/harness.js";
+import { servicePolicy } from "../support/policy-text.js";
 import { type Browser, closedPort, TOKEN, type ConsoleEngine, evaluate, launchBrowser, LUX_OBSERVE_POLICY, screenshot, signIn, startConsoleEngine, startMeshMetrics } from "./harness.js";
 
 const H = "spiffe://hanzo.ai/hanzo-k8s/hanzo/";
@@ -67,6 +68,7 @@ const PAGES: Array<[string, string, string]> = [
   ["diff", "/console/diff?policy=hanzo-core-policy", "Check a policy change"],
   ["rollout", "/console/rollout", "Rollout"],
   ["tests", "/console/tests", "Policy tests"],
+  ["history", "/console/policies/hanzo-core-policy/history", "History of hanzo-core-policy"],
   ["incidents", "/console/incidents", "Incidents"],
 ];
 
@@ -352,6 +354,63 @@ describe("writes", () => {
     expect(row).toContain(H + "gateway:4000");
     expect(await page.getByTestId("diff-service-deny_to_allow").count()).toBe(0);
     expect(ce.engine.store.current()?.set.policies.find((p) => p.name === "hanzo-core-policy")?.rules).toHaveLength(3);
+  });
+
+  it("compares two versions of a policy exactly, and a rollback from the page changes the served version", async () => {
+    const put = async (text: string) => {
+      const r = await fetch(ce.url + "/v1/policies/cache-access", { method: "PUT", body: text, headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/yaml" } });
+      expect(r.status).toBeLessThan(300);
+      return ((await r.json()) as { version: string }).version;
+    };
+    const errorsBefore = browser.errors.length;
+    const v1 = await put(servicePolicy("cache-access", "chat", "redis", 6379));
+    const v2 = await put(servicePolicy("cache-access", "gateway", "redis", 6379));
+    expect(v2).not.toBe(v1);
+    const decide = async () => (await evaluate(ce, [svc(H + "chat", H + "redis", 6379)]))[0]!.decision;
+    expect(await decide()).toBe("DENY");
+
+    await page.goto(ce.url + "/console/policies/cache-access");
+    await Promise.all([page.waitForURL(/\/history$/), page.getByRole("link", { name: /^History/ }).click()]);
+    expect(await page.locator("[data-testid=history] tbody tr").evaluateAll((trs) => trs.map((t) => t.getAttribute("data-seq")))).toEqual(["2", "1"]);
+    // The exact diff between the two versions: chat loses redis, gateway gains it.
+    await page.getByLabel("From version", { exact: true }).selectOption("1");
+    await page.getByLabel("To version", { exact: true }).selectOption("2");
+    await Promise.all([page.waitForURL(/from=1&to=2/), page.getByRole("button", { name: "Compare" }).click()]);
+    const lost = page.getByTestId("diff-service-allow_to_deny").locator("tbody tr");
+    const gained = page.getByTestId("diff-service-deny_to_allow").locator("tbody tr");
+    expect(await lost.count()).toBe(1);
+    expect(await lost.first().textContent()).toContain(H + "chat");
+    expect(await gained.count()).toBe(1);
+    expect(await gained.first().textContent()).toContain(H + "gateway");
+    const axe = await new AxeBuilder({ page }).analyze();
+    expect(axe.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id)).toEqual([]);
+    await screenshot(page, "policy-history");
+
+    // Roll back to version 1 in the UI: the engine serves version 1's set again.
+    await Promise.all([page.waitForURL(/done=rolled-back/), page.getByRole("button", { name: "roll cache-access back to version 1" }).click()]);
+    expect(await page.getByTestId("rolled-back-to").textContent()).toBe("1");
+    expect(ce.engine.store.current()!.version).toBe(v1);
+    const served = (await (await fetch(ce.url + "/v1/policies", { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { version: string };
+    expect(served.version).toBe(v1);
+    expect(await decide()).toBe("ALLOW");
+    const history = (await (await fetch(ce.url + "/v1/policies/cache-access/history", { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { versions: Array<{ revision: number; action: string; rollback_of: number; author: string }> };
+    expect(history.versions[0]).toMatchObject({ revision: 3, action: "rollback", rollback_of: 1, author: "console:admin-token" });
+    expect(browser.errors.slice(errorsBefore)).toEqual([]);
+  });
+
+  it("a rollback from a page that is out of date is refused, and nothing changes", async () => {
+    await page.goto(ce.url + "/console/policies/cache-access/history");
+    // Someone else writes meanwhile.
+    const r = await fetch(ce.url + "/v1/policies/cache-access", { method: "PUT", body: servicePolicy("cache-access", "iam", "redis", 6380), headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(r.status).toBe(200);
+    const now = ce.engine.store.current()!.version;
+    await page.getByRole("button", { name: "roll cache-access back to version 2" }).click();
+    await expect.poll(() => page.getByTestId("rollback-refused").textContent()).toContain("changed since this page was loaded");
+    expect(ce.engine.store.current()!.version).toBe(now);
+    // A rollback without the CSRF token is refused too.
+    const forged = await page.request.post(`${ce.url}/console/policies/cache-access/rollback`, { form: { to: "1" } });
+    expect(forged.status()).toBe(403);
+    expect(ce.engine.store.current()!.version).toBe(now);
   });
 
   it("runs policy tests against the active module", async () => {

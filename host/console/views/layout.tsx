@@ -20,12 +20,14 @@ const NAV: ReadonlyArray<[NavKey, string, string]> = [
   ["incidents", "Incidents", "/incidents"],
 ];
 
+export type PageStatus = 200 | 400 | 401 | 403 | 404 | 409 | 412 | 422 | 429 | 500 | 503;
+
 export interface PageOptions {
   title: string;
   active: NavKey | null;
   /** Page scripts besides console.js (e.g. graph.js). */
   scripts?: readonly AssetName[];
-  status?: 200 | 400 | 401 | 403 | 404 | 409 | 422 | 429 | 500 | 503;
+  status?: PageStatus;
 }
 
 /** The CSRF field every form that writes carries. */
