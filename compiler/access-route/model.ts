@@ -31,8 +31,10 @@ interface RouteBase {
   readonly host: string;
   /** The OperatorAccessPolicy target service this route reaches. */
   readonly service: string;
-  /** The upstream's expected SPIFFE ID; null: its certificate is checked against the host name. */
+  /** The upstream's expected SPIFFE ID (verified with the engine's trust bundle); null: its certificate is checked against the host name. */
   readonly upstreamSpiffeId: string | null;
+  /** CA certificates (PEM file) for an upstream that is not a SPIFFE workload; null: the system's roots. */
+  readonly caFile: string | null;
   readonly credential: UpstreamCredential;
   readonly at: SourceRef;
 }

@@ -11,7 +11,7 @@ import { globError } from "./path-glob.js";
 type Fields = Map<string, { key: Node; value: Node | null }>;
 
 const SPEC_FIELDS = ["from", "prefix", "stripPrefix", "service", "to", "upstream", "actions", "action", "websockets"] as const;
-const UPSTREAM_FIELDS = ["spiffeId", "credential", "bearerTokenFile", "impersonate", "preserveHost", "tls"] as const;
+const UPSTREAM_FIELDS = ["spiffeId", "caFile", "credential", "bearerTokenFile", "impersonate", "preserveHost", "tls"] as const;
 const HTTP_ONLY = ["prefix", "stripPrefix", "actions", "websockets"] as const;
 const METHOD_RE = /^[A-Z]{1,20}$/;
 // RFC 1123 host names: letters, digits and "-" per label, at most 253 characters.
@@ -117,17 +117,21 @@ function credentialOf(ctx: Ctx, up: Fields | null): UpstreamCredential {
     if (c === "none") svid = false;
     else if (c !== null && c !== "svid") ctx.err(ce.value, `spec.upstream.credential must be "svid" (mTLS with the engine's SVID) or "none", got "${c}"`);
   }
-  let bearerTokenFile: string | null = null;
-  const be = up?.get("bearerTokenFile");
-  if (be) {
-    bearerTokenFile = asString(ctx, be.value, "spec.upstream.bearerTokenFile", be.key);
-    if (bearerTokenFile !== null && !bearerTokenFile.startsWith("/")) {
-      ctx.err(be.value, `spec.upstream.bearerTokenFile must be an absolute path, got "${bearerTokenFile}"`);
-      bearerTokenFile = null;
-    }
-  }
+  const bearerTokenFile = absolutePath(ctx, up, "bearerTokenFile");
   const impersonate = up ? optionalBool(ctx, up, "impersonate", "spec.upstream", false) : false;
   return { svid, bearerTokenFile, impersonate };
+}
+
+/** An optional absolute file path in spec.upstream. */
+function absolutePath(ctx: Ctx, up: Fields | null, name: string): string | null {
+  const e = up?.get(name);
+  if (!e) return null;
+  const path = asString(ctx, e.value, `spec.upstream.${name}`, e.key);
+  if (path !== null && !path.startsWith("/")) {
+    ctx.err(e.value, `spec.upstream.${name} must be an absolute path, got "${path}"`);
+    return null;
+  }
+  return path;
 }
 
 function spiffeIdOf(ctx: Ctx, up: Fields | null): string | null {
@@ -165,6 +169,8 @@ function buildRoute(ctx: Ctx, name: string, spec: YAMLMap): AccessRoute | null {
   const upMap = ue ? asMap(ctx, ue.value, "spec.upstream", ue.key) : null;
   const up = upMap ? fields(ctx, upMap, "spec.upstream", UPSTREAM_FIELDS) : null;
   const upstreamSpiffeId = spiffeIdOf(ctx, up);
+  const caFile = absolutePath(ctx, up, "caFile");
+  if (caFile !== null && upstreamSpiffeId !== null) ctx.err(up!.get("caFile")!.key, "spec.upstream.caFile and spec.upstream.spiffeId exclude each other: a SPIFFE upstream is verified with the engine's trust bundle");
   const credential = credentialOf(ctx, up);
   const host = from && fromNode ? hostOf(ctx, fromNode, from, "spec.from") : null;
   const at = ctx.at(spec);
@@ -184,7 +190,7 @@ function buildRoute(ctx: Ctx, name: string, spec: YAMLMap): AccessRoute | null {
     const action = an ? token(ctx, an, "spec.action", false) : null;
     const upstreamTls = up ? optionalBool(ctx, up, "tls", "spec.upstream", false) : false;
     if (!host || !service || !to || port === null || upstreamPort === null || !action) return null;
-    return { kind: "tcp", name, host, port, service, upstreamHost: to.hostname, upstreamPort, upstreamTls, upstreamSpiffeId, credential, action, at };
+    return { kind: "tcp", name, host, port, service, upstreamHost: to.hostname, upstreamPort, upstreamTls, upstreamSpiffeId, caFile, credential, action, at };
   }
 
   const ae = f.get("action");
@@ -199,7 +205,7 @@ function buildRoute(ctx: Ctx, name: string, spec: YAMLMap): AccessRoute | null {
   const websockets = optionalBool(ctx, f, "websockets", "spec", true);
   const preserveHost = up ? optionalBool(ctx, up, "preserveHost", "spec.upstream", false) : false;
   if (!host || !service || !to) return null;
-  return { kind: "http", name, host, prefix, stripPrefix, service, upstream: to, upstreamSpiffeId, credential, preserveHost, websockets, actions, at };
+  return { kind: "http", name, host, prefix, stripPrefix, service, upstream: to, upstreamSpiffeId, caFile, credential, preserveHost, websockets, actions, at };
 }
 
 /** One AccessRoute document: the route, or null with every problem. */

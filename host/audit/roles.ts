@@ -27,7 +27,7 @@ export interface AuditDsns {
 
 type Credentials = Record<"owner" | "engine" | "maintenance", string>;
 
-function quoteLiteral(s: string): string {
+export function quoteLiteral(s: string): string {
   return "'" + s.replace(/'/g, "''") + "'";
 }
 
@@ -44,7 +44,8 @@ async function loadOrCreateCredentials(file: string): Promise<Credentials> {
   return creds;
 }
 
-function withUser(superDsn: string, user: string, password: string, database: string): string {
+/** `superDsn` with another user, password and database. */
+export function withUser(superDsn: string, user: string, password: string, database: string): string {
   const u = new URL(superDsn);
   u.username = encodeURIComponent(user);
   u.password = encodeURIComponent(password);

@@ -6,6 +6,7 @@ import type { Audit } from "../audit/index.js";
 import { consoleExtension, type ConsoleOptions } from "../console/extension.js";
 import type { ExtensionFactory } from "../http/extension.js";
 import { rolloutExtension } from "../rollout/extension.js";
+import { proxyExtension, type ProxyOptions } from "../proxy/index.js";
 
 export interface ServeExtensionDeps {
   readonly config: EngineConfig;
@@ -13,9 +14,15 @@ export interface ServeExtensionDeps {
   readonly audit: ConsoleOptions["audit"] & Pick<Audit, "connections">;
   /** The admin token (the console's sign-in). */
   readonly adminToken: string;
+  /** The operator access proxy, when ZT_PROXY_ROUTES is set (docs/proxy.md). */
+  readonly proxy?: ProxyOptions | null;
 }
 
 export function serveExtensions(deps: ServeExtensionDeps): ExtensionFactory[] {
   const maxBodyBytes = deps.config.maxBodyBytes;
-  return [rolloutExtension({ maxBodyBytes, trailDsn: deps.audit.connections.engine }), consoleExtension({ audit: deps.audit, adminToken: deps.adminToken, maxBodyBytes, meshMetrics: deps.config.consoleMeshMetrics })];
+  const list = [
+    rolloutExtension({ maxBodyBytes, trailDsn: deps.audit.connections.engine }),
+    consoleExtension({ audit: deps.audit, adminToken: deps.adminToken, maxBodyBytes, meshMetrics: deps.config.consoleMeshMetrics }),
+  ];
+  return deps.proxy ? [...list, proxyExtension(deps.proxy)] : list;
 }

@@ -6,10 +6,15 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> = {
   serve: { about: "run the policy engine (API on ZT_PORT 8054, health on 8055)", load: async () => (await import("./serve.js")).serveCommand },
+  proxy: { about: "run the operator access proxy alone (routes, OIDC sign-in, tunnels; docs/proxy.md)", load: async () => (await import("./serve.js")).proxyCommand },
+  connect: { about: "a TCP tunnel to a route through the access proxy: stdio (SSH ProxyCommand) or --listen", load: async () => (await import("./connect.js")).connectCommand },
+  kubeconfig: { about: "a kubeconfig for a Kubernetes route of the access proxy (credential: zt kube-credential)", load: async () => (await import("./kubeconfig.js")).kubeconfigCommand },
+  "kube-credential": { about: "kubectl exec credential plugin: the operator's access proxy token", load: async () => (await import("./kubeconfig.js")).kubeCredentialCommand },
   check: { about: "validate policy files", load: async () => (await import("./check.js")).checkCommand },
   build: { about: "compile policies into a module (-o policy.wasm)", load: async () => (await import("./build.js")).buildCommand },
   test: { about: "run the PolicyTest documents beside the policies; rule coverage", load: async () => (await import("./test.js")).testCommand },
   diff: { about: "every request whose decision differs between two policy sets (paths, git revisions)", load: async () => (await import("./diff.js")).diffCommand },
+  suggest: { about: "the smallest ServiceAccessPolicy allowing exactly the observed flows (audit trail)", load: async () => (await import("./suggest.js")).suggestCommand },
   replay: { about: "decide the audit trail's window again with a candidate policy set; what would change", load: async () => (await import("./replay.js")).replayCommand },
   eval: { about: "evaluate one request against policies or a module", load: async () => (await import("./eval.js")).evalCommand },
   netpol: { about: "emit Kubernetes NetworkPolicies mirroring the ServiceAccessPolicies", load: async () => (await import("../../compiler/netpol/index.js")).netpolCommand },

@@ -8,12 +8,12 @@ import { compilePolicySet } from "../../compiler/compile.js";
 import { formatDiagnostic, loadPolicyFiles, type LoadOutcome } from "../../compiler/load.js";
 import type { PolicySet } from "../../compiler/model.js";
 import { PolicyRuntime } from "../engine/runtime.js";
-import { NoRecordsError, replay } from "../rollout/replay.js";
+import { replay } from "../rollout/replay.js";
 import { formatProgress, formatReplay } from "../rollout/replay-text.js";
 import { describeSource, loadSource, parseSource, SourceError } from "../rollout/sources.js";
 import { parseWindow } from "../rollout/window.js";
 import { EXIT, printJson, UsageError } from "./io.js";
-import { openTrailDb } from "./trail-db.js";
+import { withTrailDb } from "./trail-db.js";
 
 const USAGE = `usage: zt replay --candidate PATH [--candidate PATH…] [--since T] [--until T] [--destination ID]
                  [--format text|json] [--max-flows N] [--dsn URL] [--data-dir DIR] [--progress|--no-progress]
@@ -77,28 +77,17 @@ export async function replayCommand(argv: string[]): Promise<number> {
   if (!cand) return EXIT.policyError;
   const runtime = await PolicyRuntime.load(compilePolicySet(cand.set).wasm);
   const showProgress = values["no-progress"] ? false : (values.progress ?? process.stderr.isTTY === true);
-  let db;
-  try {
-    db = await openTrailDb({ dsn: values.dsn, dataDir: values["data-dir"] });
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-    throw new UsageError(`audit database: ${(e as Error).message}`);
-  }
-  try {
-    const report = await replay(db.sql, w, runtime, {
-      ...(maxFlows !== undefined ? { maxFlows } : {}),
-      ...(showProgress ? { onProgress: (p) => process.stderr.write(`\r${formatProgress(p)}\x1b[K`) } : {}),
-    });
-    if (showProgress) process.stderr.write(`\r${formatProgress({ records: report.records.read, fraction: 1, elapsedMs: report.duration_ms })}\x1b[K\n`);
-    if (values.format === "json") printJson({ candidate: cand.label, ...report });
-    else process.stdout.write(formatReplay(report, cand.label));
-    return EXIT.ok;
-  } catch (e) {
-    if (showProgress) process.stderr.write("\n");
-    if (e instanceof NoRecordsError) throw new UsageError(e.message);
-    if ((e as { code?: string }).code !== undefined && !(e instanceof UsageError)) throw new UsageError(`audit database: ${(e as Error).message}`);
-    throw e;
-  } finally {
-    await db.close();
-  }
+  const report = await withTrailDb(
+    { dsn: values.dsn, dataDir: values["data-dir"] },
+    (sql) =>
+      replay(sql, w, runtime, {
+        ...(maxFlows !== undefined ? { maxFlows } : {}),
+        ...(showProgress ? { onProgress: (p) => process.stderr.write(`\r${formatProgress(p)}\x1b[K`) } : {}),
+      }),
+    { onError: () => showProgress && process.stderr.write("\n") },
+  );
+  if (showProgress) process.stderr.write(`\r${formatProgress({ records: report.records.read, fraction: 1, elapsedMs: report.duration_ms })}\x1b[K\n`);
+  if (values.format === "json") printJson({ candidate: cand.label, ...report });
+  else process.stdout.write(formatReplay(report, cand.label));
+  return EXIT.ok;
 }

@@ -17,6 +17,8 @@ import { StartupError } from "../engine/shared-state.js";
 import { guardDriverWriteAfterClose, openStateBackend } from "../store/index.js";
 import { type EngineHandle, startEngine } from "../http/server.js";
 import { serveExtensions } from "./extensions.js";
+import { loadProxySettings, ProxyConfigError, type ProxySettings } from "../proxy/config.js";
+import { proxyExtension, proxyListenOptions } from "../proxy/index.js";
 
 const USAGE = `usage: zt serve
 
@@ -25,6 +27,15 @@ with the policies under ZT_POLICY_PATH (./policies) and local state in ZT_DATA_D
 The API is served over mTLS with the engine's SVID from ZT_SPIRE_SOCKET (or ZT_TLS_CERT,
 ZT_TLS_KEY, ZT_TLS_BUNDLE); without either, plain HTTP on a loopback ZT_HOST only.
 Every setting is an environment variable; see docs/operations.md and docs/identity.md.
+`;
+
+const PROXY_USAGE = `usage: zt proxy
+
+Runs the operator access proxy alone (docs/proxy.md): the routes of ZT_PROXY_ROUTES on ZT_PORT
+(8054) over HTTPS with ZT_PROXY_TLS_CERT/ZT_PROXY_TLS_KEY, sign-in with ZT_OIDC_ISSUER, every
+request decided by the engine's core with the policies under ZT_POLICY_PATH and recorded in the
+audit trail (ZT_DATA_DIR's embedded PostgreSQL, or ZT_AUDIT_DSN); upstreams are reached over mTLS
+with the SVID of ZT_SPIRE_SOCKET or ZT_TLS_*. Health on ZT_HEALTH_PORT (8055). No API routes.
 `;
 
 /** SIGTERM/SIGINT arrived while the engine was still waiting for its first SVID. */
@@ -54,24 +65,47 @@ function waitForSignal(log: Logger): Promise<NodeJS.Signals> {
   });
 }
 
-export async function serveCommand(argv: string[]): Promise<number> {
+export function serveCommand(argv: string[]): Promise<number> {
+  return runEngine(argv, "serve");
+}
+
+/**
+ * `zt serve` (the engine, with the access proxy beside the API when ZT_PROXY_ROUTES is set) or
+ * `zt proxy` (the access proxy alone: every request on ZT_PORT is the proxy's; the decision
+ * core, policies and audit trail in the same process, no API routes).
+ */
+export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promise<number> {
+  const cmd = `zt ${mode}`;
+  const usage = mode === "serve" ? USAGE : PROXY_USAGE;
   if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(USAGE);
+    process.stdout.write(usage);
     return 0;
   }
   if (argv.length > 0) {
-    process.stderr.write(`zt serve: unexpected argument "${argv[0]}" (settings are environment variables)\n\n${USAGE}`);
+    process.stderr.write(`${cmd}: unexpected argument "${argv[0]}" (settings are environment variables)\n\n${usage}`);
     return 2;
   }
   const cfg = loadConfig(process.env);
   if (!cfg.ok) {
-    for (const e of cfg.errors) process.stderr.write(`zt serve: ${e}\n`);
+    for (const e of cfg.errors) process.stderr.write(`${cmd}: ${e}\n`);
     return 2;
   }
   const config = cfg.config;
   const log = createLogger({ level: config.logLevel });
   // A connection PostgreSQL closes under a pending write must not end the engine (store/errors.ts).
   guardDriverWriteAfterClose((e) => log.warn("database connection closed during a write; the driver reconnects", { err: e }));
+  let proxy: ProxySettings | null;
+  try {
+    proxy = loadProxySettings(process.env, config.dataDir);
+  } catch (e) {
+    if (!(e instanceof ProxyConfigError)) throw e;
+    for (const p of e.problems) process.stderr.write(`${cmd}: ${p}\n`);
+    return 2;
+  }
+  if (mode === "proxy" && proxy === null) {
+    process.stderr.write(`${cmd}: ZT_PROXY_ROUTES is required: the AccessRoute files the proxy serves (docs/proxy.md)\n`);
+    return 2;
+  }
 
   // Identity settings are checked before anything starts; plain HTTP only on loopback.
   let identityMode: "spire" | "files" | "plaintext";
@@ -79,14 +113,19 @@ export async function serveCommand(argv: string[]): Promise<number> {
     identityMode = parseIdentityConfig(process.env).tls.mode;
   } catch (e) {
     if (!(e instanceof IdentityConfigError)) throw e;
-    for (const p of e.problems) process.stderr.write(`zt serve: ${p}\n`);
+    for (const p of e.problems) process.stderr.write(`${cmd}: ${p}\n`);
     return 2;
   }
-  if (identityMode === "plaintext") {
+  if (identityMode === "plaintext" && mode === "serve" && proxy !== null) {
+    process.stderr.write(`${cmd}: the access proxy (ZT_PROXY_ROUTES) shares the API listener, which is plain HTTP without an SVID: set ZT_SPIRE_SOCKET or ZT_TLS_*, or run it alone with \`zt proxy\`\n`);
+    return 2;
+  }
+  // `zt proxy` serves TLS with the proxy's own certificate whatever the engine's identity.
+  if (identityMode === "plaintext" && mode === "serve") {
     try {
       assertPlaintextHost(config.host);
     } catch (e) {
-      process.stderr.write(`zt serve: ${(e as Error).message}; set ZT_HOST=127.0.0.1 for local development, or ZT_SPIRE_SOCKET / ZT_TLS_CERT+ZT_TLS_KEY+ZT_TLS_BUNDLE to serve mTLS\n`);
+      process.stderr.write(`${cmd}: ${(e as Error).message}; set ZT_HOST=127.0.0.1 for local development, or ZT_SPIRE_SOCKET / ZT_TLS_CERT+ZT_TLS_KEY+ZT_TLS_BUNDLE to serve mTLS\n`);
       return 2;
     }
   }
@@ -95,7 +134,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   try {
     auditConfig = auditConfigFromEnv(process.env);
   } catch (e) {
-    process.stderr.write(`zt serve: ${(e as Error).message}\n`);
+    process.stderr.write(`${cmd}: ${(e as Error).message}\n`);
     return 2;
   }
   auditConfig.dataDir = config.dataDir;
@@ -107,7 +146,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     await ensureWritableDir(config.dataDir, "ZT_DATA_DIR", "choose a ZT_DATA_DIR this account can write");
   } catch (e) {
     if (!(e instanceof PathAccessError)) throw e;
-    process.stderr.write(`zt serve: ${e.message}\n`);
+    process.stderr.write(`${cmd}: ${e.message}\n`);
     return 2;
   }
 
@@ -115,12 +154,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
   try {
     token = await ensureAdminToken({ token: config.adminToken, tokenFile: config.adminTokenFile, dataDir: config.dataDir });
   } catch (e) {
-    process.stderr.write(`zt serve: admin token: ${(e as Error).message}\n`);
+    process.stderr.write(`${cmd}: admin token: ${(e as Error).message}\n`);
     return 2;
   }
   if (token.origin === "generated") {
     log.warn("no ZT_ADMIN_TOKEN set: generated an admin token", { path: token.path });
-    process.stderr.write(`zt serve: admin token generated and stored in ${token.path} (mode 0600); use it as "Authorization: Bearer <token>"\n`);
+    process.stderr.write(`${cmd}: admin token generated and stored in ${token.path} (mode 0600); use it as "Authorization: Bearer <token>"\n`);
   } else if (token.origin === "file") {
     log.info("admin token read from file", { path: token.path });
   }
@@ -135,11 +174,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
   } catch (e) {
     // Files mode reads and validates the certificate files now: a bad file is a configuration error.
     log.error("identity setup failed; not starting", { err: e });
-    process.stderr.write(`zt serve: identity: ${(e as Error).message}\n`);
+    process.stderr.write(`${cmd}: identity: ${(e as Error).message}\n`);
     return 2;
   }
   if (identity.config.tls.mode === "plaintext") {
-    process.stderr.write(`zt serve: WARNING: ${PLAINTEXT_WARNING}\n`);
+    process.stderr.write(`${cmd}: WARNING: ${PLAINTEXT_WARNING}\n`);
   } else if (identity.config.tls.mode === "spire" && identity.source.current() === null) {
     log.info("waiting for the engine's X.509-SVID from the SPIRE agent; the API port opens once it arrives", { socket: identity.config.tls.socketPath });
   }
@@ -150,13 +189,18 @@ export async function serveCommand(argv: string[]): Promise<number> {
     audit = await openAudit(auditConfig);
   } catch (e) {
     log.error("audit trail unavailable; not starting", { err: e });
-    process.stderr.write(`zt serve: audit trail: ${(e as Error).message.replace(/\s*\n\s*/g, " ")}\n`);
+    process.stderr.write(`${cmd}: audit trail: ${(e as Error).message.replace(/\s*\n\s*/g, " ")}\n`);
     await identity.close();
     return 1;
   }
   // The shared state lives on the audit trail's server, written by the same engine role.
   const state = openStateBackend({ engineDsn: audit.connections.engine, ownerDsn: audit.connections.owner, replicaId: config.replicaId, log });
   const hooks = identityEngineOptions(identity);
+  const proxyOptions = proxy ? { settings: proxy, identity: identity.source, superuserDsn: audit.connections.superuser, dataDir: config.dataDir } : null;
+  const extensions =
+    mode === "proxy" ? [proxyExtension({ ...proxyOptions!, claimAll: true })] : serveExtensions({ config, audit, adminToken: token.token, proxy: proxyOptions });
+  // Alone, the proxy listens with its own certificate and asks no client certificate.
+  const listen = mode === "proxy" ? { listenOptions: proxyListenOptions(proxy!), onApiServer: () => undefined } : {};
   let engine: EngineHandle;
   try {
     engine = await startEngine({
@@ -167,7 +211,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
       adminToken: token.token,
       metrics,
       ...hooks,
-      extensions: serveExtensions({ config, audit, adminToken: token.token }),
+      ...listen,
+      extensions,
       // A signal while SPIRE has not delivered the first SVID stops the start cleanly.
       beforeListen: () => Promise.race([hooks.beforeListen(), signal.then((sig) => Promise.reject(new StartAborted(sig)))]),
     });
@@ -187,7 +232,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       log.error("policies do not validate; not starting", { errors: e.diagnostics.length });
     } else {
       log.error("engine failed to start", { err: e });
-      process.stderr.write(`zt serve: ${(e as Error).message}\n`);
+      process.stderr.write(`${cmd}: ${(e as Error).message}\n`);
     }
     await audit.close();
     await identity.close();
@@ -200,7 +245,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     await identity.close();
   } catch (e) {
     log.error("shutdown failed", { err: e });
-    process.stderr.write(`zt serve: shutdown failed: ${(e as Error).message}\n`);
+    process.stderr.write(`${cmd}: shutdown failed: ${(e as Error).message}\n`);
     return 1;
   }
   // Everything is flushed and closed. postgres.js can leave a reconnect timer behind for a
@@ -208,4 +253,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   // outage); it must not keep a stopped engine alive.
   setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
   return 0;
+}
+
+export function proxyCommand(argv: string[]): Promise<number> {
+  return runEngine(argv, "proxy");
 }

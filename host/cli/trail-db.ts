@@ -3,7 +3,7 @@
 // for the command if the engine is not running and stopped again afterwards.
 import { join, resolve } from "node:path";
 import type { Sql } from "postgres";
-import { openTrailConnection } from "../rollout/trail.js";
+import { NoRecordsError, openTrailConnection } from "../rollout/trail.js";
 import { hasEmbeddedCluster, startEmbeddedPostgres, type EmbeddedPostgresHandle } from "../audit/embedded.js";
 import { bootstrapRoles } from "../audit/roles.js";
 import { UsageError } from "./io.js";
@@ -31,4 +31,34 @@ export async function openTrailDb(opts: { dsn?: string | undefined; dataDir?: st
       if (embedded && !embedded.adopted) await embedded.stop();
     },
   };
+}
+
+/**
+ * Runs `read` on the trail's database and closes it. No database, an empty window, a database
+ * error, or an error the caller names as the user's (`usage`) become a UsageError (exit 2);
+ * `onError` runs first (e.g. to end a progress line).
+ */
+export async function withTrailDb<T>(
+  opts: { dsn?: string | undefined; dataDir?: string | undefined },
+  read: (sql: Sql) => Promise<T>,
+  more: { usage?: (e: unknown) => boolean; onError?: () => void } = {},
+): Promise<T> {
+  let db: TrailDb;
+  try {
+    db = await openTrailDb(opts);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`audit database: ${(e as Error).message}`);
+  }
+  try {
+    return await read(db.sql);
+  } catch (e) {
+    more.onError?.();
+    if (e instanceof NoRecordsError || more.usage?.(e)) throw new UsageError((e as Error).message);
+    // postgres.js errors carry a code (SQLSTATE or a connection code): the database, not us.
+    if ((e as { code?: string }).code !== undefined && !(e instanceof UsageError)) throw new UsageError(`audit database: ${(e as Error).message}`);
+    throw e;
+  } finally {
+    await db.close();
+  }
 }

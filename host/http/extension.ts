@@ -5,6 +5,7 @@
 // header, for the proxy's public hostnames). Every route and claim needs its line in
 // ROUTE_IDENTITY (route-identity.ts), or the engine does not start.
 import type { Server } from "node:http";
+import type { SecureContext } from "node:tls";
 import type { Hono, MiddlewareHandler } from "hono";
 import type { RolloutMode } from "../../compiler/model.js";
 import type { AuditSink } from "../audit/record.js";
@@ -33,6 +34,17 @@ export interface EngineCore {
   readonly admin: MiddlewareHandler<EngineEnv>;
 }
 
+/**
+ * Public TLS names an extension serves with a certificate of its own (the proxy's hosts, for
+ * browsers, who hold no SVID and do not trust the engine's). Which requests such a connection
+ * may make is the identity gate's to say, as for any connection without an SVID.
+ */
+export interface ExtensionTls {
+  serves(servername: string): boolean;
+  /** The context for those names; asked at every such handshake, so a renewed certificate applies at once. */
+  secureContext(): SecureContext;
+}
+
 export interface Extension {
   /** Its name, for logs. */
   readonly name: string;
@@ -43,6 +55,8 @@ export interface Extension {
    * Host), with the identity of the line `CLAIMED <name>`; its handlers read the caller with callerOf(c).
    */
   claims?(req: Request): boolean;
+  /** Its own TLS names on the API listener (mTLS mode only; see ExtensionTls). */
+  readonly tls?: ExtensionTls;
   /** Called with the API server once it listens (e.g. for `upgrade` / `connect` events). */
   onServer?(server: Server): void;
   /** Awaited on shutdown, after the API stopped accepting requests. */

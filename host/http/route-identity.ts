@@ -46,8 +46,12 @@ export const ROUTE_IDENTITY: Readonly<Record<string, IdentityRule>> = {
   "POST /v1/tests": "admin",
   "POST /v1/diff": "admin",
   "POST /v1/replay": "admin",
+  "GET /v1/suggest": "admin",
   // console (host/console): its own session, signed in with the admin token; browsers hold no SVID
   "PREFIX /console": "own",
+  // the operator access proxy (host/proxy): every request for its route hosts; it authenticates
+  // operators itself (OIDC session cookie or token), and its browsers hold no SVID
+  "CLAIMED proxy": "own",
 };
 
 /** A request no route answers (a 404), outside every PREFIX line, needs an SVID: no one else learns which paths exist. */

@@ -5,6 +5,7 @@
 // close the audit sink.
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { ServerOptions as HttpsServerOptions } from "node:https";
 import { Server as TlsServer } from "node:tls";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
@@ -13,6 +14,7 @@ import type { Sql } from "postgres";
 import type { ThreadedAuditSink } from "../audit/threaded-sink.js";
 import { auditRoutes } from "./routes/audit.js";
 import type { Extension, ExtensionFactory } from "./extension.js";
+import { withExtensionNames } from "./tls-names.js";
 import type { AuditSink } from "../audit/record.js";
 import { adminCheck } from "./auth.js";
 import { createApp, createSync, type SyncDeps } from "./app.js";
@@ -62,7 +64,7 @@ export interface EngineOptions {
    * Extra options for the API listener (e.g. TLS: `{ createServer: https.createServer, serverOptions }`),
    * or a function giving them, called after `beforeListen` (a TLS identity exists only then).
    */
-  listenOptions?: Record<string, unknown> | (() => Record<string, unknown> | null);
+  listenOptions?: { serverOptions?: unknown; [k: string]: unknown } | (() => { serverOptions?: unknown; [k: string]: unknown } | null);
   /** Called with the API server once it listens (e.g. to hot-swap TLS contexts). */
   onApiServer?: (server: Server) => void;
   /**
@@ -210,7 +212,12 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     });
     if (opts.beforeListen) await opts.beforeListen();
     const extra = typeof opts.listenOptions === "function" ? opts.listenOptions() : opts.listenOptions;
-    apiServer = await listen(built.app, config.host, config.port, extra ?? undefined);
+    if (extensions.some((e) => e.tls) && !extra?.serverOptions) {
+      throw new Error(`extension ${extensions.find((e) => e.tls)!.name} serves TLS names, but the API listener has no TLS (set ZT_SPIRE_SOCKET or ZT_TLS_*)`);
+    }
+    // The extensions' own TLS names get their own certificates (tls-names.ts).
+    const listenExtra = extra?.serverOptions ? { ...extra, serverOptions: withExtensionNames(extra.serverOptions as HttpsServerOptions, extensions) } : extra;
+    apiServer = await listen(built.app, config.host, config.port, listenExtra ?? undefined);
     routes = built.routes;
     opts.onApiServer?.(apiServer);
     for (const ext of extensions) ext.onServer?.(apiServer);

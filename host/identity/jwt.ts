@@ -2,7 +2,7 @@
 // engine verifies them against IAM's JWKS (cached an hour; an unknown `kid` triggers a refetch
 // at most once per cooldown), requires `exp` and `sub`, checks issuer and audience, bounds the
 // lifetime, and reports every rejection with a precise reason.
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, errors, type JWTPayload } from "jose";
+import { createRemoteJWKSet, customFetch, decodeProtectedHeader, jwtVerify, errors, type FetchImplementation, type JWTPayload } from "jose";
 import type { JwtConfig } from "./config.js";
 import type { IdentityMetrics } from "./metrics.js";
 import type { IdentityLog } from "./tls.js";
@@ -44,6 +44,8 @@ export type JwtVerifierOptions = Pick<JwtConfig, "jwksUrl" | "issuer" | "audienc
   Partial<Pick<JwtConfig, "cooldownMs" | "fetchTimeoutMs" | "clockToleranceSec" | "algorithms">> & {
     readonly metrics?: IdentityMetrics;
     readonly now?: () => Date;
+    /** How the JWKS is fetched (e.g. trusting an internal CA); the global fetch by default. */
+    readonly fetch?: FetchImplementation;
     /** Where JWKS fetch failures are told in full (the caller's answer gets no address). */
     readonly log?: IdentityLog;
   };
@@ -123,6 +125,7 @@ export function createJwtVerifier(opts: JwtVerifierOptions): JwtVerifier {
     cacheMaxAge: opts.cacheTtlMs,
     cooldownDuration: opts.cooldownMs ?? 30_000,
     timeoutDuration: opts.fetchTimeoutMs ?? 5000,
+    ...(opts.fetch ? { [customFetch]: opts.fetch } : {}),
   });
   const tolerance = opts.clockToleranceSec ?? 5;
   const algorithms = [...(opts.algorithms ?? ["RS256", "PS256", "ES256", "ES384", "EdDSA"])];

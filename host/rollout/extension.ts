@@ -1,7 +1,8 @@
 // The rollout tools' API on the engine's listener (host/http/extension.ts), all behind the
 // admin middleware: policy tests against the active module or a candidate (POST /v1/tests),
 // the exact diff between the active policies and a candidate (POST /v1/diff), replay of the
-// audit trail with a candidate (POST /v1/replay, one at a time).
+// audit trail with a candidate (POST /v1/replay), the least-privilege suggestion from observed
+// traffic (GET /v1/suggest), each one at a time.
 import { Hono, type Context } from "hono";
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import type { EngineEnv } from "../http/context.js";
@@ -11,9 +12,11 @@ import type { EngineCore, Extension, ExtensionFactory } from "../http/extension.
 import { candidateFromText } from "./candidate.js";
 import { collectTests, runPolicyTests } from "./policy-tests.js";
 import { diffPolicySets } from "../../compiler/diff/index.js";
-import { NoRecordsError, replay } from "./replay.js";
+import type { Sql } from "postgres";
+import { replay } from "./replay.js";
+import { buildSuggestion, observedFlows, parseSuggestOptions, TooManyFlowsError } from "./suggest.js";
 import { parseWindow } from "./window.js";
-import { openTrailConnection } from "./trail.js";
+import { NoRecordsError, openTrailConnection } from "./trail.js";
 
 export interface RolloutExtensionOptions {
   /** Largest document body accepted (tests, candidates). */
@@ -76,7 +79,30 @@ function routes(core: EngineCore, opts: RolloutExtensionOptions): Hono<EngineEnv
     return c.json({ old: { version: active.version }, new: { version: cand.candidate.runtime.version }, ...diff });
   });
 
-  let replaying = false;
+  /**
+   * Runs `read` on a connection of its own to the trail, one such read per route at a time
+   * (each reads a whole window from the database the engine writes to); an empty window is a
+   * 400, a trail that cannot be read a 503.
+   */
+  const busy = new Set<string>();
+  const readingTrail = async (c: Context<EngineEnv>, what: "replay" | "suggest", read: (sql: Sql) => Promise<Response>): Promise<Response> => {
+    if (!opts.trailDsn) return errorResponse(c, 503, { code: "no_audit_trail", message: `${what} needs the PostgreSQL audit trail (ZT_AUDIT_DSN or the embedded one)` });
+    if (busy.has(what)) return errorResponse(c, 429, { code: `${what}_in_progress`, message: `another ${what} is running; try again when it has finished` });
+    busy.add(what);
+    const sql = openTrailConnection(opts.trailDsn, `zt-rollout-${what}`);
+    try {
+      return await read(sql);
+    } catch (e) {
+      if (e instanceof NoRecordsError) return errorResponse(c, 400, { code: "no_records", message: e.message, path: what === "replay" ? "$.since" : "query.since" });
+      if (e instanceof TooManyFlowsError) return errorResponse(c, 400, { code: "too_many_flows", message: e.message, path: "query.since" });
+      core.log.warn(`${what} failed`, { err: e, request_id: c.get("requestId") });
+      return errorResponse(c, 503, { code: "audit_unavailable", message: `the audit trail could not be read: ${(e as Error).message}` });
+    } finally {
+      busy.delete(what);
+      await sql.end({ timeout: 5 });
+    }
+  };
+
   app.post("/v1/replay", core.admin, async (c) => {
     const active = core.store.current();
     if (!active) return noModule(c);
@@ -90,21 +116,25 @@ function routes(core: EngineCore, opts: RolloutExtensionOptions): Hono<EngineEnv
     if (!w.ok) return errorResponse(c, 400, { code: "invalid_request", message: `${w.path}: ${w.message}`, path: w.path });
     const cand = await candidateFromText(q.candidate, BODY_LABEL, q.replace ? null : active);
     if (!cand.ok) return invalidDocuments(c, cand.errors);
-    // One replay at a time: each reads the whole window from the database the engine writes to.
-    if (replaying) return errorResponse(c, 429, { code: "replay_in_progress", message: "another replay is running; try again when it has finished" });
-    replaying = true;
-    const sql = openTrailConnection(opts.trailDsn, "zt-rollout-replay");
-    try {
-      const report = await replay(sql, w, cand.candidate.runtime, q.max_flows !== undefined ? { maxFlows: q.max_flows } : {});
-      return c.json(report);
-    } catch (e) {
-      if (e instanceof NoRecordsError) return errorResponse(c, 400, { code: "no_records", message: e.message, path: "$.since" });
-      core.log.warn("replay failed", { err: e, request_id: c.get("requestId") });
-      return errorResponse(c, 503, { code: "audit_unavailable", message: `the audit trail could not be read: ${(e as Error).message}` });
-    } finally {
-      replaying = false;
-      await sql.end({ timeout: 5 });
-    }
+    return readingTrail(c, "replay", async (sql) => c.json(await replay(sql, w, cand.candidate.runtime, q.max_flows !== undefined ? { maxFlows: q.max_flows } : {})));
+  });
+
+  // ?since&until&destination&mode=denied|all&generalize=none|namespace&name&format=json|yaml
+  app.get("/v1/suggest", core.admin, async (c) => {
+    const q = c.req.query();
+    for (const k of Object.keys(q)) if (!SUGGEST_KEYS.includes(k)) return errorResponse(c, 400, { code: "invalid_request", message: `query.${k}: unknown parameter (allowed: ${SUGGEST_KEYS.join(", ")})`, path: `query.${k}` });
+    const format = q.format ?? "json";
+    if (format !== "json" && format !== "yaml") return errorResponse(c, 400, { code: "invalid_request", message: `query.format: must be "json" or "yaml", got "${format}"`, path: "query.format" });
+    const o = parseSuggestOptions(q, { name: "query.name", generalize: "query.generalize", mode: "query.mode" });
+    if (!o.ok) return errorResponse(c, 400, { code: "invalid_request", message: `${o.path}: ${o.message}`, path: o.path });
+    const w = parseWindow(q, { since: "query.since", until: "query.until", destination: "query.destination" });
+    if (!w.ok) return errorResponse(c, 400, { code: "invalid_request", message: `${w.path}: ${w.message}`, path: w.path });
+    return readingTrail(c, "suggest", async (sql) => {
+      const seen = await observedFlows(sql, w, o.value.mode);
+      const s = buildSuggestion(seen.flows, seen.deniedByRule, { ...o.value, window: w });
+      if (format === "yaml") return c.body(s.yaml, 200, { "content-type": "application/yaml; charset=utf-8" });
+      return c.json({ ...s, records: seen.records });
+    });
   });
 
   return app;
@@ -119,6 +149,7 @@ interface ReplayBody {
   max_flows?: number;
 }
 
+const SUGGEST_KEYS = ["since", "until", "destination", "mode", "generalize", "name", "format"];
 const REPLAY_KEYS = ["candidate", "replace", "since", "until", "destination", "max_flows"];
 
 /** The JSON body of POST /v1/replay, checked field by field; errors carry the JSON path. */

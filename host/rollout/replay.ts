@@ -6,17 +6,11 @@
 import type { Sql } from "postgres";
 import { Reason, REASON_NAMES, type Verdict } from "../../compiler/model.js";
 import type { PolicyRuntime } from "../engine/runtime.js";
-import { readTrail, SAMPLES, type TrailGroup, type TrailWindow } from "./trail.js";
+import { NoRecordsError, readTrail, SAMPLES, type SeenFlow, type TrailGroup, type TrailWindow } from "./trail.js";
 
 export type Direction = "allow_to_deny" | "deny_to_allow";
 
-export interface ServiceFlowChange {
-  source: string;
-  destination: string;
-  port: number;
-  count: number;
-  first_seen: string;
-  last_seen: string;
+export interface ServiceFlowChange extends SeenFlow {
   sample_decision_ids: string[];
   /** What the candidate decides for this flow. */
   candidate: { rule: string | null; reason: string };
@@ -82,13 +76,6 @@ interface Flow {
   samples: string[];
   verdict: Verdict;
   group: TrailGroup;
-}
-
-export class NoRecordsError extends Error {
-  constructor(w: TrailWindow) {
-    super(`no audit records in the window ${w.since.toISOString()} .. ${w.until.toISOString()}${w.destination ? ` for destination ${w.destination}` : ""}`);
-    this.name = "NoRecordsError";
-  }
 }
 
 /** A referenced incident is taken as active unless the recorded decision says it was not (docs/rollout.md). */

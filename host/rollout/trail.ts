@@ -50,6 +50,24 @@ export interface TrailChunk {
   readonly through: string;
 }
 
+/** A service flow seen in the trail: how often, and when first and last (RFC 3339 UTC). */
+export interface SeenFlow {
+  source: string;
+  destination: string;
+  port: number;
+  count: number;
+  first_seen: string;
+  last_seen: string;
+}
+
+/** The window holds no record (replay and suggest: a usage error, 400 no_records). */
+export class NoRecordsError extends Error {
+  constructor(w: TrailWindow) {
+    super(`no audit records in the window ${w.since.toISOString()} .. ${w.until.toISOString()}${w.destination ? ` for destination ${w.destination}` : ""}`);
+    this.name = "NoRecordsError";
+  }
+}
+
 export const DEFAULT_CHUNK = 200_000;
 /** Sample decision ids kept per flow (two per chunk are offered). */
 export const SAMPLES = 3;

@@ -135,7 +135,7 @@ describe("path globs", () => {
 describe("route table", () => {
   const at = { file: "f", line: 1, col: 1 };
   const http = (name: string, host: string, prefix: string): HttpRoute => ({
-    kind: "http", name, host, prefix, stripPrefix: false, service: "chat", upstream: new URL("https://u"), upstreamSpiffeId: null,
+    kind: "http", name, host, prefix, stripPrefix: false, service: "chat", upstream: new URL("https://u"), upstreamSpiffeId: null, caFile: null,
     credential: { svid: true, bearerTokenFile: null, impersonate: false }, preserveHost: false, websockets: true, actions: [], at,
   });
   /** The reference: every route of the host that contains the path, the longest prefix wins. */
@@ -163,7 +163,7 @@ describe("route table", () => {
   });
 
   it("knows its hosts, HTTP and TCP", () => {
-    const tcp: TcpRoute = { kind: "tcp", name: "db", host: "db.test", port: 5432, service: "postgres", upstreamHost: "db", upstreamPort: 5432, upstreamTls: false, upstreamSpiffeId: null, credential: { svid: true, bearerTokenFile: null, impersonate: false }, action: "write", at };
+    const tcp: TcpRoute = { kind: "tcp", name: "db", host: "db.test", port: 5432, service: "postgres", upstreamHost: "db", upstreamPort: 5432, upstreamTls: false, upstreamSpiffeId: null, caFile: null, credential: { svid: true, bearerTokenFile: null, impersonate: false }, action: "write", at };
     const t = new RouteTable([http("w", "web.test", "/"), tcp]);
     expect([t.hasHost("web.test"), t.hasHost("db.test"), t.hasHost("other.test")]).toEqual([true, true, false]);
     expect(t.tcpRoute("db.test", 5432)?.name).toBe("db");

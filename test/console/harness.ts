@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type ConsoleMessage, type Page } from "playwright-core";
+import { CHROMIUM_ARGS } from "../support/chromium.js";
 import { type Audit, auditConfigFromEnv, openAudit } from "../../host/audit/index.js";
 import { consoleExtension } from "../../host/console/extension.js";
 import { createMeshMetrics } from "../../host/mesh/metrics.js";
@@ -86,16 +87,7 @@ export async function launchBrowser(): Promise<Browser> {
     executablePath,
     headless: true,
     viewport: { width: 1280, height: 800 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: [...CHROMIUM_ARGS],
   });
   const errors: string[] = [];
   const watch = (page: Page): void => {

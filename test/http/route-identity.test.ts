@@ -6,7 +6,7 @@
 // and a route without a line stops the engine (extension.test.ts shows that refusal).
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type * as https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,6 +24,7 @@ import { ROUTE_IDENTITY, type RouteLine } from "../../host/http/route-identity.j
 import type { IdentityRule } from "../../host/identity/caller.js";
 import { type Identity, setupIdentity } from "../../host/identity/index.js";
 import { createMetrics } from "../../host/metrics/metrics.js";
+import { loadProxySettings, type ProxySettings } from "../../host/proxy/config.js";
 import { startFakeAgent, svidMessage, type FakeAgent } from "../identity/agent-server.js";
 import { clientAgent, type Reply, request } from "../identity/harness.js";
 import { createCa, issueSvid, type SvidOptions, type TestCa } from "../identity/pki.js";
@@ -63,6 +64,8 @@ beforeAll(async () => {
   if (!loaded.ok) throw new Error(loaded.errors.join("; "));
   chmodSync(dir, 0o711);
   const audit = await openAudit(auditConfigFromEnv({ ZT_DATA_DIR: join(dir, "data") }));
+  // The operator access proxy as `zt serve` mounts it with ZT_PROXY_ROUTES set (its own files).
+  const proxy = await proxySettings(dir, join(dir, "data"));
   e = await startTestEngine({
     dir,
     audit: () => audit,
@@ -73,7 +76,7 @@ beforeAll(async () => {
       routeIdentity: { ...ROUTE_IDENTITY, ...TEST_LINES },
       // What `zt serve` mounts, and a route and a claimed host of the test's own.
       extensions: [
-        ...serveExtensions({ config: loaded.config, audit, adminToken: TOKEN }),
+        ...serveExtensions({ config: loaded.config, audit, adminToken: TOKEN, proxy: { settings: proxy, identity: identity.source, superuserDsn: audit.connections.superuser, dataDir: join(dir, "data") } }),
         () => {
           const app = new Hono<EngineEnv>();
           app.get("/v1/probe-extension", (c) => c.json({ caller: c.get("caller") }));
@@ -88,6 +91,22 @@ beforeAll(async () => {
     },
   });
 });
+
+/** Proxy settings with real files: routes, the public certificate, a client secret; the issuer is never reached here. */
+async function proxySettings(base: string, dataDir: string): Promise<ProxySettings> {
+  const files = join(base, "proxy");
+  mkdirSync(join(files, "routes"), { recursive: true });
+  writeFileSync(join(files, "routes", "r.yaml"), "apiVersion: zt.hanzo.ai/v1\nkind: AccessRoute\nmetadata: {name: app}\nspec: {from: 'https://app.zt.test', service: gateway, to: 'https://127.0.0.1:9'}\n");
+  const web = await createCa({ trustDomain: "web.test" });
+  const cert = await issueSvid(web, null, { dns: ["app.zt.test"] });
+  writeFileSync(join(files, "public.pem"), cert.certPem);
+  writeFileSync(join(files, "public.key"), cert.keyPem);
+  writeFileSync(join(files, "secret"), "client-secret\n");
+  return loadProxySettings(
+    { ZT_PROXY_ROUTES: join(files, "routes"), ZT_OIDC_ISSUER: "https://127.0.0.1:9", ZT_OIDC_CLIENT_ID: "zt-proxy", ZT_OIDC_CLIENT_SECRET_FILE: join(files, "secret"), ZT_PROXY_TLS_CERT: join(files, "public.pem"), ZT_PROXY_TLS_KEY: join(files, "public.key") },
+    dataDir,
+  )!;
+}
 
 afterAll(async () => {
   await e?.dispose();

@@ -104,6 +104,8 @@ export async function createCa(opts: CaOptions): Promise<TestCa> {
 export interface SvidOptions {
   readonly uris?: readonly string[];
   readonly dns?: readonly string[];
+  /** IP address SANs (e.g. "127.0.0.1" for a test server reached by address). */
+  readonly ips?: readonly string[];
   readonly notBefore?: Date;
   readonly notAfter?: Date;
   /** TTL in ms from now when notAfter is not given (default 1 hour, the seed's SVID TTL). */
@@ -125,7 +127,7 @@ export async function issueSvid(ca: TestCa, spiffeId: string | null, opts: SvidO
   const keys = await keyPair();
   const now = Date.now();
   const uris = opts.uris ?? (spiffeId ? [spiffeId] : []);
-  const names: x509.JsonGeneralNames = [...uris.map((u) => ({ type: "url" as const, value: u })), ...(opts.dns ?? []).map((d) => ({ type: "dns" as const, value: d }))];
+  const names: x509.JsonGeneralNames = [...uris.map((u) => ({ type: "url" as const, value: u })), ...(opts.dns ?? []).map((d) => ({ type: "dns" as const, value: d })), ...(opts.ips ?? []).map((ip) => ({ type: "ip" as const, value: ip }))];
   const extensions: x509.Extension[] = [];
   if (!opts.noBasicConstraints) extensions.push(new x509.BasicConstraintsExtension(opts.ca ?? false, undefined, true));
   if (opts.keyUsage !== null) extensions.push(new x509.KeyUsagesExtension(opts.keyUsage ?? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment | x509.KeyUsageFlags.keyAgreement, opts.keyUsageCritical ?? true));

@@ -35,6 +35,7 @@ export const SYSTEM_PACKAGES: readonly SystemPackage[] = [
   program("wireguard-go", "wireguard-go", "userspace WireGuard where the kernel module is unavailable"),
   program("openssh-server", "sshd", "SSH through the operator access proxy reaches a real sshd", ["ssh"]),
   program("openssh-client", "ssh", "a real ssh client through the operator access proxy"),
+  program("openssh-client", "ssh-keygen", "host and client keys for the sshd behind the operator access proxy"),
   program("postgresql-client", "psql", "a real psql through the operator access proxy"),
   program("iproute2", "ip", "network namespaces for the mesh tests"),
   {
