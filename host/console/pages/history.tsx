@@ -16,6 +16,7 @@ import { requireAdmin } from "../auth.js";
 import type { ConsoleDeps, ConsoleEnv } from "../context.js";
 import { consoleUrl } from "../paths.js";
 import { DiffView } from "../views/diff.js";
+import { Diagnostics } from "../views/documents.js";
 import { CsrfField, page, type PageStatus } from "../views/layout.js";
 import { Busy, EmptyState, HeadRow, KeyValues, Notice, Time, Version } from "../views/parts.js";
 import { YamlView } from "../views/yaml.js";
@@ -87,17 +88,7 @@ function CompareResult(props: { name: string; result: Compare }) {
     return (
       <Notice kind="error">
         {r.message}
-        {r.errors && (
-          <ul>
-            {r.errors.map((d) => (
-              <li>
-                <code>
-                  {d.line}:{d.col}: {d.message}
-                </code>
-              </li>
-            ))}
-          </ul>
-        )}
+        {r.errors && <Diagnostics list={r.errors} />}
       </Notice>
     );
   }
@@ -165,17 +156,7 @@ async function render(c: Context<ConsoleEnv>, deps: ConsoleDeps, name: string, r
       {refused !== null && (
         <Notice kind="error">
           <span data-testid="rollback-refused">{refused.status === 412 ? `The policy changed since this page was loaded: ${refused.message}. Look at the history again before rolling back.` : refused.message}</span>
-          {refused.status === 422 && (
-            <ul>
-              {refused.diagnostics.map((d) => (
-                <li>
-                  <code>
-                    {d.line}:{d.col}: {d.message}
-                  </code>
-                </li>
-              ))}
-            </ul>
-          )}
+          {refused.status === 422 && <Diagnostics list={refused.diagnostics} />}
         </Notice>
       )}
       {served !== null && served.origin === "file" && (
