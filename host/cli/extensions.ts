@@ -22,7 +22,7 @@ export function serveExtensions(deps: ServeExtensionDeps): ExtensionFactory[] {
   const maxBodyBytes = deps.config.maxBodyBytes;
   const list = [
     rolloutExtension({ maxBodyBytes, trailDsn: deps.audit.connections.engine }),
-    consoleExtension({ audit: deps.audit, adminToken: deps.adminToken, maxBodyBytes, meshMetrics: deps.config.consoleMeshMetrics }),
+    consoleExtension({ audit: deps.audit, adminToken: deps.adminToken, maxBodyBytes, meshMetrics: deps.config.consoleMeshMetrics, trailDsn: deps.audit.connections.engine }),
   ];
   return deps.proxy ? [...list, proxyExtension(deps.proxy)] : list;
 }

@@ -14,6 +14,7 @@ import { loginRoutes } from "./pages/login.js";
 import { overviewRoutes } from "./pages/overview.js";
 import { policiesRoutes } from "./pages/policies.js";
 import { rolloutRoutes } from "./pages/rollout.js";
+import { rolloutToolsRoutes } from "./pages/rollout-tools.js";
 import { testsRoutes } from "./pages/tests.js";
 import { BASE } from "./paths.js";
 import { securityHeaders } from "./security-headers.js";
@@ -63,6 +64,7 @@ export function consoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
   historyRoutes(app, deps);
   diffRoutes(app, deps);
   rolloutRoutes(app, deps);
+  rolloutToolsRoutes(app, deps);
   testsRoutes(app, deps);
   incidentsRoutes(app, deps);
 

@@ -29,6 +29,8 @@ export interface ConsoleDeps {
   readonly isAdminToken: (token: string) => boolean;
   /** Largest form body accepted (policy tests, candidates). */
   readonly maxBodyBytes: number;
+  /** The trail's database for replay and suggest (each run on a connection of its own; the engine's role); null: they say it is missing. */
+  readonly trailDsn: string | null;
   /** The mesh agents' /metrics URLs (ZT_CONSOLE_MESH_METRICS); empty: WireGuard peers are "not configured". */
   readonly meshMetrics: readonly string[];
 }

@@ -15,6 +15,8 @@ export interface ConsoleOptions {
   adminToken: string;
   /** Largest form body (policy tests); default 4 MiB. */
   maxBodyBytes?: number;
+  /** The trail's DSN for replay and suggest (the engine's role: SELECT on the trail). */
+  trailDsn?: string | null;
   /** The mesh agents' /metrics URLs for the overview's WireGuard peers (ZT_CONSOLE_MESH_METRICS). */
   meshMetrics?: readonly string[];
 }
@@ -29,6 +31,7 @@ export function consoleExtension(opts: ConsoleOptions): ExtensionFactory {
       isAdminToken: (token) => sameSecret(token, opts.adminToken),
       maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
       meshMetrics: opts.meshMetrics ?? [],
+      trailDsn: opts.trailDsn ?? null,
     });
     // The console's variables extend the engine's (the session); the API side sees only its own.
     return { name: "console", app: app as unknown as Hono<EngineEnv> };

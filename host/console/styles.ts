@@ -113,6 +113,7 @@ details { margin: 8px 0; }
 summary { cursor: pointer; font-weight: 600; }
 .login { max-width: 460px; margin: 60px auto; background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 24px 28px; }
 .login input { width: 100%; }
+input.pattern { width: min(52ch, 100%); }
 .kv { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 8px 0 16px; }
 .kv dt { color: var(--muted); font-weight: 600; }
 .kv dd { margin: 0; overflow-wrap: anywhere; }

@@ -69,6 +69,8 @@ const PAGES: Array<[string, string, string]> = [
   ["rollout", "/console/rollout", "Rollout"],
   ["tests", "/console/tests", "Policy tests"],
   ["history", "/console/policies/hanzo-core-policy/history", "History of hanzo-core-policy"],
+  ["suggest-form", "/console/rollout/suggest", "Suggest a rule"],
+  ["replay-form", "/console/rollout/replay", "Replay a candidate"],
   ["incidents", "/console/incidents", "Incidents"],
 ];
 
@@ -411,6 +413,90 @@ describe("writes", () => {
     const forged = await page.request.post(`${ce.url}/console/policies/cache-access/rollback`, { form: { to: "1" } });
     expect(forged.status()).toBe(403);
     expect(ce.engine.store.current()!.version).toBe(now);
+  });
+
+  it("suggests a rule from the observed denials, and replays it over the same window", async () => {
+    const before = browser.errors.length;
+    await page.goto(ce.url + "/console/rollout");
+    await Promise.all([page.waitForURL(/\/console\/rollout\/suggest$/), page.getByRole("link", { name: "Suggest a rule from observed traffic" }).click()]);
+    await Promise.all([page.waitForURL(/run=1/), page.getByRole("button", { name: "Suggest" }).click()]);
+    const yaml = (await page.getByLabel("The suggested policy").textContent()) ?? "";
+    expect(yaml).toContain("kind: ServiceAccessPolicy");
+    expect(yaml).toContain(L + "web");
+    expect(yaml).toContain(L + "db");
+    expect(await page.getByLabel("Candidate policies").inputValue()).toContain(L + "web");
+    const axe = await new AxeBuilder({ page }).analyze();
+    expect(axe.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id)).toEqual([]);
+    await screenshot(page, "suggest");
+
+    await Promise.all([page.waitForURL(/\/console\/rollout\/replay$/), page.getByRole("button", { name: "Replay" }).click()]);
+    await expect.poll(() => page.getByTestId("replay-report").count()).toBe(1);
+    const opened = page.getByTestId("replay-service-deny_to_allow").locator("tbody tr", { hasText: L + "web" });
+    expect(await opened.count()).toBe(1);
+    const cells = await opened.locator("td").allTextContents();
+    expect(cells.slice(0, 4)).toEqual([L + "web", L + "db", "5432", "4"]);
+    // What the suggestion opens is all it changes: no recorded allow of lux becomes a denial.
+    expect(await page.getByTestId("replay-service-allow_to_deny").locator("tbody tr", { hasText: L }).count()).toBe(0);
+    expect(Number(await page.getByTestId("replay-changed").textContent())).toBeGreaterThanOrEqual(4);
+    const replayAxe = await new AxeBuilder({ page }).analyze();
+    expect(replayAxe.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id)).toEqual([]);
+    await screenshot(page, "replay");
+    // Nothing was activated.
+    expect(ce.engine.store.current()!.set.policies.map((p) => p.name)).not.toContain("suggested");
+    expect(browser.errors.slice(before)).toEqual([]);
+  });
+
+  it("a candidate that does not validate is refused with its line and column", async () => {
+    await page.goto(ce.url + "/console/rollout/replay");
+    await page.getByLabel("Candidate policies").fill("apiVersion: zt.hanzo.ai/v1\nkind: ServiceAccessPolicy\nmetadata:\n  name: broken\nspec:\n  rules: 7\n");
+    await page.getByRole("button", { name: "Replay" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toMatch(/does not validate[\s\S]*6:\d+:/);
+  });
+
+  it("sets per-destination modes and canaries from the page, as PUT /v1/rollout does", async () => {
+    const rollout = async () => (await (await fetch(ce.url + "/v1/rollout", { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { settings: { revision: number; destinations: unknown[]; canary: unknown[]; author: string }; canary: Array<{ destination: string; enforcing: string[] }> };
+    const webToDb = async () => (await evaluate(ce, [svc(L + "web", L + "db", 5432)]))[0]!;
+    expect(await webToDb()).toMatchObject({ decision: "DENY", enforced: false });
+
+    await page.goto(ce.url + "/console/rollout");
+    await page.getByLabel("Per-destination row 1 destination").fill(L + "**");
+    await page.getByLabel("Per-destination row 1 mode").selectOption("enforce");
+    await page.getByLabel("Canary row 1 destination").fill(H + "postgres");
+    await page.getByLabel("Canary row 1 replicas").fill("1");
+    await page.getByLabel("Why (kept with the change)").fill("lux enforced");
+    await Promise.all([page.waitForURL(/done=saved/), page.getByRole("button", { name: "Save rollout settings" }).click()]);
+    const r = await rollout();
+    expect(r.settings).toMatchObject({ destinations: [{ destination: L + "**", mode: "enforce" }], canary: [{ destination: H + "postgres", replicas: 1 }], author: "console:admin-token" });
+    expect(r.canary).toEqual([expect.objectContaining({ destination: H + "postgres", enforcing: ["test"] })]);
+    expect(await page.getByTestId("canaries").locator("tbody tr").first().textContent()).toContain("test");
+    // The engine enforces lux now.
+    expect(await webToDb()).toMatchObject({ decision: "DENY", enforced: true });
+    await screenshot(page, "rollout-settings");
+
+    // A change made meanwhile (through the API) is not overwritten by a stale form.
+    await page.goto(ce.url + "/console/rollout");
+    const put = await fetch(ce.url + "/v1/rollout", { method: "PUT", headers: { authorization: `Bearer ${TOKEN}`, "if-match": `"rollout-${r.settings.revision}"` }, body: JSON.stringify({ mode: null, destinations: [{ destination: L + "**", mode: "observe" }] }) });
+    expect(put.status).toBe(200);
+    await page.getByLabel("Per-destination row 2 destination").fill(H + "redis");
+    await page.getByRole("button", { name: "Save rollout settings" }).click();
+    await expect.poll(() => page.getByTestId("settings-error").textContent()).toContain("changed meanwhile");
+    expect((await rollout()).settings.destinations).toEqual([{ destination: L + "**", mode: "observe" }]);
+    // The form now shows what is saved.
+    expect(await page.getByLabel("Per-destination row 1 mode").inputValue()).toBe("observe");
+
+    // A bad pattern is refused with its row, and nothing is written.
+    await page.goto(ce.url + "/console/rollout");
+    await page.getByLabel("Per-destination row 2 destination").fill("not-a-spiffe-id");
+    await page.getByRole("button", { name: "Save rollout settings" }).click();
+    await expect.poll(() => page.getByTestId("settings-error").textContent()).toContain("Per-destination row 2 (destination)");
+    expect((await rollout()).settings.destinations).toEqual([{ destination: L + "**", mode: "observe" }]);
+
+    // Back to no settings: the policies' own rollout again.
+    await page.goto(ce.url + "/console/rollout");
+    await page.getByLabel("Per-destination row 1 destination").fill("");
+    await Promise.all([page.waitForURL(/done=saved/), page.getByRole("button", { name: "Save rollout settings" }).click()]);
+    expect((await rollout()).settings).toMatchObject({ destinations: [], canary: [] });
+    expect(await webToDb()).toMatchObject({ decision: "DENY", enforced: false });
   });
 
   it("runs policy tests against the active module", async () => {

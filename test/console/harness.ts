@@ -53,7 +53,7 @@ export async function startConsoleEngine(opts: { meshMetrics?: string[] } = {}):
       return audit;
     },
     engine: {
-      extensions: [rolloutExtension(), (core) => consoleExtension({ audit: audit as Audit, adminToken: TOKEN, meshMetrics: opts.meshMetrics ?? [] })(core)],
+      extensions: [rolloutExtension(), (core) => consoleExtension({ audit: audit as Audit, adminToken: TOKEN, meshMetrics: opts.meshMetrics ?? [], trailDsn: (audit as Audit).connections.engine })(core)],
     },
   });
   return {
