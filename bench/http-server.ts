@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import type { AddressInfo } from "node:net";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { auditConfigFromEnv, openAudit } from "../host/audit/index.js";
 import { loadConfig } from "../host/common/config.js";
 import { createLogger } from "../host/common/logger.js";
@@ -76,6 +77,13 @@ async function main(): Promise<void> {
   const kind = process.argv[2];
   const stop = kind === "baseline" ? await baseline() : kind === "baseline-shaped" ? await shapedBaseline() : kind === "engine" || kind === "engine-discard" ? await engine(process.argv[3]!, kind === "engine-discard") : null;
   if (!stop) throw new Error("usage: http-server baseline|baseline-shaped|engine|engine-discard <policy path>");
+  // SIGUSR2: print the longest hold of this process's event loop since the last one (bench/hostile.ts).
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  process.on("SIGUSR2", () => {
+    process.stdout.write(`LOOP ${(loop.max / 1e6).toFixed(2)} ${(loop.percentile(99) / 1e6).toFixed(2)}\n`);
+    loop.reset();
+  });
   process.once("SIGTERM", () => {
     void stop().then(() => process.exit(0));
   });

@@ -21,7 +21,7 @@ function root(): string {
   return dir;
 }
 
-async function startChild(args: string[]): Promise<{ port: number; child: ChildProcess }> {
+export async function startChild(args: string[]): Promise<{ port: number; child: ChildProcess }> {
   const here = fileURLToPath(import.meta.url);
   const script = here.replace(/http\.(ts|js)$/, "http-server.$1");
   const execArgv = script.endsWith(".ts") ? ["--import", "tsx"] : [];
@@ -38,7 +38,7 @@ async function startChild(args: string[]): Promise<{ port: number; child: ChildP
   return { port, child };
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const done = new Promise<void>((r) => child.once("exit", () => r()));
   child.kill("SIGTERM");

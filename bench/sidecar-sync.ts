@@ -115,7 +115,7 @@ async function writeToVms(quick: boolean, notes: string[]): Promise<Array<Record
       for (let k = 0; k < writes; k++) {
         const port = 10000 + k;
         const sent = performance.now();
-        const res = await fetch(engine.url + "/v1/policies/probe", { method: "PUT", headers: { authorization: `Bearer ${TOKEN}` }, body: probePolicy(port) });
+        const res = await fetch(engine.url + "/v1/policies/probe", { method: "PUT", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/yaml" }, body: probePolicy(port) });
         const ok = performance.now();
         if (!res.ok) throw new Error(`write ${k}: HTTP ${res.status} ${await res.text()}`);
         const pending = new Set(vms);
@@ -255,7 +255,7 @@ async function heldPolls(notes: string[]): Promise<Array<Record<string, Cell>>> 
     const heap1 = await metric(engine.url, "nodejs_heap_size_used_bytes");
     // One write releases every held poll.
     const t0 = performance.now();
-    await fetch(engine.url + "/v1/policies/probe", { method: "PUT", headers: { authorization: `Bearer ${TOKEN}` }, body: probePolicy(2) });
+    await fetch(engine.url + "/v1/policies/probe", { method: "PUT", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/yaml" }, body: probePolicy(2) });
     while (answered < count) await new Promise((r) => setTimeout(r, 5));
     const released = performance.now() - t0;
     notes.push(`${count} held polls: engine RSS ${(rss0 / 2 ** 20).toFixed(1)} -> ${(rss1 / 2 ** 20).toFixed(1)} MiB, JS heap ${(heap0 / 2 ** 20).toFixed(1)} -> ${(heap1 / 2 ** 20).toFixed(1)} MiB; one write released all ${count} (200 with the image) in ${released.toFixed(0)} ms`);

@@ -1,5 +1,6 @@
 // YAML (or JSON) policy text -> validated model. Every problem is collected with its
 // position; nothing throws. The accepted shape is documented in docs/policy-language.md.
+import { yamlNestingError } from "./yaml-nesting.js";
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node, type YAMLMap, type YAMLSeq } from "yaml";
 import { type Diagnostic, sortDiagnostics } from "./diagnostics.js";
 import {
@@ -498,6 +499,8 @@ function companionKind(root: Node): string | null {
 
 /** Parses one file's text: YAML or JSON, one or more documents (`---`). */
 export function parsePolicyText(text: string, file: string): ParseOutcome {
+  const tooDeep = yamlNestingError(text);
+  if (tooDeep !== null) return { ok: false, errors: [{ file, ...tooDeep }] };
   const lines = new LineCounter();
   const ctx = new Ctx(file, lines);
   const docs = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });

@@ -8,11 +8,16 @@ import { parseTime } from "./query.js";
 import type { FieldError, Validated } from "./validate.js";
 
 export const DEFAULT_GRAPH_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** Edges in an answer unless `limit` says otherwise, and the most `limit` may ask for. */
+export const DEFAULT_GRAPH_EDGES = 1000;
+export const MAX_GRAPH_EDGES = 10_000;
 
 export interface GraphQuery {
   since: Date;
   until: Date;
   format: "json" | "dot";
+  /** The busiest edges (most decisions) kept in the answer; DEFAULT_GRAPH_EDGES when absent. */
+  limit?: number;
 }
 
 export interface GraphNode {
@@ -42,10 +47,14 @@ export interface Graph {
   until: string;
   nodes: GraphNode[];
   edges: GraphEdge[];
+  limit: number;
+  /** Edges observed in the window; more than `edges.length` when the answer is truncated. */
+  total_edges: number;
+  truncated: boolean;
 }
 
 export function parseGraphQuery(params: Record<string, string[]>, now: Date = new Date()): Validated<GraphQuery> {
-  const allowed = ["since", "until", "format"];
+  const allowed = ["since", "until", "format", "limit"];
   for (const k of Object.keys(params)) {
     if (!allowed.includes(k)) return { ok: false, error: { path: `query.${k}`, message: `unknown parameter (allowed: ${allowed.join(", ")})` } };
     if ((params[k] as string[]).length > 1) return { ok: false, error: { path: `query.${k}`, message: "given more than once" } };
@@ -70,7 +79,13 @@ export function parseGraphQuery(params: Record<string, string[]>, now: Date = ne
   }
   const f = params.format?.[0] ?? "json";
   if (f !== "json" && f !== "dot") return { ok: false, error: { path: "query.format", message: 'must be "json" or "dot"' } };
-  return { ok: true, value: { since, until, format: f } };
+  const l = params.limit?.[0];
+  let limit = DEFAULT_GRAPH_EDGES;
+  if (l !== undefined) {
+    limit = /^\d{1,6}$/.test(l) ? Number(l) : 0;
+    if (limit < 1 || limit > MAX_GRAPH_EDGES) return { ok: false, error: { path: "query.limit", message: `must be a whole number from 1 to ${MAX_GRAPH_EDGES}` } };
+  }
+  return { ok: true, value: { since, until, format: f, limit } };
 }
 
 function nodeFor(id: string): GraphNode {
@@ -85,20 +100,30 @@ function nodeFor(id: string): GraphNode {
   };
 }
 
+/**
+ * The `limit` busiest edges of the window (by decisions), in (source, destination, port)
+ * order. Anyone who may call evaluate can add edges (random source IDs), so the answer is
+ * bounded: PostgreSQL groups the window's rows (the ts index picks them) and keeps the top
+ * `limit` groups with a bounded sort; count(*) OVER () tells how many there were.
+ */
 export async function buildGraph(sql: Sql, q: GraphQuery): Promise<Graph> {
+  const limit = Math.min(q.limit ?? DEFAULT_GRAPH_EDGES, MAX_GRAPH_EDGES);
   const rows = await sql.unsafe<
-    { source: string; destination: string; port: number; allow: string; deny: string; observed_deny: string; first_seen: Date; last_seen: Date }[]
+    { source: string; destination: string; port: number; allow: string; deny: string; observed_deny: string; first_seen: Date; last_seen: Date; total: string }[]
   >(
-    `SELECT source_spiffe_id AS source, dest_spiffe_id AS destination, dest_port AS port,
-            count(*) FILTER (WHERE decision = 'ALLOW') AS allow,
-            count(*) FILTER (WHERE decision = 'DENY') AS deny,
-            count(*) FILTER (WHERE decision = 'DENY' AND NOT enforced) AS observed_deny,
-            min(ts) AS first_seen, max(ts) AS last_seen
-       FROM ${SCHEMA}.decisions
-      WHERE ts >= $1::timestamptz AND ts < $2::timestamptz AND source_spiffe_id IS NOT NULL
-      GROUP BY 1, 2, 3
+    `SELECT * FROM (
+       SELECT source_spiffe_id AS source, dest_spiffe_id AS destination, dest_port AS port,
+              count(*) FILTER (WHERE decision = 'ALLOW') AS allow,
+              count(*) FILTER (WHERE decision = 'DENY') AS deny,
+              count(*) FILTER (WHERE decision = 'DENY' AND NOT enforced) AS observed_deny,
+              min(ts) AS first_seen, max(ts) AS last_seen, count(*) OVER () AS total
+         FROM ${SCHEMA}.decisions
+        WHERE ts >= $1::timestamptz AND ts < $2::timestamptz AND source_spiffe_id IS NOT NULL
+        GROUP BY 1, 2, 3
+        ORDER BY count(*) DESC, 1, 2, 3
+        LIMIT $3) AS top
       ORDER BY 1, 2, 3`,
-    [q.since.toISOString(), q.until.toISOString()],
+    [q.since.toISOString(), q.until.toISOString(), limit],
   );
   const ids = new Set<string>();
   const edges: GraphEdge[] = rows.map((r) => {
@@ -115,11 +140,15 @@ export async function buildGraph(sql: Sql, q: GraphQuery): Promise<Graph> {
       last_seen: r.last_seen.toISOString(),
     };
   });
+  const total = rows.length === 0 ? 0 : Number(rows[0]!.total);
   return {
     since: q.since.toISOString(),
     until: q.until.toISOString(),
     nodes: [...ids].sort().map(nodeFor),
     edges,
+    limit,
+    total_edges: total,
+    truncated: total > edges.length,
   };
 }
 
@@ -136,7 +165,8 @@ export interface DotOptions {
 export function graphToDot(g: Graph, opts: DotOptions = {}): string {
   const out: string[] = [];
   out.push("digraph zt {");
-  out.push(`  label=${dotString(`ZT service graph ${g.since} .. ${g.until}`)};`);
+  const scope = g.truncated ? ` (truncated: the ${g.edges.length} busiest of ${g.total_edges} edges)` : "";
+  out.push(`  label=${dotString(`ZT service graph ${g.since} .. ${g.until}${scope}`)};`);
   out.push("  rankdir=LR;");
   out.push("  node [shape=box, fontname=Helvetica];");
   out.push("  edge [fontname=Helvetica];");

@@ -3,9 +3,10 @@
 // (slow or down), and at shutdown. Writes are fsynced in groups (one fdatasync per spill
 // tick); a line that was not completely written before a crash is never acknowledged,
 // so a torn last line is skipped on replay.
-import { constants, existsSync } from "node:fs";
+import { constants } from "node:fs";
 import { mkdir, open, readFile, readdir, rm, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+import { takeLockFile } from "../common/pid-lock.js";
 import type { ChainDeclaration } from "./chain.js";
 
 /** Segments are rotated at this size so a replay never reads more than this at once. */
@@ -48,14 +49,8 @@ export class Spool {
 
   /** One writer per spool: a second process on the same data directory would interleave chains and delete the other's segments. */
   private async lock(): Promise<void> {
-    const lockFile = join(this.dir, "LOCK");
-    if (existsSync(lockFile)) {
-      const pid = Number((await readFile(lockFile, "utf8")).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-        throw new Error(`audit spool ${this.dir} is in use by process ${pid}; each engine needs its own ZT_DATA_DIR`);
-      }
-    }
-    await writeFile(lockFile, String(process.pid) + "\n", { mode: 0o600 });
+    // Atomic (O_EXCL) with stale-holder takeover: two engines started at once cannot both win.
+    await takeLockFile(join(this.dir, "LOCK"), `audit spool ${this.dir}`, "; each engine needs its own ZT_DATA_DIR");
   }
 
   get activeSegment(): string | null {
@@ -180,15 +175,6 @@ function isJsonObject(line: string): boolean {
   try {
     const v: unknown = JSON.parse(line);
     return typeof v === "object" && v !== null && typeof (v as { seq?: unknown }).seq === "number";
-  } catch {
-    return false;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }

@@ -37,6 +37,13 @@ export interface EngineConfig {
   readonly heartbeatIntervalMs: number;
   /** The mesh agents' /metrics URLs the console reads WireGuard peers from (none: not shown). */
   readonly consoleMeshMetrics: readonly string[];
+  /** Per-connection limits of the API listener (docs/operations.md, "Connections"). */
+  readonly http: {
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly stallTimeoutMs: number;
+  };
 }
 
 export type ConfigResult = { ok: true; config: EngineConfig } | { ok: false; errors: string[] };
@@ -122,6 +129,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     stateSyncIntervalMs: intVar(env, "ZT_STATE_SYNC_INTERVAL_MS", 3_000, 50, 600_000, errors),
     heartbeatIntervalMs: intVar(env, "ZT_HEARTBEAT_INTERVAL_MS", 5_000, 50, 600_000, errors),
     consoleMeshMetrics: urlList(env, "ZT_CONSOLE_MESH_METRICS", errors),
+    http: {
+      headersTimeoutMs: intVar(env, "ZT_HTTP_HEADERS_TIMEOUT_MS", 10_000, 1_000, 600_000, errors),
+      requestTimeoutMs: intVar(env, "ZT_HTTP_REQUEST_TIMEOUT_MS", 30_000, 1_000, 3_600_000, errors),
+      keepAliveTimeoutMs: intVar(env, "ZT_HTTP_KEEPALIVE_TIMEOUT_MS", 65_000, 1_000, 3_600_000, errors),
+      stallTimeoutMs: intVar(env, "ZT_HTTP_STALL_TIMEOUT_MS", 30_000, 1_000, 3_600_000, errors),
+    },
   };
   if (!REPLICA_ID.test(config.replicaId)) {
     errors.push(`ZT_REPLICA_ID=${JSON.stringify(config.replicaId)}: 1-253 characters of letters, digits, ".", "_", ":" and "-"`);
@@ -131,6 +144,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   }
   if (config.adminToken !== null && config.adminTokenFile !== null) {
     errors.push("ZT_ADMIN_TOKEN and ZT_ADMIN_TOKEN_FILE are both set: choose one");
+  }
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    errors.push(`ZT_HTTP_HEADERS_TIMEOUT_MS (${config.http.headersTimeoutMs}) must not exceed ZT_HTTP_REQUEST_TIMEOUT_MS (${config.http.requestTimeoutMs})`);
   }
   if (config.port !== 0 && config.port === config.healthPort) {
     errors.push(`ZT_PORT and ZT_HEALTH_PORT are both ${config.port}: they must differ`);

@@ -10,14 +10,15 @@ export async function writeFileDurable(path: string, data: string | Uint8Array, 
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   const fh = await open(tmp, "wx", mode);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, path);
   } catch (e) {
+    // A full disk, an I/O error, bad data: the old file stays as it was and no .tmp is left behind.
     await rm(tmp, { force: true });
     throw e;
   }

@@ -75,6 +75,19 @@ function typeName(v: unknown): string {
   return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
 }
 
+/**
+ * A client value in an error message: numbers as written, a short start of a string, other
+ * values by their type. Never JSON.stringify: it recurses, and a value nested thousands deep
+ * would overflow the stack on the error path.
+ */
+function shown(v: unknown): string {
+  if (typeof v === "number") return String(v);
+  if (typeof v === "string") return JSON.stringify(v.length > 32 ? v.slice(0, 32) + "…" : v);
+  if (Array.isArray(v)) return "an array";
+  if (v !== null && typeof v === "object") return "an object";
+  return String(v);
+}
+
 function optionalString(v: unknown, max: number, index: number, rest: string): string | null | InputError {
   if (v === undefined || v === null) return null;
   if (typeof v !== "string") return fail(index, rest, `expected a string or null, got ${typeName(v)}`);
@@ -128,7 +141,7 @@ function parseService(body: Record<string, unknown>, index: number): ServiceItem
   if (port === undefined) return fail(index, ".destination.port", "is required");
   // Port 0 is not a destination anyone connects to (and the audit trail refuses it).
   if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-    return fail(index, ".destination.port", `expected an integer port 1..65535, got ${JSON.stringify(port)}`);
+    return fail(index, ".destination.port", `expected an integer port 1..65535, got ${shown(port)}`);
   }
   return {
     kind: "service",
@@ -191,7 +204,7 @@ function parseAgent(body: Record<string, unknown>, index: number): AgentItem | I
   const port = dst.port;
   if (port === undefined) return fail(index, ".destination.port", "is required");
   if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-    return fail(index, ".destination.port", `expected an integer port 1..65535, got ${JSON.stringify(port)}`);
+    return fail(index, ".destination.port", `expected an integer port 1..65535, got ${shown(port)}`);
   }
   // An over-long token is not refused here: the verifier rejects it as malformed_token, audited.
   return { kind: "agent", token, destination: { spiffe_id: did, port } };

@@ -6,8 +6,10 @@ import { loadEvaluator } from "../../compiler/compile.js";
 import type { RolloutMode } from "../../compiler/model.js";
 import type { AuditSink } from "../audit/record.js";
 import type { EngineEnv } from "./context.js";
+import { RequestAborted } from "./body.js";
 import { adminCheck } from "./auth.js";
 import { errorResponse } from "./errors.js";
+import { httpMetrics } from "./http-metrics.js";
 import type { JwtVerifier } from "../identity/jwt.js";
 import type { Logger } from "../common/logger.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
@@ -155,8 +157,15 @@ export function createApp(deps: AppDeps): ApiApp {
     }
   });
 
+  const http = httpMetrics(deps.metrics.registry);
   app.onError((err, c) => {
     const id = c.get("requestId") ?? requestIdOf(c);
+    if (err instanceof RequestAborted) {
+      // The client is gone: nobody reads this answer, and anyone could fill the error log with it.
+      http.aborted();
+      log.debug("request aborted by the client", { request_id: id, method: c.req.method, path: c.req.path });
+      return errorResponse(c, 400, { code: "request_aborted", message: "the request body did not arrive completely" });
+    }
     log.error("unhandled error", { err, request_id: id, path: c.req.path });
     c.header("x-request-id", id);
     return errorResponse(c, 500, { code: "internal_error", message: "internal error; see the engine log", request_id: id });

@@ -59,29 +59,49 @@ export function decisionJson(d: Decision): string {
 const PER_CHUNK = 128;
 
 /**
- * A batch's answer as bytes. Joined into one string, a batch of 1,000 is a ~250 KB string:
- * V8 puts it in large-object space (fresh pages, faulted in on every request), and the HTTP
- * layer then scans it for its UTF-8 length and copies it again. Here each chunk of decisions
- * is joined (one flat string) and written straight into one growing buffer; the answer is
- * the written part, so no separate length pass is needed.
+ * A batch's answer as bytes, written as its decisions become available (a large batch is
+ * decided in slices). Joined into one string, a batch of 1,000 is a ~250 KB string: V8 puts
+ * it in large-object space (fresh pages, faulted in on every request), and the HTTP layer then
+ * scans it for its UTF-8 length and copies it again. Here each chunk of decisions is joined
+ * (one flat string) and written straight into one growing buffer; the answer is the written
+ * part, so no separate length pass is needed.
  */
-export function decisionsBody(ds: readonly Decision[]): Uint8Array<ArrayBuffer> {
-  let buf = Buffer.allocUnsafe(256 * ds.length + 16);
-  let off = 0;
-  const parts: string[] = [];
-  for (let start = 0; start < ds.length; start += PER_CHUNK) {
-    const end = Math.min(ds.length, start + PER_CHUNK);
-    parts.length = 0;
-    for (let i = start; i < end; i++) parts.push(decisionJson(ds[i]!));
-    const chunk = (start === 0 ? "[" : ",") + parts.join(",") + (end === ds.length ? "]" : "");
-    // A UTF-16 unit is at most 3 bytes of UTF-8: with that much room the chunk fits whole.
-    if (off + 3 * chunk.length > buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(2 * buf.length, off + 3 * chunk.length));
-      buf.copy(bigger, 0, 0, off);
-      buf = bigger;
-    }
-    off += buf.write(chunk, off, "utf8");
+export class DecisionsWriter {
+  private buf: Buffer<ArrayBuffer>;
+  private off = 0;
+  private readonly parts: string[] = [];
+
+  constructor(expected: number) {
+    this.buf = Buffer.allocUnsafe(256 * expected + 16);
   }
-  if (ds.length === 0) off += buf.write("[]", off, "latin1");
-  return buf.subarray(0, off);
+
+  add(ds: readonly Decision[]): void {
+    for (let start = 0; start < ds.length; start += PER_CHUNK) {
+      const end = Math.min(ds.length, start + PER_CHUNK);
+      this.parts.length = 0;
+      for (let i = start; i < end; i++) this.parts.push(decisionJson(ds[i]!));
+      this.write((this.off === 0 ? "[" : ",") + this.parts.join(","));
+    }
+  }
+
+  finish(): Uint8Array<ArrayBuffer> {
+    this.write(this.off === 0 ? "[]" : "]");
+    return this.buf.subarray(0, this.off);
+  }
+
+  private write(chunk: string): void {
+    // A UTF-16 unit is at most 3 bytes of UTF-8: with that much room the chunk fits whole.
+    if (this.off + 3 * chunk.length > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.off + 3 * chunk.length));
+      this.buf.copy(bigger, 0, 0, this.off);
+      this.buf = bigger;
+    }
+    this.off += this.buf.write(chunk, this.off, "utf8");
+  }
+}
+
+export function decisionsBody(ds: readonly Decision[]): Uint8Array<ArrayBuffer> {
+  const w = new DecisionsWriter(ds.length);
+  w.add(ds);
+  return w.finish();
 }

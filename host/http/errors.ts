@@ -13,3 +13,10 @@ export interface ApiError {
 export function errorResponse(c: Context, status: ContentfulStatusCode, error: ApiError): Response {
   return c.json({ error }, status);
 }
+
+/** A refused body (body.ts): its status, code, message, JSON path and, when known, the byte offset. */
+export function bodyErrorResponse(c: Context, e: { status: 400 | 413 | 415; code: string; message: string; path: string; offset?: number }): Response {
+  const error: ApiError = { code: e.code, message: e.message, path: e.path };
+  if (e.offset !== undefined) error.offset = e.offset;
+  return errorResponse(c, e.status, error);
+}

@@ -4,6 +4,7 @@
 import { Hono } from "hono";
 import type { AuditSink } from "../audit/record.js";
 import type { IdentityStatus } from "../identity/tls.js";
+import type { LoopDelay } from "./event-loop.js";
 import type { EngineMetrics } from "../metrics/metrics.js";
 import type { ActivePolicies, ReloadReport } from "../engine/policy-store.js";
 import type { StateStatus } from "../engine/shared-state.js";
@@ -22,6 +23,8 @@ export interface HealthDeps {
   draining: () => boolean;
   /** The serving identity (identity.source.status()); absent when the engine runs without the identity layer. */
   identity?: (() => IdentityStatus) | null;
+  /** How long the event loop (shared with the API) was held lately (event-loop.ts). */
+  eventLoop?: (() => LoopDelay) | null;
   /** Rewrites configured directories in the answer (shown-paths.ts): this port is plain HTTP. */
   hidePaths?: (text: string) => string;
 }
@@ -71,6 +74,7 @@ export function createHealthApp(deps: HealthDeps): Hono {
       reason: reasons.length === 0 ? null : hide(reasons.join("; ")),
       policy_version: active?.version ?? null,
       loaded_at: active?.loadedAt ?? null,
+      event_loop: deps.eventLoop?.() ?? null,
       audit,
       identity: identity ? identityJson(identity) : null,
       last_reload: reload === null ? null : { ...reload, errors: reload.errors.map(hide) },

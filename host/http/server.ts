@@ -18,10 +18,12 @@ import { withExtensionNames } from "./tls-names.js";
 import type { AuditSink } from "../audit/record.js";
 import { adminCheck } from "./auth.js";
 import { createApp, createSync, type SyncDeps } from "./app.js";
+import { applyConnectionLimits, type ConnectionLimits } from "./connection-limits.js";
 import { registerSyncMetrics } from "../engine/sync-metrics.js";
 import type { RouteLine } from "./route-identity.js";
 import type { EngineConfig } from "../common/config.js";
 import { createHealthApp } from "./health.js";
+import { startEventLoopMonitor } from "./event-loop.js";
 import { pathHider } from "./shown-paths.js";
 import { type CallerAuth, createCallerAuth, type IdentityRule } from "../identity/caller.js";
 import type { JwtVerifier } from "../identity/jwt.js";
@@ -103,9 +105,13 @@ export interface EngineHandle {
   close(): Promise<void>;
 }
 
-function listen(app: { fetch: (req: Request, env: never) => Response | Promise<Response> }, host: string, port: number, extra: Record<string, unknown> = {}): Promise<Server> {
+function listen(app: { fetch: (req: Request, env: never) => Response | Promise<Response> }, host: string, port: number, extra: Record<string, unknown> = {}, limits: ConnectionLimits | null = null): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ ...extra, fetch: app.fetch as never, port, hostname: host } as Parameters<typeof serve>[0]) as Server;
+    // Node checks the header and request timeouts every connectionsCheckingInterval (30 s by
+    // default): once a second makes a 10 s header timeout mean about 10 s.
+    const serverOptions = { connectionsCheckingInterval: 1000, ...(extra.serverOptions as Record<string, unknown> | undefined) };
+    const server = serve({ ...extra, serverOptions, fetch: app.fetch as never, port, hostname: host } as Parameters<typeof serve>[0]) as Server;
+    if (limits !== null) applyConnectionLimits(server, limits);
     server.once("error", reject);
     server.once("listening", () => {
       server.off("error", reject);
@@ -157,6 +163,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
 
   let state: SharedState | null = null;
   let draining = false;
+  const loop = startEventLoopMonitor();
   const hidePaths = pathHider({ policyPath: config.policyPath, dataDir: config.dataDir });
   const health = createHealthApp({
     active: () => state?.policies.current() ?? null,
@@ -166,6 +173,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     metrics,
     draining: () => draining,
     identity: opts.identityStatus ?? null,
+    eventLoop: () => loop.snapshot(),
     hidePaths,
   });
   const healthServer = await listen(health, config.host, config.healthPort);
@@ -217,7 +225,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     }
     // The extensions' own TLS names get their own certificates (tls-names.ts).
     const listenExtra = extra?.serverOptions ? { ...extra, serverOptions: withExtensionNames(extra.serverOptions as HttpsServerOptions, extensions) } : extra;
-    apiServer = await listen(built.app, config.host, config.port, listenExtra ?? undefined);
+    apiServer = await listen(built.app, config.host, config.port, listenExtra ?? undefined, config.http);
     routes = built.routes;
     opts.onApiServer?.(apiServer);
     for (const ext of extensions) ext.onServer?.(apiServer);
@@ -225,6 +233,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     await closeExtensions(extensions, log);
     await state?.close();
     await drain(healthServer, 0);
+    loop.stop();
     throw e;
   }
   state.policies.startWatching();
@@ -252,6 +261,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       }
       await audit.close();
       await drain(healthServer, 1000);
+      loop.stop();
       log.info("shutdown complete");
     })());
 

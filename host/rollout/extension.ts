@@ -6,8 +6,8 @@
 import { Hono, type Context } from "hono";
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import type { EngineEnv } from "../http/context.js";
-import { readBodyText } from "../http/body.js";
-import { errorResponse } from "../http/errors.js";
+import { documentType, readBodyText } from "../http/body.js";
+import { bodyErrorResponse, errorResponse } from "../http/errors.js";
 import type { EngineCore, Extension, ExtensionFactory } from "../http/extension.js";
 import { candidateFromText } from "./candidate.js";
 import { collectTests, runPolicyTests } from "./policy-tests.js";
@@ -52,8 +52,10 @@ function routes(core: EngineCore, opts: RolloutExtensionOptions): Hono<EngineEnv
   app.post("/v1/tests", core.admin, async (c) => {
     const active = core.store.current();
     if (!active) return noModule(c);
+    const type = documentType(c);
+    if (!type.ok) return bodyErrorResponse(c, type);
     const body = await readBodyText(c, maxBody);
-    if (!body.ok) return errorResponse(c, body.status, { code: body.code, message: body.message, path: "$" });
+    if (!body.ok) return bodyErrorResponse(c, body);
     if (body.text.trim() === "") return errorResponse(c, 400, { code: "empty_body", message: "send PolicyTest documents as YAML or JSON", path: "$" });
     const cand = await candidateFromText(body.text, BODY_LABEL, active);
     if (!cand.ok) return invalidDocuments(c, cand.errors);
@@ -70,8 +72,10 @@ function routes(core: EngineCore, opts: RolloutExtensionOptions): Hono<EngineEnv
     if (!active) return noModule(c);
     const replace = c.req.query("replace");
     if (replace !== undefined && replace !== "true" && replace !== "false") return errorResponse(c, 400, { code: "invalid_request", message: 'query.replace must be "true" or "false"', path: "query.replace" });
+    const type = documentType(c);
+    if (!type.ok) return bodyErrorResponse(c, type);
     const body = await readBodyText(c, maxBody);
-    if (!body.ok) return errorResponse(c, body.status, { code: body.code, message: body.message, path: "$" });
+    if (!body.ok) return bodyErrorResponse(c, body);
     if (body.text.trim() === "") return errorResponse(c, 400, { code: "empty_body", message: "send the candidate policies as YAML or JSON", path: "$" });
     const cand = await candidateFromText(body.text, BODY_LABEL, replace === "true" ? null : active);
     if (!cand.ok) return invalidDocuments(c, cand.errors);

@@ -182,6 +182,32 @@ describe("GET /v1/graph", () => {
   });
 });
 
+describe("GET /v1/graph is bounded (issue 22, finding 7)", () => {
+  it("?limit=N keeps the N busiest edges (by decisions) and says the answer is truncated", async () => {
+    const r = await get(`/v1/graph?since=${encodeURIComponent(at(0))}&limit=2`);
+    expect(r.status).toBe(200);
+    const g = r.body as Graph & { truncated: boolean; total_edges: number; limit: number };
+    expect(g.edges.map((e) => [e.source, e.destination, e.allow + e.deny])).toEqual([
+      [CHAT, LLM, 4],
+      [GW, LLM, 7],
+    ]);
+    expect(g.nodes.map((n) => n.id)).toEqual([CHAT, GW, LLM]);
+    expect(g).toMatchObject({ truncated: true, total_edges: 3, limit: 2 });
+    const all = (await get(`/v1/graph?since=${encodeURIComponent(at(0))}`)).body as Graph & { truncated: boolean; limit: number };
+    expect(all).toMatchObject({ truncated: false, limit: 1000 });
+    const dot = await (await app.request(`/v1/graph?format=dot&limit=1&since=${encodeURIComponent(at(0))}`)).text();
+    expect(dot).toContain("truncated: the 1 busiest of 3 edges");
+  });
+
+  it("refuses a limit outside 1..10000", async () => {
+    for (const l of ["0", "10001", "-1", "abc", "1e3"]) {
+      const r = await get(`/v1/graph?limit=${l}`);
+      expect(r.status, l).toBe(400);
+      expect((r.body as { error: { path: string } }).error.path).toBe("query.limit");
+    }
+  });
+});
+
 describe("POST /v1/audit/ingest", () => {
   const post = (body: string): Promise<Response> => Promise.resolve(app.request("/v1/audit/ingest", { method: "POST", body, headers: { "content-type": "application/json" } }));
 

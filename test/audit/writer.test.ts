@@ -126,7 +126,8 @@ describe("spill and replay", () => {
 describe("when even the spool fails", () => {
   async function breakSpool(a: Audit): Promise<void> {
     // A regular file where the spool directory was: opening a new segment fails (ENOTDIR).
-    await rm(join(dir, "spool"), { recursive: true, force: true });
+    // The writer may open a segment while the directory is being removed (ENOTEMPTY): retry.
+    await rm(join(dir, "spool"), { recursive: true, force: true, maxRetries: 20, retryDelay: 20 });
     await writeFile(join(dir, "spool"), "not a directory");
     await pgDown();
     // Wait for the writer to notice both failures.

@@ -101,7 +101,7 @@ describe("zt serve", () => {
         ctrl.close();
       },
     });
-    const inflight = fetch(s.api + "/v1/evaluate", { method: "POST", body: slow, duplex: "half" } as RequestInit);
+    const inflight = fetch(s.api + "/v1/evaluate", { method: "POST", body: slow, headers: { "content-type": "application/json" }, duplex: "half" } as RequestInit);
     await new Promise((r) => setTimeout(r, 100));
     s.child.kill("SIGTERM");
     const res = await inflight;

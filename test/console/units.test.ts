@@ -160,6 +160,9 @@ describe("the graph's namespace filter", () => {
       until: "",
       nodes: [node("a", "x"), node("b", "y"), node("c", "y"), node("d", null)],
       edges: [edge("a", "b"), edge("b", "c"), edge("d", "a")],
+      limit: 1000,
+      total_edges: 3,
+      truncated: false,
     };
     expect(filterNamespace(g, "")).toBe(g);
     const x = filterNamespace(g, "x");

@@ -56,7 +56,7 @@ describe("atomic swap under load", () => {
 
     for (let i = 0; i < 30; i++) {
       const port = i % 2 === 0 ? 5432 : 6000 + i;
-      const r = await call<{ version: string }>(e.url, "PUT", "/v1/policies/chat-db", { raw: policy(port), token: TOKEN });
+      const r = await call<{ version: string }>(e.url, "PUT", "/v1/policies/chat-db", { raw: policy(port), token: TOKEN, headers: { "content-type": "application/yaml" } });
       expect([200, 201]).toContain(r.status);
       allows.set(r.body.version, port === 5432);
       // Let requests run against this version before the next swap.

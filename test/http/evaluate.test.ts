@@ -159,7 +159,7 @@ describe("POST /v1/evaluate: malformed input", () => {
         ctrl.close();
       },
     });
-    const chunked = await fetch(e.url + "/v1/evaluate", { method: "POST", body: stream, duplex: "half" } as RequestInit);
+    const chunked = await fetch(e.url + "/v1/evaluate", { method: "POST", body: stream, headers: { "content-type": "application/json" }, duplex: "half" } as RequestInit);
     expect(chunked.status).toBe(413);
     // The engine is still serving.
     expect((await evaluate(svc("gateway", "postgres", 5432))).status).toBe(200);

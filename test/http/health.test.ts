@@ -64,7 +64,7 @@ describe("GET /healthz (health port)", () => {
       },
     });
     // An in-flight request (body still arriving) when close() starts.
-    const inflight = fetch(e.url + "/v1/evaluate", { method: "POST", body: slow, duplex: "half" } as RequestInit);
+    const inflight = fetch(e.url + "/v1/evaluate", { method: "POST", body: slow, headers: { "content-type": "application/json" }, duplex: "half" } as RequestInit);
     await new Promise((res) => setTimeout(res, 50));
     const closing = e.close();
     const h = await call<Health>(e.healthUrl, "GET", "/healthz");

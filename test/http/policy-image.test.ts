@@ -125,7 +125,7 @@ describe("GET /v1/policy-image", () => {
     const before = await activeVersion();
     const polls = Array.from({ length: 50 }, () => get(e.url, "/v1/policy-image?wait=120", { "if-none-match": `"${before}"` }));
     await until(async () => (await waiting()) === 50);
-    const w = await call<{ version: string }>(e.url, "PUT", "/v1/policies/chat-db", { raw: CHAT_TO_PG, token: TOKEN });
+    const w = await call<{ version: string }>(e.url, "PUT", "/v1/policies/chat-db", { raw: CHAT_TO_PG, token: TOKEN, headers: { "content-type": "application/yaml" } });
     expect(w.status).toBe(201);
     const answers = await Promise.all(polls);
     for (const a of answers) {
@@ -176,7 +176,7 @@ describe("GET /v1/filter.wasm", () => {
     expect(a.headers["x-zt-module-sha256"]).toBe(sha);
     expect(a.body.equals(readFileSync(evaluatorPath()))).toBe(true);
     expect(WebAssembly.Module.customSections(new WebAssembly.Module(new Uint8Array(a.body)), "zt.manifest")).toHaveLength(0);
-    await call(e.url, "PUT", "/v1/policies/chat-db", { raw: CHAT_TO_PG, token: TOKEN });
+    await call(e.url, "PUT", "/v1/policies/chat-db", { raw: CHAT_TO_PG, token: TOKEN, headers: { "content-type": "application/yaml" } });
     const b = await get(e.url, "/v1/filter.wasm", { "if-none-match": `"sha256:${sha}"` });
     expect(b.status).toBe(304);
     await call(e.url, "DELETE", "/v1/policies/chat-db", { token: TOKEN });

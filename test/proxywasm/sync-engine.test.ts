@@ -51,7 +51,7 @@ let odd: Vm;
 let pump: NodeJS.Timeout;
 
 async function api<T>(method: string, path: string, body?: string): Promise<{ status: number; body: T }> {
-  const r = await fetch(engine.url + path, { method, headers: { authorization: `Bearer ${TOKEN}` }, ...(body !== undefined ? { body } : {}) });
+  const r = await fetch(engine.url + path, { method, headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { "content-type": path.startsWith("/v1/policies") ? "application/yaml" : "application/json" } : {}) }, ...(body !== undefined ? { body } : {}) });
   const text = await r.text();
   return { status: r.status, body: (text && r.headers.get("content-type")?.includes("json") ? JSON.parse(text) : text) as T };
 }

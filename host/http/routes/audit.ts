@@ -1,13 +1,14 @@
 // The audit trail's HTTP API. Who may call it is decided before any route runs (the identity
 // gate, route-identity.ts: admin); every input is validated and a bad one is a 400 naming the JSON path.
 import { Hono, type Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { Sql } from "postgres";
 import { buildGraph, graphToDot, parseGraphQuery } from "../../audit/graph.js";
 import { parseAuditQuery, queryAudit } from "../../audit/query.js";
 import { type AuditRecord, AuditUnavailableError } from "../../audit/record.js";
-import { validateIngestBody, type FieldError } from "../../audit/validate.js";
+import { MAX_INGEST_RECORDS, validateIngestBody, type FieldError } from "../../audit/validate.js";
 import type { ThreadedAuditSink } from "../../audit/threaded-sink.js";
+import { readJsonBody } from "../body.js";
+import { bodyErrorResponse } from "../errors.js";
 
 /** How long POST /v1/audit/ingest waits for its records to be durable before answering 503. */
 export const INGEST_DURABLE_TIMEOUT_MS = 5000;
@@ -64,36 +65,28 @@ export function auditRoutes(sql: Sql, writer: ThreadedAuditSink, opts: AuditRout
     return c.json(latest);
   });
 
-  app.post(
-    "/v1/audit/ingest",
-    bodyLimit({
-      maxSize: INGEST_MAX_BYTES,
-      onError: (c) => c.json({ error: { code: "payload_too_large", message: `body exceeds ${INGEST_MAX_BYTES} bytes`, path: "$" } }, 413),
-    }),
-    async (c) => {
-      let body: unknown;
-      try {
-        body = JSON.parse(await c.req.text());
-      } catch (e) {
-        return c.json({ error: { code: "invalid_json", message: `body is not valid JSON: ${(e as Error).message}`, path: "$" } }, 400);
-      }
-      const v = validateIngestBody(body);
-      if (!v.ok) return badRequest(c, v.error);
-      try {
-        // Backpressure as on /v1/evaluate: wait (bounded) for room rather than refuse a burst.
-        const room = writer.admit(v.value.length, INGEST_DURABLE_TIMEOUT_MS);
-        if (room !== null) await room;
-        writer.appendMany(v.value);
-        // Answer only once the records are durable, so a sidecar may forget them.
-        await writer.flush(INGEST_DURABLE_TIMEOUT_MS);
-      } catch (e) {
-        if (e instanceof AuditUnavailableError) return unavailable(c, e);
-        throw e;
-      }
-      opts.onIngest?.(v.value);
-      return c.json({ accepted: v.value.length });
-    },
-  );
+  // {"records": [...]}: at most MAX_INGEST_RECORDS records of a few dozen values each, four deep.
+  const ingestBounds = { maxDepth: 6, maxStringBytes: 64 * 1024, maxItems: 1, maxValuesPerItem: MAX_INGEST_RECORDS * 64 };
+  app.post("/v1/audit/ingest", async (c) => {
+    const json = await readJsonBody(c, INGEST_MAX_BYTES, ingestBounds);
+    if (!json.ok) return bodyErrorResponse(c, json.code === "body_too_large" ? { ...json, code: "payload_too_large" } : json);
+    const body = json.value;
+    const v = validateIngestBody(body);
+    if (!v.ok) return badRequest(c, v.error);
+    try {
+      // Backpressure as on /v1/evaluate: wait (bounded) for room rather than refuse a burst.
+      const room = writer.admit(v.value.length, INGEST_DURABLE_TIMEOUT_MS);
+      if (room !== null) await room;
+      writer.appendMany(v.value);
+      // Answer only once the records are durable, so a sidecar may forget them.
+      await writer.flush(INGEST_DURABLE_TIMEOUT_MS);
+    } catch (e) {
+      if (e instanceof AuditUnavailableError) return unavailable(c, e);
+      throw e;
+    }
+    opts.onIngest?.(v.value);
+    return c.json({ accepted: v.value.length });
+  });
 
   return app;
 }

@@ -1,13 +1,16 @@
 // POST /v1/evaluate: one request object -> one decision; an array -> decisions in order.
-// The hot path: one JSON.parse, hand-written validation, one module generation per request,
-// and a Response with plain-object headers (the fast path of @hono/node-server). Agent
-// requests need an asynchronous JWT check: only requests that contain one wait for it.
+// The hot path: a bounded JSON body (body.ts), hand-written validation, one module generation
+// per request, and a Response with plain-object headers (the fast path of @hono/node-server).
+// Agent requests need an asynchronous JWT check: only requests that contain one wait for it.
+// A batch larger than one slice (SLICE_ITEMS) is parsed, decided and serialised slice by
+// slice with a turn of the event loop in between, so it never holds up other requests.
 import { type Context, Hono } from "hono";
-import { readBodyText } from "../body.js";
+import { type BodyError, type JsonBatch, readJsonBody, SLICE_ITEMS, yieldToLoop } from "../body.js";
 import type { EngineEnv } from "../context.js";
 import { type DecideDeps, type Decision, decideItems, internalErrorDecisions } from "../../engine/decide.js";
-import { decisionJson, decisionsBody } from "../decision-json.js";
-import { type EvaluateItem, parseEvaluateItem } from "../../engine/evaluate-input.js";
+import { decisionJson, decisionsBody, DecisionsWriter } from "../decision-json.js";
+import { type EvaluateItem, LIMITS, parseEvaluateItem } from "../../engine/evaluate-input.js";
+import type { JsonBounds } from "../json-bounds.js";
 import { type AgentDecision, decideAgentAccess } from "../../identity/agent.js";
 import type { JwtVerifier } from "../../identity/jwt.js";
 import type { ActivePolicies, PolicyStore } from "../../engine/policy-store.js";
@@ -56,47 +59,87 @@ function respond(status: number, body: string | Uint8Array<ArrayBuffer>, request
   return new Response(body, { status, headers });
 }
 
-function fail(status: number, requestId: string, code: string, message: string, path?: string): Response {
-  return respond(status, JSON.stringify({ error: path === undefined ? { code, message } : { code, message, path } }), requestId, null);
+function fail(status: number, requestId: string, code: string, message: string, path?: string, offset?: number): Response {
+  const error: Record<string, unknown> = { code, message };
+  if (path !== undefined) error.path = path;
+  if (offset !== undefined) error.offset = offset;
+  return respond(status, JSON.stringify({ error }), requestId, null);
+}
+
+function refuseBody(e: BodyError, requestId: string): Response {
+  // Over-long batches keep the code they always had.
+  const code = e.code === "json_too_many_items" && e.path === "$" ? "batch_too_large" : e.code;
+  return fail(e.status, requestId, code, e.message, e.path, e.offset);
+}
+
+function answer(decisions: readonly Decision[], batch: boolean): string | Uint8Array<ArrayBuffer> {
+  return batch ? decisionsBody(decisions) : decisionJson(decisions[0]!);
+}
+
+type Refusal = { ok: false; status: 400; code: string; message: string; path: string };
+type ParsedItems = { ok: true; items: EvaluateItem[]; batch: boolean; agentCount: number } | Refusal;
+
+function invalid(path: string, message: string): Refusal {
+  return { ok: false, status: 400, code: "invalid_request", message: `${path}: ${message}`, path };
+}
+
+/** Validates the elements `values` of a batch starting at index `first` into `items`; returns the agent count or a refusal. */
+function validateInto(values: readonly unknown[], first: number, items: EvaluateItem[]): number | Refusal {
+  let agents = 0;
+  for (let i = 0; i < values.length; i++) {
+    const it = parseEvaluateItem(values[i], first + i);
+    if (it.kind === "error") return invalid(it.path, it.message);
+    if (it.kind === "agent") agents++;
+    items[first + i] = it;
+  }
+  return agents;
+}
+
+function itemsOf(json: unknown): ParsedItems {
+  if (!Array.isArray(json)) {
+    const it = parseEvaluateItem(json, -1);
+    if (it.kind === "error") return invalid(it.path, it.message);
+    return { ok: true, items: [it], batch: false, agentCount: it.kind === "agent" ? 1 : 0 };
+  }
+  if (json.length === 0) return { ok: false, status: 400, code: "empty_batch", message: "a batch needs at least one request", path: "$" };
+  const items = new Array<EvaluateItem>(json.length);
+  const agents = validateInto(json, 0, items);
+  return typeof agents === "number" ? { ok: true, items, batch: true, agentCount: agents } : agents;
+}
+
+/** A large batch, parsed and validated one slice at a time; one bad element refuses it all. */
+async function batchItems(batch: JsonBatch): Promise<ParsedItems | BodyError> {
+  const items = new Array<EvaluateItem>(batch.length);
+  let agentCount = 0;
+  for (let k = 0; k < batch.slices; k++) {
+    if (k > 0) await yieldToLoop();
+    const slice = batch.parseSlice(k);
+    if (!slice.ok) return slice;
+    const agents = validateInto(slice.values, slice.first, items);
+    if (typeof agents !== "number") return agents;
+    agentCount += agents;
+  }
+  return { ok: true, items, batch: true, agentCount };
 }
 
 export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
   const app = new Hono<EngineEnv>();
   const { log } = deps;
+  // What a well-formed body can need, with room: a batch nests three deep (operator roles four),
+  // an element holds a few dozen values (64 roles at most), an agent token a few kilobytes.
+  const bounds: JsonBounds = { maxDepth: 8, maxStringBytes: 64 * 1024, maxItems: deps.maxBatch, maxValuesPerItem: 4 * LIMITS.roles };
 
   const handle = async (requestId: string, c: Context<EngineEnv>): Promise<Response> => {
     // Who is asking: verified by the identity gate from the connection; recorded in the audit.
     const who = c.get("identity");
     const caller = c.get("caller");
-    const body = await readBodyText(c, deps.maxBodyBytes);
-    if (!body.ok) return fail(body.status, requestId, body.code, body.message, "$");
+    const body = await readJsonBody(c, deps.maxBodyBytes, bounds);
+    if (!body.ok) return refuseBody(body, requestId);
     let t0 = performance.now();
-    let json: unknown;
-    try {
-      json = JSON.parse(body.text);
-    } catch (e) {
-      return fail(400, requestId, "invalid_json", `body is not valid JSON: ${(e as Error).message}`, "$");
-    }
-    const batch = Array.isArray(json);
-    let items: EvaluateItem[];
-    let agentCount = 0;
-    if (batch) {
-      const arr = json as unknown[];
-      if (arr.length === 0) return fail(400, requestId, "empty_batch", "a batch needs at least one request", "$");
-      if (arr.length > deps.maxBatch) return fail(400, requestId, "batch_too_large", `a batch holds at most ${deps.maxBatch} requests (got ${arr.length})`, "$");
-      items = new Array<EvaluateItem>(arr.length);
-      for (let i = 0; i < arr.length; i++) {
-        const it = parseEvaluateItem(arr[i], i);
-        if (it.kind === "error") return fail(400, requestId, "invalid_request", `${it.path}: ${it.message}`, it.path);
-        if (it.kind === "agent") agentCount++;
-        items[i] = it;
-      }
-    } else {
-      const it = parseEvaluateItem(json, -1);
-      if (it.kind === "error") return fail(400, requestId, "invalid_request", `${it.path}: ${it.message}`, it.path);
-      if (it.kind === "agent") agentCount++;
-      items = [it];
-    }
+    const parsed = body.batch === null ? itemsOf(body.value) : await batchItems(body.batch);
+    if (!parsed.ok) return refuseBody(parsed, requestId);
+    const { items, batch, agentCount } = parsed;
+    if (batch) t0 = performance.now();
     // A caller asks about itself (its source, agent calls to it) unless it is trusted or admin.
     const refused = authorizeItems(deps.auth, who, items, batch);
     if (refused !== null) return fail(refused.status, requestId, refused.code, refused.message, refused.path);
@@ -113,20 +156,35 @@ export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
     const active = deps.store.current();
     if (active === null) return fail(503, requestId, "no_module", "no policy module is loaded");
     let nowMs = Date.now();
-    let decisions: Decision[];
     // Agent items first (asynchronous JWT checks); requests without one never await here.
     let agents: Array<AgentDecision | undefined> | null = null;
-    try {
-      if (agentCount > 0) {
+    if (agentCount > 0) {
+      try {
         agents = await decideAgents(items, active, deps.agentVerifier ?? null);
+      } catch (e) {
+        log.error("agent verification failed; failing closed", { err: e, request_id: requestId, version: active.version });
+        return respond(200, answer(internalErrorDecisions(active.version, items, caller, deps, nowMs), batch), requestId, active.version);
+      }
+      nowMs = Date.now();
+    }
+    const context = { request_id: requestId };
+    if (items.length <= SLICE_ITEMS) {
+      const decisions = decideItems(active, items, caller, deps, t0, nowMs, agents, context);
+      return respond(200, answer(decisions, batch), requestId, active.version);
+    }
+    // A large batch: decided, audited and serialised a slice at a time, with a turn of the
+    // event loop between slices, all with the generation read above. latency_us is per slice.
+    const out = new DecisionsWriter(items.length);
+    for (let start = 0; start < items.length; start += SLICE_ITEMS) {
+      if (start > 0) {
+        await yieldToLoop();
+        t0 = performance.now();
         nowMs = Date.now();
       }
-      decisions = decideItems(active, items, caller, deps, t0, nowMs, agents, { request_id: requestId });
-    } catch (e) {
-      log.error("evaluation failed; failing closed", { err: e, request_id: requestId, version: active.version });
-      decisions = internalErrorDecisions(active.version, items, caller, deps, nowMs);
+      const end = Math.min(items.length, start + SLICE_ITEMS);
+      out.add(decideItems(active, items.slice(start, end), caller, deps, t0, nowMs, agents === null ? null : agents.slice(start, end), context));
     }
-    return respond(200, batch ? decisionsBody(decisions) : decisionJson(decisions[0]!), requestId, active.version);
+    return respond(200, out.finish(), requestId, active.version);
   };
 
   app.post("/v1/evaluate", async (c) => {

@@ -3,9 +3,9 @@
 // shared state and are applied here before the answer; every replica follows within its sync.
 import { Hono } from "hono";
 import { unstorableText } from "../../audit/storable-text.js";
-import { readBodyText } from "../body.js";
+import { parseJsonBytes, readBodyBytes, requireJsonType } from "../body.js";
 import type { EngineEnv } from "../context.js";
-import { errorResponse } from "../errors.js";
+import { bodyErrorResponse, errorResponse } from "../errors.js";
 import { INCIDENT_ID, type IncidentInput, type IncidentStore } from "../../engine/incidents.js";
 import type { SharedState } from "../../engine/shared-state.js";
 import type { Logger } from "../../common/logger.js";
@@ -19,18 +19,12 @@ export interface IncidentRouteDeps {
 }
 
 const MAX_BODY = 16 * 1024;
+const BOUNDS = { maxDepth: 4, maxStringBytes: MAX_BODY, maxItems: 16, maxValuesPerItem: 64 };
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 type Parsed = { ok: true; input: IncidentInput } | { ok: false; path: string; message: string };
 
-function parseInput(text: string, nowMs: number): Parsed {
-  if (text.trim() === "") return { ok: true, input: {} };
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    return { ok: false, path: "$", message: `body is not valid JSON: ${(e as Error).message}` };
-  }
+function parseInput(v: unknown, nowMs: number): Parsed {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { ok: false, path: "$", message: "expected an object" };
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) {
@@ -81,10 +75,17 @@ export function incidentRoutes(deps: IncidentRouteDeps): Hono<EngineEnv> {
   app.put("/v1/incidents/:id", async (c) => {
     const id = c.req.param("id");
     if (!INCIDENT_ID.test(id)) return errorResponse(c, 400, { code: "invalid_id", message: "incident ids are 1-128 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit", path: "id" });
-    const body = await readBodyText(c, MAX_BODY);
-    if (!body.ok) return errorResponse(c, body.status, { code: body.code, message: body.message, path: "$" });
+    const body = await readBodyBytes(c, MAX_BODY);
+    if (!body.ok) return bodyErrorResponse(c, body);
+    let value: unknown = {};
+    // The body is optional; when there is one, it is JSON.
+    if (body.bytes.some((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09)) {
+      const json = requireJsonType(c) ?? parseJsonBytes(body.bytes, BOUNDS);
+      if (!json.ok) return bodyErrorResponse(c, json);
+      value = json.value;
+    }
     const now = Date.now();
-    const parsed = parseInput(body.text, now);
+    const parsed = parseInput(value, now);
     if (!parsed.ok) return errorResponse(c, 400, { code: "invalid_request", message: `${parsed.path}: ${parsed.message}`, path: parsed.path });
     const r = await deps.state.putIncident(id, parsed.input, c.get("caller"));
     if (!r.ok) return refusal(c, r);

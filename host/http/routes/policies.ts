@@ -9,9 +9,9 @@ import type { Logger } from "../../common/logger.js";
 import type { PolicyInfo, PolicyStore, ReloadReport } from "../../engine/policy-store.js";
 import type { PolicyWriteOptions, PolicyWriteResult, SharedState, WriteRefusal } from "../../engine/shared-state.js";
 import type { PolicyVersion } from "../../store/types.js";
-import { readBodyText } from "../body.js";
+import { documentType, parseJsonBytes, readBodyText } from "../body.js";
 import type { EngineEnv } from "../context.js";
-import { errorResponse } from "../errors.js";
+import { bodyErrorResponse, errorResponse } from "../errors.js";
 
 export interface PolicyRouteDeps {
   readonly store: PolicyStore;
@@ -27,6 +27,8 @@ export const POLICY_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const SHA = /^[0-9a-f]{64}$/;
 const MAX_MESSAGE = 1024;
 const MAX_HISTORY_PAGE = 500;
+/** A JSON policy document: nesting as deep as the language goes with room to spare; size is bounded by the body limit. */
+const POLICY_JSON_BOUNDS = { maxDepth: 32, maxStringBytes: 64 * 1024, maxItems: 1, maxValuesPerItem: Number.MAX_SAFE_INTEGER };
 
 function badName(c: Context<EngineEnv>, name: string): Response {
   return errorResponse(c, 400, { code: "invalid_name", message: `"${name.slice(0, 300)}" is not a valid policy name: 1-253 lowercase letters, digits, "-" and ".", starting and ending with a letter or digit`, path: "name" });
@@ -139,9 +141,16 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
     if (!POLICY_NAME.test(name)) return badName(c, name);
     const o = writeOptions(c);
     if (!o.ok) return o.res;
+    const type = documentType(c);
+    if (!type.ok) return bodyErrorResponse(c, type);
     const body = await readBodyText(c, deps.maxPolicyBytes);
-    if (!body.ok) return errorResponse(c, body.status, { code: body.code, message: body.message, path: "$" });
+    if (!body.ok) return bodyErrorResponse(c, body);
     if (body.text.trim() === "") return errorResponse(c, 400, { code: "empty_body", message: "send the policy as YAML or JSON", path: "$" });
+    if (type.json) {
+      // Declared JSON: it must be JSON (bounded like every JSON body), not YAML that happens to parse.
+      const json = parseJsonBytes(Buffer.from(body.text), POLICY_JSON_BOUNDS);
+      if (!json.ok) return bodyErrorResponse(c, json);
+    }
     const bad = unstorableText(body.text);
     if (bad !== null) return errorResponse(c, 400, { code: "invalid_text", message: `the policy text ${bad}`, path: "$" });
     return written(c, await state.putPolicy(name, body.text, o.value), log, "policy written", shown, hidePaths);
@@ -161,7 +170,7 @@ export function policyRoutes(deps: PolicyRouteDeps): Hono<EngineEnv> {
     const o = writeOptions(c);
     if (!o.ok) return o.res;
     const body = await readBodyText(c, 4096);
-    if (!body.ok) return errorResponse(c, body.status, { code: body.code, message: body.message, path: "$" });
+    if (!body.ok) return bodyErrorResponse(c, body);
     let to: { seq: number } | { sha256: string } | null = null;
     try {
       const v = (JSON.parse(body.text) as { to?: unknown } | null)?.to;
