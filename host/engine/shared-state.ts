@@ -154,6 +154,7 @@ export class SharedState {
   private queue: Promise<unknown> = Promise.resolve();
   private syncQueued = false;
   private timers: NodeJS.Timeout[] = [];
+  private beating: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly startedAt = new Date().toISOString();
 
@@ -267,6 +268,7 @@ export class SharedState {
     for (const t of this.timers) clearInterval(t);
     await this.queue.catch(() => undefined);
     await this.feed?.close();
+    await this.beating;
     // Leave the live set at once (canary roles move now, not after the staleness delay).
     if (this.opts.backend && this.connected) await this.opts.backend.store.deregister(this.opts.replicaId).catch(() => undefined);
     await this.policies.close();
@@ -598,13 +600,19 @@ export class SharedState {
     return true;
   }
 
-  private async heartbeat(): Promise<void> {
+  /** Beats one at a time; close() waits for the one in flight, so that its row does not outlive the deregistration. */
+  private heartbeat(): Promise<void> {
+    this.beating = this.beating.then(() => this.beat());
+    return this.beating;
+  }
+
+  private async beat(): Promise<void> {
     const backend = this.opts.backend;
     if (!backend || this.closed) return;
     try {
       const rows = await backend.store.heartbeat(this.opts.replicaId, this.startedAt, this.replicaStatus());
       const live = rows.filter((r) => r.age_seconds <= this.staleAfterSeconds()).map((r) => r.id);
-      if (this.rollout.setLive(live)) {
+      if (this.rollout.setLive(live) && !this.closed) {
         this.opts.log.info("canary roles changed", { replica: this.opts.replicaId, enforcing: this.rollout.canaryRoles(), live });
         // Report the new role at once rather than at the next beat.
         await backend.store.heartbeat(this.opts.replicaId, this.startedAt, this.replicaStatus());

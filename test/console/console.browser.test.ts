@@ -119,13 +119,12 @@ describe("overview: replicas and the mesh", () => {
     try {
       const other = b.store.current()!.version;
       expect(other).not.toBe(mine);
-      await expect.poll(async () => (await page.reload(), await replicaRows().count()), { timeout: 30_000, interval: 300 }).toBe(2);
+      const shown = async () => Object.fromEntries(await replicaRows().evaluateAll((trs) => trs.map((t) => [t.getAttribute("data-replica"), t.querySelector("code[title]")?.getAttribute("title")])));
+      await expect.poll(async () => (await page.reload(), await shown()), { timeout: 30_000, interval: 300 }).toEqual({ test: mine, "test-b": other });
       expect(await page.getByTestId("replicas-agree").textContent()).toBe("disagree");
       const api = await (await fetch(ce.url + "/v1/replicas", { headers: { authorization: `Bearer ${TOKEN}` } })).json();
       expect(api.agree).toBe(false);
-      const shown = await replicaRows().evaluateAll((trs) => trs.map((t) => [t.getAttribute("data-replica"), t.querySelector("code[title]")?.getAttribute("title")]));
-      expect(Object.fromEntries(shown)).toEqual(Object.fromEntries(api.replicas.map((r: { id: string; policy_version: string }) => [r.id, r.policy_version])));
-      expect(Object.fromEntries(shown)).toEqual({ test: mine, "test-b": other });
+      expect(Object.fromEntries(api.replicas.map((r: { id: string; policy_version: string }) => [r.id, r.policy_version]))).toEqual({ test: mine, "test-b": other });
       await screenshot(page, "overview-disagree");
 
       // The same file on replica b: the same set, the same version; the page says they agree.
@@ -403,7 +402,7 @@ describe("writes", () => {
   it("a rollback from a page that is out of date is refused, and nothing changes", async () => {
     await page.goto(ce.url + "/console/policies/cache-access/history");
     // Someone else writes meanwhile.
-    const r = await fetch(ce.url + "/v1/policies/cache-access", { method: "PUT", body: servicePolicy("cache-access", "iam", "redis", 6380), headers: { authorization: `Bearer ${TOKEN}` } });
+    const r = await fetch(ce.url + "/v1/policies/cache-access", { method: "PUT", body: servicePolicy("cache-access", "iam", "redis", 6380), headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/yaml" } });
     expect(r.status).toBe(200);
     const now = ce.engine.store.current()!.version;
     await page.getByRole("button", { name: "roll cache-access back to version 2" }).click();
@@ -475,7 +474,7 @@ describe("writes", () => {
 
     // A change made meanwhile (through the API) is not overwritten by a stale form.
     await page.goto(ce.url + "/console/rollout");
-    const put = await fetch(ce.url + "/v1/rollout", { method: "PUT", headers: { authorization: `Bearer ${TOKEN}`, "if-match": `"rollout-${r.settings.revision}"` }, body: JSON.stringify({ mode: null, destinations: [{ destination: L + "**", mode: "observe" }] }) });
+    const put = await fetch(ce.url + "/v1/rollout", { method: "PUT", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", "if-match": `"rollout-${r.settings.revision}"` }, body: JSON.stringify({ mode: null, destinations: [{ destination: L + "**", mode: "observe" }] }) });
     expect(put.status).toBe(200);
     await page.getByLabel("Per-destination row 2 destination").fill(H + "redis");
     await page.getByRole("button", { name: "Save rollout settings" }).click();
