@@ -44,6 +44,11 @@ export interface EngineConfig {
     readonly keepAliveTimeoutMs: number;
     readonly stallTimeoutMs: number;
   };
+  /**
+   * The host name of the AccessRoute upstream (`to:`) through which the access proxy forwards to
+   * this engine's console: the `aud` of its assertions. Set: the console accepts the proxy's sign-in.
+   */
+  readonly consoleProxyAudience: string | null;
 }
 
 export type ConfigResult = { ok: true; config: EngineConfig } | { ok: false; errors: string[] };
@@ -135,6 +140,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       keepAliveTimeoutMs: intVar(env, "ZT_HTTP_KEEPALIVE_TIMEOUT_MS", 65_000, 1_000, 3_600_000, errors),
       stallTimeoutMs: intVar(env, "ZT_HTTP_STALL_TIMEOUT_MS", 30_000, 1_000, 3_600_000, errors),
     },
+    consoleProxyAudience: strVar(env, "ZT_CONSOLE_PROXY_AUDIENCE"),
   };
   if (!REPLICA_ID.test(config.replicaId)) {
     errors.push(`ZT_REPLICA_ID=${JSON.stringify(config.replicaId)}: 1-253 characters of letters, digits, ".", "_", ":" and "-"`);
@@ -147,6 +153,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   }
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
     errors.push(`ZT_HTTP_HEADERS_TIMEOUT_MS (${config.http.headersTimeoutMs}) must not exceed ZT_HTTP_REQUEST_TIMEOUT_MS (${config.http.requestTimeoutMs})`);
+  }
+  if (config.consoleProxyAudience !== null && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[[0-9A-Fa-f:.]+\]$/.test(config.consoleProxyAudience)) {
+    errors.push(`ZT_CONSOLE_PROXY_AUDIENCE=${JSON.stringify(config.consoleProxyAudience)}: the host name (or address) of the AccessRoute's upstream, as in its to: URL`);
   }
   if (config.port !== 0 && config.port === config.healthPort) {
     errors.push(`ZT_PORT and ZT_HEALTH_PORT are both ${config.port}: they must differ`);

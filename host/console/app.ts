@@ -55,7 +55,7 @@ export function consoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
       onError: (c) => c.json({ error: { code: "body_too_large", message: `the form is larger than ${deps.maxBodyBytes} bytes` } }, 413),
     }),
   );
-  app.use("*", requireSession(deps.keys));
+  app.use("*", requireSession(deps.keys, deps.proxySignIn));
   app.use("*", requireCsrf(deps.keys));
   overviewRoutes(app, deps);
   graphRoutes(app, deps);

@@ -28,6 +28,7 @@ header.top nav a[aria-current="page"] { border-bottom-color: #fbbf24; font-weigh
 header.top nav a:hover { background: #374151; }
 header.top .who { margin-left: auto; display: flex; align-items: center; gap: 10px; font-size: 14px; }
 header.top .who form { margin: 0; }
+header.top .who a.signout { color: var(--nav-fg); border: 1px solid #9ca3af; border-radius: 4px; padding: 4px 10px; text-decoration: none; }
 header.top .who button { background: transparent; color: var(--nav-fg); border: 1px solid #9ca3af; border-radius: 4px; padding: 4px 10px; cursor: pointer; }
 
 main { max-width: 1400px; margin: 0 auto; padding: 20px 24px 48px; }

@@ -42,4 +42,11 @@ describe("loadConfig", () => {
       expect(bad.errors.join("\n")).not.toContain("secret");
     }
   });
+
+  it("reads the audience of the access proxy's assertions for the console, a host name or address", () => {
+    expect(loadConfig({ ZT_CONSOLE_PROXY_AUDIENCE: "zt-engine.zt-system.svc" }, "/srv/zt")).toMatchObject({ ok: true, config: { consoleProxyAudience: "zt-engine.zt-system.svc" } });
+    expect(loadConfig({}, "/srv/zt")).toMatchObject({ ok: true, config: { consoleProxyAudience: null } });
+    const bad = loadConfig({ ZT_CONSOLE_PROXY_AUDIENCE: "https://zt-engine/console" }, "/srv/zt");
+    expect(bad.ok).toBe(false);
+  });
 });

@@ -80,14 +80,15 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-export async function launchBrowser(): Promise<Browser> {
+/** `extraArgs`: after the common flags (e.g. host resolver rules, trusted test certificates). */
+export async function launchBrowser(extraArgs: readonly string[] = []): Promise<Browser> {
   const executablePath = requireProgram("chromium");
   const userDataDir = mkdtempSync(join(tmpdir(), "zt-console-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath,
     headless: true,
     viewport: { width: 1280, height: 800 },
-    args: [...CHROMIUM_ARGS],
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   });
   const errors: string[] = [];
   const watch = (page: Page): void => {
