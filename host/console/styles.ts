@@ -69,9 +69,9 @@ caption { text-align: left; font-weight: 600; padding: 4px 0; }
 .empty { border: 1px dashed var(--line); border-radius: 8px; padding: 22px; background: var(--panel); }
 .empty h2 { margin-top: 0; }
 
-form.filters { display: flex; flex-wrap: wrap; gap: 10px 14px; align-items: flex-end; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; margin-bottom: 14px; }
-form.filters .field { display: flex; flex-direction: column; gap: 3px; }
-form.filters .field.wide input { width: 30ch; }
+.filters { display: flex; flex-wrap: wrap; gap: 10px 14px; align-items: flex-end; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; margin-bottom: 14px; }
+.filters .field { display: flex; flex-direction: column; gap: 3px; }
+.filters .field.wide input { width: 30ch; }
 label { font-size: 13px; font-weight: 600; color: var(--muted); }
 input, select, textarea { font: inherit; padding: 5px 8px; border: 1px solid #6b7280; border-radius: 4px; background: var(--bg); color: var(--fg); }
 textarea { width: 100%; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
@@ -118,5 +118,5 @@ input.pattern { width: min(52ch, 100%); }
 .kv { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 8px 0 16px; }
 .kv dt { color: var(--muted); font-weight: 600; }
 .kv dd { margin: 0; overflow-wrap: anywhere; }
-@media (max-width: 900px) { main { padding: 14px; } form.filters .field.wide input { width: 22ch; } }
+@media (max-width: 900px) { main { padding: 14px; } .filters .field.wide input { width: 22ch; } }
 `;
