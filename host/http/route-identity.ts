@@ -47,6 +47,9 @@ export const ROUTE_IDENTITY: Readonly<Record<string, IdentityRule>> = {
   "POST /v1/diff": "admin",
   "POST /v1/replay": "admin",
   "GET /v1/suggest": "admin",
+  // the Phase 4 admission gate: the kube-apiserver calls with no client certificate or one of its
+  // own CA, never an SVID; read-only, it answers whether an identity is declared (docs/rollout.md)
+  "POST /v1/admission/:domain/:cluster": "own",
   // console (host/console): its own session, signed in with the admin token; browsers hold no SVID
   "PREFIX /console": "own",
   // the operator access proxy (host/proxy): every request for its route hosts; it authenticates

@@ -2,17 +2,19 @@
 // admin middleware: policy tests against the active module or a candidate (POST /v1/tests),
 // the exact diff between the active policies and a candidate (POST /v1/diff), replay of the
 // audit trail with a candidate (POST /v1/replay), the least-privilege suggestion from observed
-// traffic (GET /v1/suggest), each one at a time.
+// traffic (GET /v1/suggest), each one at a time; and the Phase 4 admission gate
+// (admission-route.ts, identity rule `own`: the kube-apiserver holds no SVID).
 import { Hono, type Context } from "hono";
 import type { Diagnostic } from "../../compiler/diagnostics.js";
 import type { EngineEnv } from "../http/context.js";
-import { documentType, readBodyText } from "../http/body.js";
+import { documentType, readBodyText, readJsonBody } from "../http/body.js";
 import { bodyErrorResponse, errorResponse } from "../http/errors.js";
 import type { EngineCore, Extension, ExtensionFactory } from "../http/extension.js";
 import { candidateFromText } from "./candidate.js";
 import { collectTests, runPolicyTests } from "./policy-tests.js";
 import { diffPolicySets } from "../../compiler/diff/index.js";
 import type { Sql } from "postgres";
+import { admissionRoutes } from "./admission-route.js";
 import { replay } from "./replay.js";
 import { buildSuggestion, observedFlows, parseSuggestOptions, TooManyFlowsError } from "./suggest.js";
 import { parseWindow } from "./window.js";
@@ -111,9 +113,9 @@ function routes(core: EngineCore, opts: RolloutExtensionOptions): Hono<EngineEnv
     const active = core.store.current();
     if (!active) return noModule(c);
     if (!opts.trailDsn) return errorResponse(c, 503, { code: "no_audit_trail", message: "replay needs the PostgreSQL audit trail (ZT_AUDIT_DSN or the embedded one)" });
-    const body = await readBodyText(c, maxBody);
-    if (!body.ok) return errorResponse(c, body.status, { code: body.code, message: body.message, path: "$" });
-    const parsed = parseReplayBody(body.text);
+    const body = await readJsonBody(c, maxBody, { maxDepth: 2, maxStringBytes: maxBody, maxItems: 1, maxValuesPerItem: 64 });
+    if (!body.ok) return bodyErrorResponse(c, body);
+    const parsed = parseReplayBody(body.batch ? [] : body.value);
     if (!parsed.ok) return errorResponse(c, 400, { code: "invalid_request", message: `${parsed.path}: ${parsed.message}`, path: parsed.path });
     const q = parsed.value;
     const w = parseWindow(q, { since: "$.since", until: "$.until", destination: "$.destination" });
@@ -141,6 +143,7 @@ function routes(core: EngineCore, opts: RolloutExtensionOptions): Hono<EngineEnv
     });
   });
 
+  app.route("/", admissionRoutes(core, maxBody));
   return app;
 }
 
@@ -156,14 +159,8 @@ interface ReplayBody {
 const SUGGEST_KEYS = ["since", "until", "destination", "mode", "generalize", "name", "format"];
 const REPLAY_KEYS = ["candidate", "replace", "since", "until", "destination", "max_flows"];
 
-/** The JSON body of POST /v1/replay, checked field by field; errors carry the JSON path. */
-export function parseReplayBody(text: string): { ok: true; value: ReplayBody } | { ok: false; path: string; message: string } {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    return { ok: false, path: "$", message: `not JSON: ${(e as Error).message}` };
-  }
+/** The JSON body of POST /v1/replay (parsed under bounds), checked field by field; errors carry the JSON path. */
+export function parseReplayBody(v: unknown): { ok: true; value: ReplayBody } | { ok: false; path: string; message: string } {
   if (v === null || typeof v !== "object" || Array.isArray(v)) return { ok: false, path: "$", message: "must be a JSON object" };
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!REPLAY_KEYS.includes(k)) return { ok: false, path: `$.${k}`, message: `unknown field (allowed: ${REPLAY_KEYS.join(", ")})` };

@@ -171,9 +171,13 @@ describe("POST /v1/replay", () => {
       expect(r.status, JSON.stringify(body)).toBe(400);
       expect(r.body.error.path).toBe(path);
     }
-    const notJson = await call<Record<string, { path: string }>>(t.engine.url, "POST", "/v1/replay", { raw: "{", token: TOKEN });
+    const notJson = await call<Record<string, { path: string; code: string }>>(t.engine.url, "POST", "/v1/replay", { raw: "{", token: TOKEN, headers: { "content-type": "application/json" } });
     expect(notJson.status).toBe(400);
-    expect(notJson.body.error!.path).toBe("$");
+    expect(notJson.body.error).toMatchObject({ path: "$", code: "invalid_json" });
+    // Not declared JSON: 415 before the body is read (a cross-origin form post is no replay request).
+    const notDeclared = await call<Record<string, { code: string }>>(t.engine.url, "POST", "/v1/replay", { raw: JSON.stringify({ candidate: CORE }), token: TOKEN, headers: { "content-type": "text/plain" } });
+    expect(notDeclared.status).toBe(415);
+    expect(notDeclared.body.error!.code).toBe("unsupported_media_type");
     const empty = await post({ candidate: CORE, since: "2020-01-01T00:00:00Z", until: "2020-01-02T00:00:00Z" });
     expect(empty.status).toBe(400);
     expect(empty.body.error.code).toBe("no_records");
