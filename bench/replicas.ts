@@ -3,86 +3,20 @@
 // 200 to the moment all three serve the new module sha256 (each replica polled every ~2 ms).
 // Beside it, the anchor: OPA's bundle polling with its defaults (min_delay_seconds 60,
 // max_delay_seconds 120), where a change waits for each replica's next poll. Goal: p99 < 1 s.
-import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { startEmbeddedPostgres } from "../host/audit/embedded.js";
 import { bootstrapRoles } from "../host/audit/roles.js";
+import { churnPolicy, type Replica, startReplica, stopReplica, TOKEN } from "./replica-process.js";
 import type { BenchFn, BenchSection } from "./types.js";
 
-const TOKEN = "bench-replicas-token-0123456789abcdef";
-const MAIN = fileURLToPath(new URL("../host/cli/main.js", import.meta.url));
-const POLICIES = fileURLToPath(new URL("../../policies", import.meta.url));
 const GOAL_MS = 1000;
-
-interface Replica {
-  child: ChildProcess;
-  api: string;
-}
-
-function startReplica(id: string, dir: string, dsns: { engine: string; owner: string }): Promise<Replica> {
-  mkdirSync(join(dir, "policies"), { recursive: true });
-  cpSync(POLICIES, join(dir, "policies"), { recursive: true });
-  const child = spawn(process.execPath, [MAIN, "serve"], {
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "/root",
-      ZT_HOST: "127.0.0.1",
-      ZT_PORT: "0",
-      ZT_HEALTH_PORT: "0",
-      ZT_REPLICA_ID: id,
-      ZT_POLICY_PATH: join(dir, "policies"),
-      ZT_DATA_DIR: join(dir, "data"),
-      ZT_AUDIT_DSN: dsns.engine,
-      ZT_AUDIT_MIGRATE_DSN: dsns.owner,
-      ZT_ADMIN_TOKEN: TOKEN,
-      ZT_LOG_LEVEL: "info",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  return new Promise((resolve, reject) => {
-    let buf = "";
-    let err = "";
-    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-    child.stdout!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          const o = JSON.parse(line) as { msg?: string; api?: string };
-          if (o.msg === "zt engine listening") resolve({ child, api: o.api! });
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`replica ${id} exited ${code}: ${err.slice(-2000)}`)));
-  });
-}
 
 async function served(api: string): Promise<string> {
   const r = await fetch(api + "/v1/policies");
   return ((await r.json()) as { version: string }).version;
-}
-
-function policy(i: number): string {
-  return `apiVersion: zt.hanzo.ai/v1
-kind: ServiceAccessPolicy
-metadata:
-  name: bench-churn
-spec:
-  rules:
-    - from:
-        spiffe: "spiffe://hanzo.ai/hanzo-k8s/hanzo/chat"
-      to:
-        - spiffe: "spiffe://hanzo.ai/hanzo-k8s/hanzo/postgres"
-          ports: [${10_000 + i}]
-  defaultAction: DENY
-`;
 }
 
 function quantile(sorted: readonly number[], q: number): number {
@@ -125,7 +59,7 @@ export const run: BenchFn = async (opts) => {
     for (let i = 0; i < updates; i++) {
       const writer = replicas[i % 3]!;
       const w0 = performance.now();
-      const res = await fetch(writer.api + "/v1/policies/bench-churn", { method: "PUT", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/yaml" }, body: policy(i) });
+      const res = await fetch(writer.api + "/v1/policies/bench-churn", { method: "PUT", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/yaml" }, body: churnPolicy("bench-churn", i) });
       const t0 = performance.now();
       if (res.status !== 200 && res.status !== 201) throw new Error(`PUT answered ${res.status}: ${await res.text()}`);
       const version = ((await res.json()) as { version: string }).version;
@@ -161,16 +95,7 @@ export const run: BenchFn = async (opts) => {
     };
     return section;
   } finally {
-    await Promise.all(
-      replicas.map(
-        (r) =>
-          new Promise<void>((resolve) => {
-            if (r.child.exitCode !== null) return resolve();
-            r.child.once("exit", () => resolve());
-            r.child.kill("SIGTERM");
-          }),
-      ),
-    );
+    await Promise.all(replicas.map(stopReplica));
     await pg.stop();
     rmSync(root, { recursive: true, force: true });
   }

@@ -2,28 +2,19 @@
 // memory bound and the failure policy synchronously (so a refused record still turns into a
 // DENY), and hands accepted records to the writer thread in small groups. Chaining,
 // batching and PostgreSQL run in that thread (writer-thread.ts), off the request path.
-import { Worker } from "node:worker_threads";
-import { createRequire } from "node:module";
-import { pathToFileURL } from "node:url";
+import type { Worker } from "node:worker_threads";
+import { spawnThread } from "../common/spawn-thread.js";
 import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
 import { RecordRefusal } from "./refusal.js";
-import { normalizeRecord } from "./validate.js";
+import { encodeRecord } from "./record-json.js";
 import type { SignedCheckpoint } from "./checkpoint.js";
 import type { CheckpointSink } from "./checkpointer.js";
 import type { FromWriter, ToWriter, WriterSnapshot, WriterThreadOptions } from "./writer-protocol.js";
 import type { WriterCounters } from "./writer.js";
 
-/**
- * Starts writer-thread.js next to this file. Run from TypeScript sources (tests, tsx), the
- * thread first registers tsx so that it can load writer-thread.ts.
- */
+/** Starts writer-thread.js (or, from TypeScript sources, writer-thread.ts) next to this file. */
 function spawnWriterThread(opts: WriterThreadOptions): Worker {
-  const here = import.meta.url;
-  if (!here.endsWith(".ts")) return new Worker(new URL("./writer-thread.js", here), { workerData: opts });
-  const tsx = pathToFileURL(createRequire(here).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href;
-  const entry = new URL("./writer-thread.ts", here).href;
-  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(code, { eval: true, workerData: opts });
+  return spawnThread(import.meta.url, "writer-thread", { workerData: opts });
 }
 
 /**
@@ -84,7 +75,8 @@ export class ThreadedAuditSink implements AuditSink {
   private readonly maxQueue: number;
   private readonly log: (obj: Record<string, unknown>) => void;
   private snap: WriterSnapshot;
-  private batch: AuditRecord[] = [];
+  /** Records validated and serialised (record-json.ts), waiting to be sent as one JSON array. */
+  private batch: string[] = [];
   private timer: NodeJS.Timeout | null = null;
   private appended = 0;
   /** Records this side refused or lost (the writer thread counts its own). */
@@ -260,14 +252,14 @@ export class ThreadedAuditSink implements AuditSink {
       this.dropped++;
       throw new AuditUnavailableError(this.failure ?? "audit sink is closed");
     }
-    const v = normalizeRecord(record);
+    const v = encodeRecord(record);
     if (!v.ok) {
       this.refuse(`invalid audit record at ${v.error.path}: ${v.error.message}`);
       return;
     }
     if (this.queueDepth >= this.maxQueue) return this.refuse("audit queue full");
     if (this.refusingAll) return this.refuse(`audit trail unavailable: ${this.snap.detail}`);
-    this.batch.push(v.value);
+    this.batch.push(v.json);
     this.appended++;
     if (this.promised > 0) this.promised--;
     if (this.batch.length >= HANDOFF_BATCH) this.send();
@@ -300,7 +292,7 @@ export class ThreadedAuditSink implements AuditSink {
     if (this.batch.length === 0 || this.failure !== null) return;
     const records = this.batch;
     this.batch = [];
-    this.post({ t: "records", json: JSON.stringify(records) });
+    this.post({ t: "records", json: "[" + records.join(",") + "]" });
   }
 
   private post(m: ToWriter): void {

@@ -21,11 +21,17 @@ export interface EngineConfig {
   readonly auditDsn: string | null;
   readonly spireSocket: string | null;
   readonly maxBodyBytes: number;
+  /** Largest policy document accepted by PUT /v1/policies/{name}. */
+  readonly maxPolicyBytes: number;
   readonly maxBatch: number;
   /** How long a request waits for room in the audit queue before its decisions fail closed (0: never waits). */
   readonly auditWaitMs: number;
   readonly watchDebounceMs: number;
   readonly rescanIntervalMs: number;
+  /** The policy build thread's heap limit, MB: a build that needs more fails (the old module keeps serving). */
+  readonly buildMemoryMb: number;
+  /** Build policies on the serving thread, as before issue 22: for the bench's before-figure only. */
+  readonly buildInline: boolean;
   readonly shutdownTimeoutMs: number;
   readonly metricsMaxSeries: number;
   readonly logLevel: LogLevel;
@@ -123,10 +129,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     auditDsn: strVar(env, "ZT_AUDIT_DSN"),
     spireSocket: strVar(env, "ZT_SPIRE_SOCKET"),
     maxBodyBytes: intVar(env, "ZT_MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024, errors),
+    maxPolicyBytes: intVar(env, "ZT_MAX_POLICY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024, errors),
     maxBatch: intVar(env, "ZT_MAX_BATCH", 10_000, 1, 1_000_000, errors),
     auditWaitMs: intVar(env, "ZT_AUDIT_BACKPRESSURE_MS", 1_000, 0, 60_000, errors),
     watchDebounceMs: intVar(env, "ZT_WATCH_DEBOUNCE_MS", 200, 0, 60_000, errors),
     rescanIntervalMs: intVar(env, "ZT_RESCAN_INTERVAL_MS", 30_000, 0, 86_400_000, errors),
+    buildMemoryMb: intVar(env, "ZT_BUILD_MEMORY_MB", 2_048, 32, 65_536, errors),
+    buildInline: oneOf(env, "ZT_BUILD_INLINE", ["0", "1"] as const, "0", errors) === "1",
     shutdownTimeoutMs: intVar(env, "ZT_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000, errors),
     metricsMaxSeries: intVar(env, "ZT_METRICS_MAX_SERIES", 2_000, 10, 1_000_000, errors),
     logLevel: oneOf(env, "ZT_LOG_LEVEL", ["debug", "info", "warn", "error"] as const, "info", errors),

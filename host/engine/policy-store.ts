@@ -4,22 +4,27 @@
 //     by shared-state.ts, the same on every replica.
 // A file owns its names: an API policy of a name that a file defines is not served (writes of
 // such a name are refused with 409; one stored before the file appeared is reported as
-// shadowed). Every change builds a complete new module off to the side (build.ts) and only
-// then replaces one reference, so a request is evaluated wholly by one module version and a
-// failed change leaves the old module serving.
+// shadowed). Every change builds a complete new module off to the side and only then replaces
+// one reference, so a request is evaluated wholly by one module version and a failed change
+// leaves the old module serving. The build itself (parse, validate, compile, link, load check)
+// runs on the build thread (builder.ts); this thread only instantiates the checked module and
+// swaps. Changes are built one at a time in arrival order: a later write waits for the build
+// of an earlier one (each write gets its own answer: its 422, or the module it produced).
 import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import type { Manifest } from "../../compiler/compile.js";
 import { type Diagnostic, formatDiagnostic } from "../../compiler/diagnostics.js";
 import { policyFiles } from "../../compiler/load.js";
-import type { Policy, PolicyKind, PolicySet } from "../../compiler/model.js";
+import type { PolicyKind, PolicySet } from "../../compiler/model.js";
 import type { Logger } from "../common/logger.js";
 import { MetricLabels } from "../metrics/labels.js";
 import type { EngineMetrics, ReloadTrigger } from "../metrics/metrics.js";
 import type { PolicyVersion } from "../store/types.js";
-import { type ApiText, type BuildOutcome, buildModule, type FileText, ParseCache } from "./build.js";
+import type { ApiText, FileText } from "./build.js";
+import { createBuilder, type ModuleBuilder } from "./builder.js";
 import { PolicyRuntime } from "./runtime.js";
+import { SetAssembler } from "./set-transfer.js";
 
 export type PolicyOrigin = "file" | "api";
 
@@ -81,6 +86,10 @@ export interface PolicyStoreOptions {
   metrics: EngineMetrics;
   watchDebounceMs: number;
   rescanIntervalMs: number;
+  /** Build on the serving thread (ZT_BUILD_INLINE: the bench's before-figure only). */
+  buildInline?: boolean;
+  /** The build thread's heap limit, MB (ZT_BUILD_MEMORY_MB). */
+  buildMemoryMb?: number;
 }
 
 export class PolicyStoreError extends Error {
@@ -104,19 +113,22 @@ export interface Prepared {
 export type PrepareResult =
   | { ok: true; prepared: Prepared }
   | { ok: false; reason: "invalid"; diagnostics: Diagnostic[] }
+  /** The build did not run to an answer (its thread died): retry; nothing is known about the input. */
+  | { ok: false; reason: "unavailable"; message: string }
   | { ok: false; reason: "file_owned"; file: string };
+
+type Built = { ok: true; next: ActivePolicies; fileOwners: Map<string, string> } | { ok: false; reason: "invalid"; diagnostics: Diagnostic[] } | { ok: false; reason: "unavailable"; message: string };
+
+/** What a failed build reports (lastReload, logs). */
+function failureDiagnostics(b: Exclude<Built, { ok: true }>): Diagnostic[] {
+  return b.reason === "invalid" ? b.diagnostics : [{ file: "(build)", line: 1, col: 1, message: b.message }];
+}
 
 interface FileState {
   texts: FileText[];
   fingerprint: string;
   missing: boolean;
   errors: Diagnostic[];
-}
-
-function modelHash(p: Policy): string {
-  // The model without where it was read from: the same policy has the same version on every replica.
-  const { source: _source, ...rest } = p;
-  return "sha256:" + createHash("sha256").update(JSON.stringify(rest, (k, v: unknown) => (k === "at" ? undefined : v))).digest("hex");
 }
 
 /** What a module's API part is built from: each policy's version number and text hash. */
@@ -130,12 +142,15 @@ function sameApi(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>)
   return true;
 }
 
+/** The build thread's default heap limit: a 100,000-rule set builds in well under it. */
+export const DEFAULT_BUILD_MEMORY_MB = 2048;
+
 export class PolicyStore {
   private active: ActivePolicies | null = null;
   private files: FileState = { texts: [], fingerprint: "none", missing: true, errors: [] };
   private api = new Map<string, PolicyVersion>();
   private fileOwners = new Map<string, string>();
-  private readonly parseCache = new ParseCache();
+  private readonly builder: ModuleBuilder;
   private queue: Promise<unknown> = Promise.resolve();
   private watcher: FSWatcher | null = null;
   private debounce: NodeJS.Timeout | null = null;
@@ -146,7 +161,9 @@ export class PolicyStore {
   private readonly firstSeen = new Map<string, string>();
   private readonly listeners: Array<(a: ActivePolicies) => void> = [];
 
-  private constructor(private readonly opts: PolicyStoreOptions) {}
+  private constructor(private readonly opts: PolicyStoreOptions) {
+    this.builder = createBuilder({ inline: opts.buildInline ?? false, memoryMb: opts.buildMemoryMb ?? DEFAULT_BUILD_MEMORY_MB, log: opts.log });
+  }
 
   /**
    * Loads the file policies, adds the API policies given (the shared state's, or the local
@@ -154,17 +171,16 @@ export class PolicyStore {
    */
   static async open(opts: PolicyStoreOptions, api: readonly PolicyVersion[] = []): Promise<PolicyStore> {
     const store = new PolicyStore(opts);
-    store.files = await store.readFiles();
-    if (store.files.errors.length > 0) {
+    const fail = async (diagnostics: Diagnostic[]): Promise<never> => {
+      await store.builder.close();
       opts.metrics.reload("failure", "startup");
-      throw new PolicyStoreError("the policies do not validate", store.files.errors);
-    }
+      throw new PolicyStoreError("the policies do not validate", diagnostics);
+    };
+    store.files = await store.readFiles();
+    if (store.files.errors.length > 0) return fail(store.files.errors);
     const docs = new Map(api.filter((v) => v.document !== null).map((v) => [v.name, v]));
     const built = await store.build(store.files, docs);
-    if (!built.ok) {
-      opts.metrics.reload("failure", "startup");
-      throw new PolicyStoreError("the policies do not validate", built.diagnostics);
-    }
+    if (!built.ok) return fail(failureDiagnostics(built));
     store.api = docs;
     store.fileOwners = built.fileOwners;
     store.swap(built.next, "startup");
@@ -229,7 +245,7 @@ export class PolicyStore {
       if (doc === null) api.delete(name);
       else api.set(name, doc);
       const built = await this.build(this.files, api);
-      if (!built.ok) return { ok: false, reason: "invalid", diagnostics: built.diagnostics } as const;
+      if (!built.ok) return built;
       return { ok: true, prepared: { next: built.next, filesFingerprint: this.files.fingerprint, api: apiShas(api) } } as const;
     });
   }
@@ -251,7 +267,7 @@ export class PolicyStore {
         active = prepared.next;
       } else {
         const built = await this.build(this.files, next);
-        if (!built.ok) return this.noteFailure(trigger, built.diagnostics);
+        if (!built.ok) return this.noteFailure(trigger, failureDiagnostics(built));
         active = built.next;
       }
       this.api = next;
@@ -274,9 +290,10 @@ export class PolicyStore {
       }
       const built = await this.build(files, this.api);
       if (!built.ok) {
-        // Remember the fingerprint so an unchanged broken tree is not rebuilt at every rescan.
-        this.files = { ...this.files, fingerprint: files.fingerprint };
-        return this.noteFailure(trigger, built.diagnostics);
+        // Remember the fingerprint so an unchanged broken tree is not rebuilt at every rescan
+        // (but do rebuild it when the build itself did not run to an answer).
+        if (built.reason === "invalid") this.files = { ...this.files, fingerprint: files.fingerprint };
+        return this.noteFailure(trigger, failureDiagnostics(built));
       }
       this.files = files;
       this.fileOwners = built.fileOwners;
@@ -333,6 +350,7 @@ export class PolicyStore {
     if (this.debounce) clearTimeout(this.debounce);
     if (this.rescan) clearInterval(this.rescan);
     await this.queue.catch(() => undefined);
+    await this.builder.close();
   }
 
   // ---- internals ----
@@ -381,25 +399,25 @@ export class PolicyStore {
     return { texts, fingerprint: hash.digest("hex"), missing: false, errors };
   }
 
-  private async build(files: FileState, api: ReadonlyMap<string, PolicyVersion>): Promise<{ ok: true; next: ActivePolicies; fileOwners: Map<string, string> } | { ok: false; diagnostics: Diagnostic[] }> {
+  private async build(files: FileState, api: ReadonlyMap<string, PolicyVersion>): Promise<Built> {
     const apiTexts: ApiText[] = [...api.values()].map((v) => ({ name: v.name, text: v.document! }));
-    const outcome: BuildOutcome = buildModule({ files: files.texts, api: apiTexts }, this.parseCache);
-    if (!outcome.ok) return outcome;
-    const { built } = outcome;
+    const result = await this.builder.build({ files: files.texts, api: apiTexts });
+    if (!result.ok) return result;
+    const b = result.build;
     let runtime: PolicyRuntime;
     try {
-      runtime = await PolicyRuntime.load(built.wasm);
+      runtime = PolicyRuntime.fromModule(b.module, b.wasm, b.version, b.manifest);
     } catch (e) {
-      return { ok: false, diagnostics: [{ file: "(compiler)", line: 1, col: 1, message: `cannot load the module: ${(e as Error).message}` }] };
+      return { ok: false, reason: "invalid", diagnostics: [{ file: "(compiler)", line: 1, col: 1, message: `cannot load the module: ${(e as Error).message}` }] };
     }
     const now = new Date().toISOString();
-    const policies: PolicyInfo[] = built.set.policies.map((p) => {
-      const doc = built.fileOwners.has(p.name) ? undefined : api.get(p.name);
-      const version = doc ? `sha256:${doc.sha256}` : modelHash(p);
+    const policies: PolicyInfo[] = b.policies.map((p) => {
+      const doc = b.fileOwners.has(p.name) ? undefined : api.get(p.name);
+      const version = doc ? `sha256:${doc.sha256}` : p.modelHash;
       return {
         name: p.name,
         kind: p.kind,
-        rules: p.rules.map((r) => r.id),
+        rules: p.rules,
         origin: doc ? "api" : "file",
         file: doc ? null : p.source,
         version,
@@ -409,20 +427,26 @@ export class PolicyStore {
         updated_at: doc?.created_at ?? null,
       };
     });
-    const shadowed = [...built.shadowed].map(([name, file]) => ({ name, file, revision: api.get(name)?.seq ?? 0 }));
+    const shadowed = [...b.shadowed].map(([name, file]) => ({ name, file, revision: api.get(name)?.seq ?? 0 }));
+    // The set's readers (admission reviews, rollout diff and tests) do not need it at once: it
+    // is put back together in the background, a piece per turn, or at once by an early reader.
+    const assembler = new SetAssembler(b.set);
+    assembler.background();
     return {
       ok: true,
-      fileOwners: built.fileOwners,
+      fileOwners: b.fileOwners,
       next: {
         runtime,
-        version: built.version,
-        wasm: built.wasm,
-        wasmSha256: built.version.slice("sha256:".length),
-        manifest: built.manifest,
-        set: built.set,
+        version: b.version,
+        wasm: b.wasm,
+        wasmSha256: b.version.slice("sha256:".length),
+        manifest: b.manifest,
+        get set() {
+          return assembler.set;
+        },
         policies,
         shadowed,
-        labels: new MetricLabels(built.set),
+        labels: new MetricLabels(b.labels),
         loadedAt: now,
         generation: this.generation + 1,
       },

@@ -61,7 +61,8 @@ export class PolicyRuntime {
   private readonly decoder = new TextDecoder();
 
   private constructor(
-    private readonly module: WebAssembly.Module,
+    /** The compiled module: it can be posted to another thread and instantiated there. */
+    readonly module: WebAssembly.Module,
     readonly wasm: Uint8Array,
     readonly version: string,
     readonly manifest: Manifest,
@@ -80,6 +81,14 @@ export class PolicyRuntime {
     if (sections.length !== 1) throw new Error(`not a ZT policy module: no "${MANIFEST_SECTION}" section`);
     const manifest = JSON.parse(new TextDecoder().decode(sections[0]!)) as Manifest;
     const version = `sha256:${createHash("sha256").update(wasm).digest("hex")}`;
+    return PolicyRuntime.fromModule(module, wasm, version, manifest);
+  }
+
+  /**
+   * A runtime for a module compiled and checked elsewhere (the build thread ran load() on the
+   * same bytes): only instantiation is left, so a swap costs the serving thread no compile.
+   */
+  static fromModule(module: WebAssembly.Module, wasm: Uint8Array, version: string, manifest: Manifest): PolicyRuntime {
     const rt = new PolicyRuntime(module, wasm, version, manifest);
     if (rt.ex.zt_ready() !== 1) throw new Error("policy module has no valid policy image");
     return rt;

@@ -39,7 +39,7 @@ export interface SharedStateOptions {
 
 /** Why a write was refused, as the API answers it. */
 export type WriteRefusal =
-  | { ok: false; status: 503; code: "store_unavailable" | "no_state_store"; message: string }
+  | { ok: false; status: 503; code: "store_unavailable" | "no_state_store" | "build_unavailable"; message: string }
   | { ok: false; status: 422; code: "invalid_policy"; message: string; diagnostics: Diagnostic[] }
   | { ok: false; status: 409; code: "policy_from_file"; message: string; file: string }
   | { ok: false; status: 412; code: "precondition_failed"; message: string; current: { version: string; revision: number } | null }
@@ -457,6 +457,8 @@ export class SharedState {
       if (prep.reason === "file_owned") {
         return { ok: false, status: 409, code: "policy_from_file", message: `policy "${doc.name}" is defined by ${prep.file}; change it there (a file owns its names)`, file: prep.file };
       }
+      // Nothing is committed: the write can be retried, and the old module keeps serving.
+      if (prep.reason === "unavailable") return { ok: false, status: 503, code: "build_unavailable", message: `the policy could not be built here: ${prep.message}; nothing was written` };
       const n = prep.diagnostics.length;
       return { ok: false, status: 422, code: "invalid_policy", message: `the policy does not validate (${n} error${n === 1 ? "" : "s"})`, diagnostics: prep.diagnostics };
     }

@@ -191,7 +191,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       envMode: config.mode,
       syncIntervalMs: config.stateSyncIntervalMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
-      policies: { policyPath: config.policyPath, log, metrics, watchDebounceMs: config.watchDebounceMs, rescanIntervalMs: config.rescanIntervalMs },
+      policies: { policyPath: config.policyPath, log, metrics, watchDebounceMs: config.watchDebounceMs, rescanIntervalMs: config.rescanIntervalMs, buildInline: config.buildInline, buildMemoryMb: config.buildMemoryMb },
       log,
       metrics,
     });
@@ -214,6 +214,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       auditRoutes: audit.query ? auditRoutes(audit.query, audit.sink, { onIngest: (records) => sync!.sidecars.observe(records) }) : null,
       sync,
       maxBodyBytes: config.maxBodyBytes,
+      maxPolicyBytes: config.maxPolicyBytes,
       maxBatch: config.maxBatch,
       auditWaitMs: config.auditWaitMs,
       agentVerifier: opts.agentVerifier ?? null,

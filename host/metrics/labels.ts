@@ -10,31 +10,52 @@ export const OPERATOR_SOURCE = "operator";
 
 const CACHE_MAX = 4096;
 
+/**
+ * What the labels are drawn from, as plain data: computed where the policy set is (the build
+ * thread), so the serving thread never walks the whole set.
+ */
+export interface LabelParts {
+  literal: string[];
+  wildcards: SpiffePattern[];
+  services: string[];
+}
+
+export function labelParts(set: PolicySet): LabelParts {
+  const parts: LabelParts = { literal: [], wildcards: [], services: [] };
+  const seen = new Set<string>();
+  const services = new Set<string>();
+  const addPattern = (p: SpiffePattern): void => {
+    if (seen.has(p.text)) return;
+    seen.add(p.text);
+    if (p.segments.every((s) => s.kind === "literal")) parts.literal.push(p.text);
+    else parts.wildcards.push(p);
+  };
+  for (const policy of set.policies) {
+    if (policy.kind === "ServiceAccessPolicy") {
+      for (const rule of policy.rules) {
+        addPattern(rule.from);
+        for (const t of rule.to) addPattern(t.spiffe);
+      }
+      for (const r of policy.rollout) addPattern(r.destination);
+    } else {
+      for (const rule of policy.rules) for (const t of rule.targets) if (t.service !== "*") services.add(t.service);
+    }
+  }
+  parts.services = [...services];
+  return parts;
+}
+
 export class MetricLabels {
-  private readonly literal = new Set<string>();
-  private readonly wildcards: SpiffePattern[] = [];
-  private readonly services = new Set<string>();
+  private readonly literal: Set<string>;
+  private readonly wildcards: readonly SpiffePattern[];
+  private readonly services: Set<string>;
   private readonly cache = new Map<string, string>();
 
-  constructor(set: PolicySet) {
-    const seen = new Set<string>();
-    const addPattern = (p: SpiffePattern): void => {
-      if (seen.has(p.text)) return;
-      seen.add(p.text);
-      if (p.segments.every((s) => s.kind === "literal")) this.literal.add(p.text);
-      else this.wildcards.push(p);
-    };
-    for (const policy of set.policies) {
-      if (policy.kind === "ServiceAccessPolicy") {
-        for (const rule of policy.rules) {
-          addPattern(rule.from);
-          for (const t of rule.to) addPattern(t.spiffe);
-        }
-        for (const r of policy.rollout) addPattern(r.destination);
-      } else {
-        for (const rule of policy.rules) for (const t of rule.targets) if (t.service !== "*") this.services.add(t.service);
-      }
-    }
+  constructor(from: PolicySet | LabelParts) {
+    const parts = "policies" in from ? labelParts(from) : from;
+    this.literal = new Set(parts.literal);
+    this.wildcards = parts.wildcards;
+    this.services = new Set(parts.services);
   }
 
   /** The label for a (valid) SPIFFE ID. */

@@ -107,7 +107,8 @@ const BODY_ROUTES: ReadonlyArray<[string, (name: string) => string]> = [
 describe("fuzz: hostile input at every endpoint", () => {
   it("hostile bodies with the right media type are a 4xx on every route that takes a body", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...BODY_ROUTES), oddName, hostileBody, fc.boolean(), async ([method, path], name, body, yaml) => {
+      // An empty or all-whitespace body is no body, which PUT /v1/incidents/{id} accepts (its body is optional).
+      fc.asyncProperty(fc.constantFrom(...BODY_ROUTES), oddName, hostileBody.filter((b) => b.some((x) => x !== 0x20 && x !== 0x0a && x !== 0x0d && x !== 0x09)), fc.boolean(), async ([method, path], name, body, yaml) => {
         // Policy documents are YAML or JSON by type: both parsers get the hostile text.
         const document = /^\/v1\/(policies|tests|diff)/.test(path(name));
         const type = document && yaml ? "application/yaml" : "application/json";

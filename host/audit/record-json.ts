@@ -1,0 +1,142 @@
+// The engine thread's audit hand-off for one record: validate and normalise it
+// (validate.ts) and serialise it for the writer thread. The reference is
+// `JSON.stringify(normalizeRecord(r).value)`; this module gives the same text (property-tested
+// against it) without building the normalised copy or running the text checks again for the
+// strings every record repeats: workload IDs, pods, the rule, reason, version, origin, caller.
+// A string counts as known only after a record holding it passed the reference validation in
+// that field, so what the fast path accepts the reference accepted before. Anything unusual
+// (operator and agent records, a new string, a new timestamp) takes the reference path.
+import { MAX_FUTURE_SKEW_MS, MAX_RECORD_AGE_MS, normalizeRecord, type FieldError } from "./validate.js";
+import type { AuditRecord } from "./record.js";
+
+export type EncodedRecord = { ok: true; json: string } | { ok: false; error: FieldError };
+
+const KNOWN_MAX = 8192;
+
+/** Strings that passed one field's check, each with its JSON literal. Bounded: cleared when full. */
+class KnownText {
+  private readonly map = new Map<string, string>();
+  get(s: unknown): string | undefined {
+    return typeof s === "string" ? this.map.get(s) : undefined;
+  }
+  /** `null` when the value is null (nullable fields), the literal when known, else undefined. */
+  nullable(s: unknown): string | undefined {
+    return s === null ? "null" : this.get(s);
+  }
+  remember(s: string | null): void {
+    if (s === null || this.map.has(s)) return;
+    if (this.map.size >= KNOWN_MAX) this.map.clear();
+    this.map.set(s, JSON.stringify(s));
+  }
+}
+
+// One set per field kind: the same string may be valid in one field and too long for another.
+const spiffeIds = new KnownText();
+const podOrNode = new KnownText();
+const matched = new KnownText();
+const reasons = new KnownText();
+const versions = new KnownText();
+const origins = new KnownText();
+const callers = new KnownText();
+
+// The last timestamp the reference accepted, with its instant and normalised form.
+const NONE = Symbol("no timestamp yet");
+let lastTimestamp: unknown = NONE;
+let lastMs = 0;
+let lastNormalised = "";
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+/**
+ * A timestamp already in the normalised form (`Date#toISOString`, UTC, milliseconds), as the
+ * engine writes it: a new one every millisecond under load, too often for the reference path.
+ * Such a string passes the reference's text and RFC 3339 checks; the bounds are checked after.
+ */
+function canonicalTimestamp(v: unknown): boolean {
+  if (typeof v !== "string" || v.length !== 24) return false;
+  const ms = Date.parse(v);
+  if (!Number.isFinite(ms) || new Date(ms).toISOString() !== v) return false;
+  lastTimestamp = v;
+  lastMs = ms;
+  lastNormalised = v;
+  return true;
+}
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Enumerable keys of `o`, as `for…in` sees them (own and inherited). */
+function keyCount(o: object): number {
+  let n = 0;
+  for (const _ in o) n++;
+  return n;
+}
+
+/** The service record's JSON when every part of it is known good, else null (take the reference path). */
+function fastService(v: Record<string, unknown>, nowMs: number): string | null {
+  if (keyCount(v) !== 14 || v.operator !== null || v.target !== null) return null;
+  const decision = v.decision;
+  if (decision !== "ALLOW" && decision !== "DENY") return null;
+  const src = v.source;
+  const dst = v.destination;
+  if (!isPlain(src) || !isPlain(dst) || keyCount(src) !== 3 || keyCount(dst) !== 2) return null;
+  const srcId = spiffeIds.get(src.spiffe_id);
+  const pod = podOrNode.nullable(src.pod);
+  const node = podOrNode.nullable(src.node);
+  const dstId = spiffeIds.get(dst.spiffe_id);
+  const port = dst.port;
+  if (srcId === undefined || pod === undefined || node === undefined || dstId === undefined) return null;
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  if (v.timestamp !== lastTimestamp && !canonicalTimestamp(v.timestamp)) return null;
+  if (lastMs < nowMs - MAX_RECORD_AGE_MS || lastMs > nowMs + MAX_FUTURE_SKEW_MS) return null;
+  const policy = matched.nullable(v.policy_matched);
+  const reason = reasons.get(v.reason);
+  const version = versions.get(v.policy_version);
+  const origin = origins.get(v.origin);
+  const caller = callers.nullable(v.caller);
+  if (policy === undefined || reason === undefined || version === undefined || origin === undefined || caller === undefined) return null;
+  const latency = v.latency_us;
+  if (typeof latency !== "number" || !Number.isFinite(latency) || latency < 0 || latency > Number.MAX_SAFE_INTEGER) return null;
+  const id = v.decision_id;
+  if (typeof id !== "string" || !UUID.test(id)) return null;
+  const enforced = v.enforced;
+  if (typeof enforced !== "boolean") return null;
+  // Key order and number formatting as JSON.stringify writes the normalised record (validate.ts).
+  return (
+    `{"timestamp":"${lastNormalised}","decision":"${decision}","source":{"spiffe_id":${srcId},"pod":${pod},"node":${node}},` +
+    `"destination":{"spiffe_id":${dstId},"port":${port}},"operator":null,"target":null,"policy_matched":${policy},` +
+    `"latency_us":${JSON.stringify(Math.round(latency))},"decision_id":"${id.toLowerCase()}","enforced":${enforced},"reason":${reason},` +
+    `"policy_version":${version},"origin":${origin},"caller":${caller}}`
+  );
+}
+
+/** Remembers the strings of a record the reference accepted (`raw` as given, `r` normalised). */
+function remember(raw: Record<string, unknown>, r: AuditRecord): void {
+  if (r.source !== null) {
+    spiffeIds.remember(r.source.spiffe_id);
+    podOrNode.remember(r.source.pod);
+    podOrNode.remember(r.source.node);
+  }
+  if (r.destination !== null) spiffeIds.remember(r.destination.spiffe_id);
+  matched.remember(r.policy_matched);
+  reasons.remember(r.reason);
+  versions.remember(r.policy_version);
+  origins.remember(r.origin);
+  callers.remember(r.caller);
+  lastTimestamp = raw.timestamp;
+  lastMs = Date.parse(r.timestamp);
+  lastNormalised = r.timestamp;
+}
+
+/** Validates and normalises `v` (validate.ts's rules) and returns it as the JSON the writer thread reads. */
+export function encodeRecord(v: unknown, nowMs: number = Date.now()): EncodedRecord {
+  if (isPlain(v) && v.source !== null && v.operator === null) {
+    const json = fastService(v, nowMs);
+    if (json !== null) return { ok: true, json };
+  }
+  const r = normalizeRecord(v, "$", nowMs);
+  if (!r.ok) return r;
+  remember(v as Record<string, unknown>, r.value);
+  return { ok: true, json: JSON.stringify(r.value) };
+}
