@@ -6,7 +6,7 @@ import type { Audit } from "../audit/index.js";
 import { consoleExtension, type ConsoleOptions } from "../console/extension.js";
 import type { ExtensionFactory } from "../http/extension.js";
 import { rolloutExtension } from "../rollout/extension.js";
-import { proxyExtension, type ProxyOptions } from "../proxy/index.js";
+import { type AssertionKeys, proxyExtension, type ProxyOptions } from "../proxy/index.js";
 
 export interface ServeExtensionDeps {
   readonly config: EngineConfig;
@@ -20,6 +20,26 @@ export interface ServeExtensionDeps {
 
 export function serveExtensions(deps: ServeExtensionDeps): ExtensionFactory[] {
   const maxBodyBytes = deps.config.maxBodyBytes;
-  const list = [rolloutExtension({ maxBodyBytes, trailDsn: deps.audit.connections.engine }), consoleExtension({ audit: deps.audit, adminToken: deps.adminToken, maxBodyBytes })];
-  return deps.proxy ? [...list, proxyExtension(deps.proxy)] : list;
+  // The console behind the access proxy verifies the proxy's assertions with its keys, in memory;
+  // the proxy is mounted after the console, so they are looked up when a request comes.
+  let keys: AssertionKeys | null = null;
+  const proxyKeys: AssertionKeys = {
+    get issuer() {
+      return keys?.issuer ?? "";
+    },
+    jwks: () => (keys === null ? Promise.reject(new Error("the access proxy has not started")) : keys.jwks()),
+  };
+  const audience = deps.config.consoleProxyAudience;
+  const list = [
+    rolloutExtension({ maxBodyBytes, trailDsn: deps.audit.connections.engine }),
+    consoleExtension({
+      audit: deps.audit,
+      adminToken: deps.adminToken,
+      maxBodyBytes,
+      meshMetrics: deps.config.consoleMeshMetrics,
+      trailDsn: deps.audit.connections.engine,
+      proxySignIn: deps.proxy && audience !== null ? { keys: proxyKeys, audience } : null,
+    }),
+  ];
+  return deps.proxy ? [...list, proxyExtension({ ...deps.proxy, onAssertionKeys: (k) => (keys = k) })] : list;
 }

@@ -102,6 +102,10 @@ export async function runEngine(argv: string[], mode: "serve" | "proxy"): Promis
     for (const p of e.problems) process.stderr.write(`${cmd}: ${p}\n`);
     return 2;
   }
+  if (mode === "serve" && proxy === null && config.consoleProxyAudience !== null) {
+    process.stderr.write(`${cmd}: ZT_CONSOLE_PROXY_AUDIENCE is the console's sign-in through the access proxy, which is not configured: set ZT_PROXY_ROUTES (docs/console.md)\n`);
+    return 2;
+  }
   if (mode === "proxy" && proxy === null) {
     process.stderr.write(`${cmd}: ZT_PROXY_ROUTES is required: the AccessRoute files the proxy serves (docs/proxy.md)\n`);
     return 2;

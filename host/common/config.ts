@@ -41,6 +41,8 @@ export interface EngineConfig {
   readonly stateSyncIntervalMs: number;
   /** How often the replica records what it serves (GET /v1/replicas) and reads the live set. */
   readonly heartbeatIntervalMs: number;
+  /** The mesh agents' /metrics URLs the console reads WireGuard peers from (none: not shown). */
+  readonly consoleMeshMetrics: readonly string[];
   /** Per-connection limits of the API listener (docs/operations.md, "Connections"). */
   readonly http: {
     readonly headersTimeoutMs: number;
@@ -48,6 +50,11 @@ export interface EngineConfig {
     readonly keepAliveTimeoutMs: number;
     readonly stallTimeoutMs: number;
   };
+  /**
+   * The host name of the AccessRoute upstream (`to:`) through which the access proxy forwards to
+   * this engine's console: the `aud` of its assertions. Set: the console accepts the proxy's sign-in.
+   */
+  readonly consoleProxyAudience: string | null;
 }
 
 export type ConfigResult = { ok: true; config: EngineConfig } | { ok: false; errors: string[] };
@@ -83,6 +90,26 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return dflt;
 }
 
+/** Comma- or space-separated http(s) URLs without credentials (they would show on the console). */
+function urlList(env: Env, name: string, errors: string[]): string[] {
+  const raw = strVar(env, name);
+  if (raw === null) return [];
+  const out: string[] = [];
+  for (const item of raw.split(/[\s,]+/).filter(Boolean)) {
+    let u: URL;
+    try {
+      u = new URL(item);
+    } catch {
+      errors.push(`${name}: ${JSON.stringify(item)} is not a URL`);
+      continue;
+    }
+    if (u.protocol !== "http:" && u.protocol !== "https:") errors.push(`${name}: ${JSON.stringify(item)} must be http:// or https://`);
+    else if (u.username !== "" || u.password !== "") errors.push(`${name}: a URL must not carry credentials`);
+    else out.push(u.toString());
+  }
+  return out;
+}
+
 const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): ConfigResult {
@@ -115,12 +142,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     replicaId: strVar(env, "ZT_REPLICA_ID") ?? strVar(env, "POD_NAME") ?? hostname(),
     stateSyncIntervalMs: intVar(env, "ZT_STATE_SYNC_INTERVAL_MS", 3_000, 50, 600_000, errors),
     heartbeatIntervalMs: intVar(env, "ZT_HEARTBEAT_INTERVAL_MS", 5_000, 50, 600_000, errors),
+    consoleMeshMetrics: urlList(env, "ZT_CONSOLE_MESH_METRICS", errors),
     http: {
       headersTimeoutMs: intVar(env, "ZT_HTTP_HEADERS_TIMEOUT_MS", 10_000, 1_000, 600_000, errors),
       requestTimeoutMs: intVar(env, "ZT_HTTP_REQUEST_TIMEOUT_MS", 30_000, 1_000, 3_600_000, errors),
       keepAliveTimeoutMs: intVar(env, "ZT_HTTP_KEEPALIVE_TIMEOUT_MS", 65_000, 1_000, 3_600_000, errors),
       stallTimeoutMs: intVar(env, "ZT_HTTP_STALL_TIMEOUT_MS", 30_000, 1_000, 3_600_000, errors),
     },
+    consoleProxyAudience: strVar(env, "ZT_CONSOLE_PROXY_AUDIENCE"),
   };
   if (!REPLICA_ID.test(config.replicaId)) {
     errors.push(`ZT_REPLICA_ID=${JSON.stringify(config.replicaId)}: 1-253 characters of letters, digits, ".", "_", ":" and "-"`);
@@ -133,6 +162,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   }
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
     errors.push(`ZT_HTTP_HEADERS_TIMEOUT_MS (${config.http.headersTimeoutMs}) must not exceed ZT_HTTP_REQUEST_TIMEOUT_MS (${config.http.requestTimeoutMs})`);
+  }
+  if (config.consoleProxyAudience !== null && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[[0-9A-Fa-f:.]+\]$/.test(config.consoleProxyAudience)) {
+    errors.push(`ZT_CONSOLE_PROXY_AUDIENCE=${JSON.stringify(config.consoleProxyAudience)}: the host name (or address) of the AccessRoute's upstream, as in its to: URL`);
   }
   if (config.port !== 0 && config.port === config.healthPort) {
     errors.push(`ZT_PORT and ZT_HEALTH_PORT are both ${config.port}: they must differ`);

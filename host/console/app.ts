@@ -8,11 +8,13 @@ import type { ConsoleDeps, ConsoleEnv } from "./context.js";
 import { auditRoutes } from "./pages/audit.js";
 import { diffRoutes } from "./pages/diff.js";
 import { graphRoutes } from "./pages/graph.js";
+import { historyRoutes } from "./pages/history.js";
 import { incidentsRoutes } from "./pages/incidents.js";
 import { loginRoutes } from "./pages/login.js";
 import { overviewRoutes } from "./pages/overview.js";
 import { policiesRoutes } from "./pages/policies.js";
 import { rolloutRoutes } from "./pages/rollout.js";
+import { rolloutToolsRoutes } from "./pages/rollout-tools.js";
 import { testsRoutes } from "./pages/tests.js";
 import { BASE } from "./paths.js";
 import { securityHeaders } from "./security-headers.js";
@@ -53,14 +55,16 @@ export function consoleApp(deps: ConsoleDeps): Hono<ConsoleEnv> {
       onError: (c) => c.json({ error: { code: "body_too_large", message: `the form is larger than ${deps.maxBodyBytes} bytes` } }, 413),
     }),
   );
-  app.use("*", requireSession(deps.keys));
+  app.use("*", requireSession(deps.keys, deps.proxySignIn));
   app.use("*", requireCsrf(deps.keys));
   overviewRoutes(app, deps);
   graphRoutes(app, deps);
   auditRoutes(app, deps);
   policiesRoutes(app, deps);
+  historyRoutes(app, deps);
   diffRoutes(app, deps);
   rolloutRoutes(app, deps);
+  rolloutToolsRoutes(app, deps);
   testsRoutes(app, deps);
   incidentsRoutes(app, deps);
 

@@ -5,6 +5,7 @@ import type { Audit } from "../audit/index.js";
 import type { EngineVariables } from "../http/context.js";
 import type { EngineCore } from "../http/extension.js";
 import type { Assets } from "./assets.js";
+import type { ProxySignIn } from "./proxy-session.js";
 import type { Session, SessionKeys } from "./session.js";
 
 export interface ConsoleVariables extends EngineVariables {
@@ -29,4 +30,10 @@ export interface ConsoleDeps {
   readonly isAdminToken: (token: string) => boolean;
   /** Largest form body accepted (policy tests, candidates). */
   readonly maxBodyBytes: number;
+  /** Sign-in through the operator access proxy (its signed assertion), when it is configured. */
+  readonly proxySignIn: ProxySignIn | null;
+  /** The trail's database for replay and suggest (each run on a connection of its own; the engine's role); null: they say it is missing. */
+  readonly trailDsn: string | null;
+  /** The mesh agents' /metrics URLs (ZT_CONSOLE_MESH_METRICS); empty: WireGuard peers are "not configured". */
+  readonly meshMetrics: readonly string[];
 }

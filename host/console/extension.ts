@@ -5,6 +5,7 @@ import type { EngineEnv } from "../http/context.js";
 import type { Extension, ExtensionFactory } from "../http/extension.js";
 import { consoleApp } from "./app.js";
 import { loadAssets } from "./assets.js";
+import type { ProxySignIn } from "./proxy-session.js";
 import type { ConsoleAudit } from "./context.js";
 import { sameSecret, SessionKeys } from "./session.js";
 
@@ -15,6 +16,12 @@ export interface ConsoleOptions {
   adminToken: string;
   /** Largest form body (policy tests); default 4 MiB. */
   maxBodyBytes?: number;
+  /** Sign-in through the operator access proxy: its assertion keys and the audience it signs for this engine. */
+  proxySignIn?: ProxySignIn | null;
+  /** The trail's DSN for replay and suggest (the engine's role: SELECT on the trail). */
+  trailDsn?: string | null;
+  /** The mesh agents' /metrics URLs for the overview's WireGuard peers (ZT_CONSOLE_MESH_METRICS). */
+  meshMetrics?: readonly string[];
 }
 
 export function consoleExtension(opts: ConsoleOptions): ExtensionFactory {
@@ -26,6 +33,9 @@ export function consoleExtension(opts: ConsoleOptions): ExtensionFactory {
       assets: await loadAssets(),
       isAdminToken: (token) => sameSecret(token, opts.adminToken),
       maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
+      meshMetrics: opts.meshMetrics ?? [],
+      trailDsn: opts.trailDsn ?? null,
+      proxySignIn: opts.proxySignIn ?? null,
     });
     // The console's variables extend the engine's (the session); the API side sees only its own.
     return { name: "console", app: app as unknown as Hono<EngineEnv> };

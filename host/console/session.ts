@@ -20,6 +20,8 @@ export interface Session {
   role: Role;
   /** Expiry, seconds since the epoch. */
   exp: number;
+  /** Set when the access proxy's assertion made this session (no console cookie; the proxy signs out). */
+  via?: "proxy";
 }
 
 function b64(buf: Buffer): string {
@@ -67,6 +69,11 @@ export class SessionKeys {
     }
     if (!isSession(s) || s.exp <= nowS || this.revoked.has(s.sid)) return null;
     return s;
+  }
+
+  /** A stable session id for an operator the access proxy vouches for (the CSRF token is bound to it). */
+  proxySid(sub: string): string {
+    return "proxy." + this.mac("proxy-sid", sub);
   }
 
   revoke(s: Session, nowS: number = Math.floor(Date.now() / 1000)): void {

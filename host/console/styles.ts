@@ -28,6 +28,7 @@ header.top nav a[aria-current="page"] { border-bottom-color: #fbbf24; font-weigh
 header.top nav a:hover { background: #374151; }
 header.top .who { margin-left: auto; display: flex; align-items: center; gap: 10px; font-size: 14px; }
 header.top .who form { margin: 0; }
+header.top .who a.signout { color: var(--nav-fg); border: 1px solid #9ca3af; border-radius: 4px; padding: 4px 10px; text-decoration: none; }
 header.top .who button { background: transparent; color: var(--nav-fg); border: 1px solid #9ca3af; border-radius: 4px; padding: 4px 10px; cursor: pointer; }
 
 main { max-width: 1400px; margin: 0 auto; padding: 20px 24px 48px; }
@@ -51,6 +52,9 @@ caption { text-align: left; font-weight: 600; padding: 4px 0; }
 .card dl { margin: 6px 0 0; display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 2px 10px; font-size: 14px; }
 .card dt { color: var(--muted); }
 .card dd { margin: 0; overflow-wrap: break-word; }
+.card ul.plain { list-style: none; margin: 6px 0 0; padding: 0; font-size: 14px; }
+.card ul.plain li { margin: 3px 0; overflow-wrap: anywhere; }
+.card ul.plain .badge { margin: 1px 4px 1px 0; white-space: normal; }
 
 .badge { display: inline-block; border-radius: 4px; padding: 1px 7px; font-size: 13px; font-weight: 600; white-space: nowrap; }
 .badge.allow { background: var(--allow-bg); color: var(--allow-fg); }
@@ -65,9 +69,9 @@ caption { text-align: left; font-weight: 600; padding: 4px 0; }
 .empty { border: 1px dashed var(--line); border-radius: 8px; padding: 22px; background: var(--panel); }
 .empty h2 { margin-top: 0; }
 
-form.filters { display: flex; flex-wrap: wrap; gap: 10px 14px; align-items: flex-end; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; margin-bottom: 14px; }
-form.filters .field { display: flex; flex-direction: column; gap: 3px; }
-form.filters .field.wide input { width: 30ch; }
+.filters { display: flex; flex-wrap: wrap; gap: 10px 14px; align-items: flex-end; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; margin-bottom: 14px; }
+.filters .field { display: flex; flex-direction: column; gap: 3px; }
+.filters .field.wide input { width: 30ch; }
 label { font-size: 13px; font-weight: 600; color: var(--muted); }
 input, select, textarea { font: inherit; padding: 5px 8px; border: 1px solid #6b7280; border-radius: 4px; background: var(--bg); color: var(--fg); }
 textarea { width: 100%; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
@@ -110,8 +114,9 @@ details { margin: 8px 0; }
 summary { cursor: pointer; font-weight: 600; }
 .login { max-width: 460px; margin: 60px auto; background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 24px 28px; }
 .login input { width: 100%; }
+input.pattern { width: min(52ch, 100%); }
 .kv { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 8px 0 16px; }
 .kv dt { color: var(--muted); font-weight: 600; }
 .kv dd { margin: 0; overflow-wrap: anywhere; }
-@media (max-width: 900px) { main { padding: 14px; } form.filters .field.wide input { width: 22ch; } }
+@media (max-width: 900px) { main { padding: 14px; } .filters .field.wide input { width: 22ch; } }
 `;

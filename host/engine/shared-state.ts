@@ -96,6 +96,28 @@ export interface StateStatus {
   last_error: string | null;
 }
 
+/** One replica as GET /v1/replicas shows it. */
+export interface ReplicaEntry extends ReplicaStatus {
+  id: string;
+  /** Not heard from for three heartbeat intervals. */
+  stale: boolean;
+  heartbeat_at: string;
+  seconds_since_heartbeat: number;
+  started_at: string;
+  /** Has applied the store's latest revision (as this replica last saw it). */
+  matches_store: boolean;
+}
+
+export interface ReplicaView {
+  revision: number | null;
+  stale_after_seconds: number;
+  /** The live replicas serve one policy version. */
+  agree: boolean;
+  /** The distinct versions the live replicas serve. */
+  versions: Array<string | null>;
+  replicas: ReplicaEntry[];
+}
+
 export class StartupError extends Error {
   constructor(message: string) {
     super(message);
@@ -132,6 +154,7 @@ export class SharedState {
   private queue: Promise<unknown> = Promise.resolve();
   private syncQueued = false;
   private timers: NodeJS.Timeout[] = [];
+  private beating: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly startedAt = new Date().toISOString();
 
@@ -245,6 +268,7 @@ export class SharedState {
     for (const t of this.timers) clearInterval(t);
     await this.queue.catch(() => undefined);
     await this.feed?.close();
+    await this.beating;
     // Leave the live set at once (canary roles move now, not after the staleness delay).
     if (this.opts.backend && this.connected) await this.opts.backend.store.deregister(this.opts.replicaId).catch(() => undefined);
     await this.policies.close();
@@ -305,6 +329,31 @@ export class SharedState {
 
   staleAfterSeconds(): number {
     return (3 * this.opts.heartbeatIntervalMs) / 1000;
+  }
+
+  /**
+   * Which replica serves which policy version and whether the live ones agree (GET /v1/replicas,
+   * the console's overview). This replica's own row is what it serves now, not its last
+   * heartbeat: a swap between two heartbeats would otherwise show it disagreeing with itself.
+   */
+  async replicaView(): Promise<ReplicaView | WriteRefusal> {
+    const rows = await this.replicas();
+    if (!Array.isArray(rows)) return rows;
+    const me = this.status();
+    const staleAfter = this.staleAfterSeconds();
+    const replicas = rows
+      .map((r) => (r.id === me.replica ? { ...r, status: this.replicaStatus() } : r))
+      .map((r) => ({
+        id: r.id,
+        stale: r.age_seconds > staleAfter,
+        heartbeat_at: r.heartbeat_at,
+        seconds_since_heartbeat: Math.round(r.age_seconds * 10) / 10,
+        started_at: r.started_at,
+        matches_store: me.store_revision !== null && r.status.revision === me.store_revision,
+        ...r.status,
+      }));
+    const versions = [...new Set(replicas.filter((r) => !r.stale).map((r) => r.policy_version))];
+    return { revision: me.store_revision, stale_after_seconds: staleAfter, agree: versions.length <= 1, versions, replicas };
   }
 
   // ---- writes ----
@@ -553,13 +602,19 @@ export class SharedState {
     return true;
   }
 
-  private async heartbeat(): Promise<void> {
+  /** Beats one at a time; close() waits for the one in flight, so that its row does not outlive the deregistration. */
+  private heartbeat(): Promise<void> {
+    this.beating = this.beating.then(() => this.beat());
+    return this.beating;
+  }
+
+  private async beat(): Promise<void> {
     const backend = this.opts.backend;
     if (!backend || this.closed) return;
     try {
       const rows = await backend.store.heartbeat(this.opts.replicaId, this.startedAt, this.replicaStatus());
       const live = rows.filter((r) => r.age_seconds <= this.staleAfterSeconds()).map((r) => r.id);
-      if (this.rollout.setLive(live)) {
+      if (this.rollout.setLive(live) && !this.closed) {
         this.opts.log.info("canary roles changed", { replica: this.opts.replicaId, enforcing: this.rollout.canaryRoles(), live });
         // Report the new role at once rather than at the next beat.
         await backend.store.heartbeat(this.opts.replicaId, this.startedAt, this.replicaStatus());

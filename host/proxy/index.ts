@@ -9,6 +9,7 @@ import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import { createSecureContext, type SecureContext } from "node:tls";
+import type { JWK } from "jose";
 import type { Sql } from "postgres";
 import { loadRouteSet } from "../../compiler/access-route/load.js";
 import { formatDiagnostic } from "../../compiler/diagnostics.js";
@@ -46,6 +47,19 @@ export interface ProxyOptions {
   readonly claimAll?: boolean;
   /** Issuer of X-Zt-Jwt-Assertion. */
   readonly assertionIssuer?: string;
+  /**
+   * Called once the assertion keys exist, with what /.zt/jwks.json serves: an upstream in the
+   * same process (the console behind this proxy) verifies X-Zt-Jwt-Assertion with it in memory.
+   */
+  readonly onAssertionKeys?: (keys: AssertionKeys) => void;
+}
+
+export { ASSERTION_HEADER } from "./forward/assertion.js";
+
+/** How another room checks the proxy's identity assertion: the issuer it signs as, and its JWKS. */
+export interface AssertionKeys {
+  readonly issuer: string;
+  jwks(): Promise<{ keys: JWK[] }>;
 }
 
 /** The proxy secret: configured (ZT_PROXY_COOKIE_SECRET_FILE), else generated once into the data directory. */
@@ -156,8 +170,10 @@ export function proxyExtension(opts: ProxyOptions): ExtensionFactory {
       const auth = new Authenticator({ sessions, cookies, oidc, settings: settings.oidc });
       const metrics = registerProxyMetrics(core.metrics.registry, () => new Set(routes.get().routes.map((r) => r.name)));
       const authorizer = createAuthorizer({ store: core.store, sink: core.sink, incidents: core.incidents, metrics: core.metrics, log, mode: core.mode, origin: "engine", auditWaitMs: 1000 });
-      const signer = await createAssertionSigner(sql, atRest, { issuer: opts.assertionIssuer ?? "zt-access-proxy", ttlSec: settings.assertionTtlSec, rotationSec: settings.keyRotationSec });
+      const issuer = opts.assertionIssuer ?? "zt-access-proxy";
+      const signer = await createAssertionSigner(sql, atRest, { issuer, ttlSec: settings.assertionTtlSec, rotationSec: settings.keyRotationSec });
       cleanups.push(() => signer.close());
+      opts.onAssertionKeys?.({ issuer, jwks: () => signer.jwks() });
       const upstreams = createUpstreams(opts.identity);
       cleanups.push(() => upstreams.close());
       const gate = new Gate({ routes: routes.get, auth, authorizer, metrics });

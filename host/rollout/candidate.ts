@@ -28,11 +28,16 @@ export async function candidateFromText(text: string, label: string, base: { set
 }
 
 export async function candidateFromPolicies(policies: readonly Policy[], companions: readonly CompanionDocument[], base: PolicySet | null): Promise<CandidateOutcome> {
-  const names = new Set(policies.map((p) => p.name));
-  const merged = [...(base?.policies ?? []).filter((p) => !names.has(p.name)), ...policies];
-  const built = buildPolicySet(merged);
-  if (!built.ok) return { ok: false, errors: sortDiagnostics(built.errors) };
+  const built = overlaySet(policies, base);
+  if (!built.ok) return built;
   return { ok: true, candidate: await compiled(built.set, companions) };
+}
+
+/** `base`'s policies with `policies` in place of those of the same names, and without the names in `remove`; not compiled. */
+export function overlaySet(policies: readonly Policy[], base: PolicySet | null, remove: readonly string[] = []): { ok: true; set: PolicySet } | { ok: false; errors: Diagnostic[] } {
+  const names = new Set([...policies.map((p) => p.name), ...remove]);
+  const built = buildPolicySet([...(base?.policies ?? []).filter((p) => !names.has(p.name)), ...policies]);
+  return built.ok ? built : { ok: false, errors: sortDiagnostics(built.errors) };
 }
 
 export async function compiled(set: PolicySet, companions: readonly CompanionDocument[] = []): Promise<Candidate> {

@@ -83,6 +83,14 @@ describe("zt proxy / zt serve with the proxy", () => {
     expect(none.err).toContain("ZT_PROXY_ROUTES is required");
   });
 
+  it("zt serve refuses the console's proxy sign-in without the proxy", async () => {
+    const { env } = await setup();
+    const r = await run(["serve"], { ...env, ZT_PROXY_ROUTES: "", ZT_CONSOLE_PROXY_AUDIENCE: "zt-engine.zt-system.svc" });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("ZT_CONSOLE_PROXY_AUDIENCE");
+    expect(r.err).toContain("ZT_PROXY_ROUTES");
+  });
+
   it("zt serve will not put the proxy on a plain-HTTP API listener", async () => {
     const { env } = await setup();
     const r = await run(["serve"], env);

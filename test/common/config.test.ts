@@ -30,4 +30,23 @@ describe("loadConfig", () => {
       expect(r.errors.join("\n")).toMatch(/ZT_AUDIT_BACKPRESSURE_MS/);
     }
   });
+
+  it("reads the mesh agents' metrics URLs for the console, refusing what is not one or carries credentials", () => {
+    const ok = loadConfig({ ZT_CONSOLE_MESH_METRICS: "http://gw-0.zt-mesh:9586/metrics, https://gw-1:9586/metrics" }, "/srv/zt");
+    expect(ok.ok && ok.config.consoleMeshMetrics).toEqual(["http://gw-0.zt-mesh:9586/metrics", "https://gw-1:9586/metrics"]);
+    expect(loadConfig({}, "/srv/zt")).toMatchObject({ ok: true, config: { consoleMeshMetrics: [] } });
+    const bad = loadConfig({ ZT_CONSOLE_MESH_METRICS: "gw-0:9586 ftp://x/metrics http://u:secret@gw/metrics" }, "/srv/zt");
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) {
+      expect(bad.errors).toHaveLength(3);
+      expect(bad.errors.join("\n")).not.toContain("secret");
+    }
+  });
+
+  it("reads the audience of the access proxy's assertions for the console, a host name or address", () => {
+    expect(loadConfig({ ZT_CONSOLE_PROXY_AUDIENCE: "zt-engine.zt-system.svc" }, "/srv/zt")).toMatchObject({ ok: true, config: { consoleProxyAudience: "zt-engine.zt-system.svc" } });
+    expect(loadConfig({}, "/srv/zt")).toMatchObject({ ok: true, config: { consoleProxyAudience: null } });
+    const bad = loadConfig({ ZT_CONSOLE_PROXY_AUDIENCE: "https://zt-engine/console" }, "/srv/zt");
+    expect(bad.ok).toBe(false);
+  });
 });

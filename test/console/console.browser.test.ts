@@ -1,5 +1,7 @@
 // The console in a real Chromium against a real engine, a real PostgreSQL trail and decisions
 // made by real POST /v1/evaluate calls.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { AxeBuilder } from "@axe-core/playwright";
 import type { Page } from "playwright-core";
 import postgres from "postgres";
@@ -7,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAuditQuery, queryAudit } from "../../host/audit/query.js";
 import { exportStream } from "../../host/console/audit-export.js";
 import { CONTENT_SECURITY_POLICY } from "../../host/console/security-headers.js";
-import { type Browser, type ConsoleEngine, evaluate, launchBrowser, screenshot, signIn, startConsoleEngine } from "./harness.js";
+import { startTestEngine } from "../http/harness.js";
+import { servicePolicy } from "../support/policy-text.js";
+import { type Browser, closedPort, TOKEN, type ConsoleEngine, evaluate, launchBrowser, LUX_OBSERVE_POLICY, screenshot, signIn, startConsoleEngine, startMeshMetrics } from "./harness.js";
 
 const H = "spiffe://hanzo.ai/hanzo-k8s/hanzo/";
 const L = "spiffe://hanzo.ai/lux-k8s/lux/";
@@ -20,9 +24,16 @@ const op = (roles: string[], service: string, action: string, mfa: boolean, inci
 let ce: ConsoleEngine;
 let browser: Browser;
 let page: Page;
+let mesh: Awaited<ReturnType<typeof startMeshMetrics>>;
+let deadAgent: string;
 
 beforeAll(async () => {
-  ce = await startConsoleEngine();
+  mesh = await startMeshMetrics([
+    { cluster: "lux-k8s", up: true },
+    { cluster: "zoo-k8s", up: false },
+  ]);
+  deadAgent = `http://127.0.0.1:${await closedPort()}/metrics`;
+  ce = await startConsoleEngine({ meshMetrics: [mesh.url, deadAgent] });
   await ce.engine.state.putIncident("INC-7", { description: "postgres failover" }, "test");
   await evaluate(ce, [
     ...Array.from({ length: 3 }, () => svc(H + "gateway", H + "postgres", 5432)),
@@ -45,6 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await ce?.close();
+  await mesh?.close();
 });
 
 const PAGES: Array<[string, string, string]> = [
@@ -56,6 +68,9 @@ const PAGES: Array<[string, string, string]> = [
   ["diff", "/console/diff?policy=hanzo-core-policy", "Check a policy change"],
   ["rollout", "/console/rollout", "Rollout"],
   ["tests", "/console/tests", "Policy tests"],
+  ["history", "/console/policies/hanzo-core-policy/history", "History of hanzo-core-policy"],
+  ["suggest-form", "/console/rollout/suggest", "Suggest a rule"],
+  ["replay-form", "/console/rollout/replay", "Replay a candidate"],
   ["incidents", "/console/incidents", "Incidents"],
 ];
 
@@ -85,6 +100,56 @@ describe("overview", () => {
     await expect.poll(async () => Number(/^(\d+)/.exec((await hour.textContent()) ?? "")?.[1]), { timeout: 60_000, interval: 500 }).toBe(before + 2);
     expect(page.url()).toBe(url);
     expect(await page.getByTestId("decisions-per-second").textContent()).toMatch(/^\d+(\.\d+)?\/s$/);
+  });
+});
+
+describe("overview: replicas and the mesh", () => {
+  const replicaRows = () => page.locator("[data-testid=replicas] tbody tr");
+
+  it("shows the policy version per replica and whether they agree, as GET /v1/replicas", async () => {
+    await page.goto(ce.url + "/console");
+    expect(await page.getByTestId("replicas-agree").textContent()).toBe("agree");
+    expect(await replicaRows().count()).toBe(1);
+    const mine = ce.engine.store.current()!.version;
+    expect(await replicaRows().first().getAttribute("data-replica")).toBe("test");
+    expect(await replicaRows().first().locator("code[title]").getAttribute("title")).toBe(mine);
+
+    // A second replica on the same shared state, without the lux policy file: another version.
+    const b = await startTestEngine({ state: ce.engine.db!, env: { ZT_REPLICA_ID: "test-b" } });
+    try {
+      const other = b.store.current()!.version;
+      expect(other).not.toBe(mine);
+      const shown = async () => Object.fromEntries(await replicaRows().evaluateAll((trs) => trs.map((t) => [t.getAttribute("data-replica"), t.querySelector("code[title]")?.getAttribute("title")])));
+      await expect.poll(async () => (await page.reload(), await shown()), { timeout: 30_000, interval: 300 }).toEqual({ test: mine, "test-b": other });
+      expect(await page.getByTestId("replicas-agree").textContent()).toBe("disagree");
+      const api = await (await fetch(ce.url + "/v1/replicas", { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+      expect(api.agree).toBe(false);
+      expect(Object.fromEntries(api.replicas.map((r: { id: string; policy_version: string }) => [r.id, r.policy_version]))).toEqual({ test: mine, "test-b": other });
+      await screenshot(page, "overview-disagree");
+
+      // The same file on replica b: the same set, the same version; the page says they agree.
+      writeFileSync(join(b.policyDir, "lux-observe.yaml"), LUX_OBSERVE_POLICY);
+      await expect.poll(() => b.store.current()!.version, { timeout: 30_000, interval: 100 }).toBe(mine);
+      await expect.poll(async () => (await page.reload(), await page.getByTestId("replicas-agree").textContent()), { timeout: 30_000, interval: 300 }).toBe("agree");
+    } finally {
+      await b.dispose();
+    }
+    // A replica that stops cleanly leaves the list at once.
+    await page.reload();
+    expect(await replicaRows().count()).toBe(1);
+  });
+
+  it("shows the WireGuard peers the mesh agents report up, and an agent it cannot read", async () => {
+    await page.goto(ce.url + "/console");
+    expect(await page.getByTestId("mesh-peers-up").textContent()).toBe("1 of 2 up");
+    const agents = page.getByTestId("mesh-agents").locator("li");
+    expect(await agents.count()).toBe(2);
+    const [live, dead] = await agents.allTextContents();
+    expect(live).toContain(mesh.url);
+    expect(live).toContain("lux-k8s up");
+    expect(live).toContain("zoo-k8s down");
+    expect(dead).toContain(deadAgent);
+    expect(dead).toContain("not readable");
   });
 });
 
@@ -290,6 +355,147 @@ describe("writes", () => {
     expect(row).toContain(H + "gateway:4000");
     expect(await page.getByTestId("diff-service-deny_to_allow").count()).toBe(0);
     expect(ce.engine.store.current()?.set.policies.find((p) => p.name === "hanzo-core-policy")?.rules).toHaveLength(3);
+  });
+
+  it("compares two versions of a policy exactly, and a rollback from the page changes the served version", async () => {
+    const put = async (text: string) => {
+      const r = await fetch(ce.url + "/v1/policies/cache-access", { method: "PUT", body: text, headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/yaml" } });
+      expect(r.status).toBeLessThan(300);
+      return ((await r.json()) as { version: string }).version;
+    };
+    const errorsBefore = browser.errors.length;
+    const v1 = await put(servicePolicy("cache-access", "chat", "redis", 6379));
+    const v2 = await put(servicePolicy("cache-access", "gateway", "redis", 6379));
+    expect(v2).not.toBe(v1);
+    const decide = async () => (await evaluate(ce, [svc(H + "chat", H + "redis", 6379)]))[0]!.decision;
+    expect(await decide()).toBe("DENY");
+
+    await page.goto(ce.url + "/console/policies/cache-access");
+    await Promise.all([page.waitForURL(/\/history$/), page.getByRole("link", { name: /^History/ }).click()]);
+    expect(await page.locator("[data-testid=history] tbody tr").evaluateAll((trs) => trs.map((t) => t.getAttribute("data-seq")))).toEqual(["2", "1"]);
+    // The exact diff between the two versions: chat loses redis, gateway gains it.
+    await page.getByLabel("From version", { exact: true }).selectOption("1");
+    await page.getByLabel("To version", { exact: true }).selectOption("2");
+    await Promise.all([page.waitForURL(/from=1&to=2/), page.getByRole("button", { name: "Compare" }).click()]);
+    const lost = page.getByTestId("diff-service-allow_to_deny").locator("tbody tr");
+    const gained = page.getByTestId("diff-service-deny_to_allow").locator("tbody tr");
+    expect(await lost.count()).toBe(1);
+    expect(await lost.first().textContent()).toContain(H + "chat");
+    expect(await gained.count()).toBe(1);
+    expect(await gained.first().textContent()).toContain(H + "gateway");
+    const axe = await new AxeBuilder({ page }).analyze();
+    expect(axe.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id)).toEqual([]);
+    await screenshot(page, "policy-history");
+
+    // Roll back to version 1 in the UI: the engine serves version 1's set again.
+    await Promise.all([page.waitForURL(/done=rolled-back/), page.getByRole("button", { name: "roll cache-access back to version 1" }).click()]);
+    expect(await page.getByTestId("rolled-back-to").textContent()).toBe("1");
+    expect(ce.engine.store.current()!.version).toBe(v1);
+    const served = (await (await fetch(ce.url + "/v1/policies", { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { version: string };
+    expect(served.version).toBe(v1);
+    expect(await decide()).toBe("ALLOW");
+    const history = (await (await fetch(ce.url + "/v1/policies/cache-access/history", { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { versions: Array<{ revision: number; action: string; rollback_of: number; author: string }> };
+    expect(history.versions[0]).toMatchObject({ revision: 3, action: "rollback", rollback_of: 1, author: "console:admin-token" });
+    expect(browser.errors.slice(errorsBefore)).toEqual([]);
+  });
+
+  it("a rollback from a page that is out of date is refused, and nothing changes", async () => {
+    await page.goto(ce.url + "/console/policies/cache-access/history");
+    // Someone else writes meanwhile.
+    const r = await fetch(ce.url + "/v1/policies/cache-access", { method: "PUT", body: servicePolicy("cache-access", "iam", "redis", 6380), headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/yaml" } });
+    expect(r.status).toBe(200);
+    const now = ce.engine.store.current()!.version;
+    await page.getByRole("button", { name: "roll cache-access back to version 2" }).click();
+    await expect.poll(() => page.getByTestId("rollback-refused").textContent()).toContain("changed since this page was loaded");
+    expect(ce.engine.store.current()!.version).toBe(now);
+    // A rollback without the CSRF token is refused too.
+    const forged = await page.request.post(`${ce.url}/console/policies/cache-access/rollback`, { form: { to: "1" } });
+    expect(forged.status()).toBe(403);
+    expect(ce.engine.store.current()!.version).toBe(now);
+  });
+
+  it("suggests a rule from the observed denials, and replays it over the same window", async () => {
+    const before = browser.errors.length;
+    await page.goto(ce.url + "/console/rollout");
+    await Promise.all([page.waitForURL(/\/console\/rollout\/suggest$/), page.getByRole("link", { name: "Suggest a rule from observed traffic" }).click()]);
+    await Promise.all([page.waitForURL(/run=1/), page.getByRole("button", { name: "Suggest" }).click()]);
+    const yaml = (await page.getByLabel("The suggested policy").textContent()) ?? "";
+    expect(yaml).toContain("kind: ServiceAccessPolicy");
+    expect(yaml).toContain(L + "web");
+    expect(yaml).toContain(L + "db");
+    expect(await page.getByLabel("Candidate policies").inputValue()).toContain(L + "web");
+    const axe = await new AxeBuilder({ page }).analyze();
+    expect(axe.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id)).toEqual([]);
+    await screenshot(page, "suggest");
+
+    await Promise.all([page.waitForURL(/\/console\/rollout\/replay$/), page.getByRole("button", { name: "Replay" }).click()]);
+    await expect.poll(() => page.getByTestId("replay-report").count()).toBe(1);
+    const opened = page.getByTestId("replay-service-deny_to_allow").locator("tbody tr", { hasText: L + "web" });
+    expect(await opened.count()).toBe(1);
+    const cells = await opened.locator("td").allTextContents();
+    expect(cells.slice(0, 4)).toEqual([L + "web", L + "db", "5432", "4"]);
+    // What the suggestion opens is all it changes: no recorded allow of lux becomes a denial.
+    expect(await page.getByTestId("replay-service-allow_to_deny").locator("tbody tr", { hasText: L }).count()).toBe(0);
+    expect(Number(await page.getByTestId("replay-changed").textContent())).toBeGreaterThanOrEqual(4);
+    const replayAxe = await new AxeBuilder({ page }).analyze();
+    expect(replayAxe.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id)).toEqual([]);
+    await screenshot(page, "replay");
+    // Nothing was activated.
+    expect(ce.engine.store.current()!.set.policies.map((p) => p.name)).not.toContain("suggested");
+    expect(browser.errors.slice(before)).toEqual([]);
+  });
+
+  it("a candidate that does not validate is refused with its line and column", async () => {
+    await page.goto(ce.url + "/console/rollout/replay");
+    await page.getByLabel("Candidate policies").fill("apiVersion: zt.hanzo.ai/v1\nkind: ServiceAccessPolicy\nmetadata:\n  name: broken\nspec:\n  rules: 7\n");
+    await page.getByRole("button", { name: "Replay" }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toMatch(/does not validate[\s\S]*6:\d+:/);
+  });
+
+  it("sets per-destination modes and canaries from the page, as PUT /v1/rollout does", async () => {
+    const rollout = async () => (await (await fetch(ce.url + "/v1/rollout", { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { settings: { revision: number; destinations: unknown[]; canary: unknown[]; author: string }; canary: Array<{ destination: string; enforcing: string[] }> };
+    const webToDb = async () => (await evaluate(ce, [svc(L + "web", L + "db", 5432)]))[0]!;
+    expect(await webToDb()).toMatchObject({ decision: "DENY", enforced: false });
+
+    await page.goto(ce.url + "/console/rollout");
+    await page.getByLabel("Per-destination row 1 destination").fill(L + "**");
+    await page.getByLabel("Per-destination row 1 mode").selectOption("enforce");
+    await page.getByLabel("Canary row 1 destination").fill(H + "postgres");
+    await page.getByLabel("Canary row 1 replicas").fill("1");
+    await page.getByLabel("Why (kept with the change)").fill("lux enforced");
+    await Promise.all([page.waitForURL(/done=saved/), page.getByRole("button", { name: "Save rollout settings" }).click()]);
+    const r = await rollout();
+    expect(r.settings).toMatchObject({ destinations: [{ destination: L + "**", mode: "enforce" }], canary: [{ destination: H + "postgres", replicas: 1 }], author: "console:admin-token" });
+    expect(r.canary).toEqual([expect.objectContaining({ destination: H + "postgres", enforcing: ["test"] })]);
+    expect(await page.getByTestId("canaries").locator("tbody tr").first().textContent()).toContain("test");
+    // The engine enforces lux now.
+    expect(await webToDb()).toMatchObject({ decision: "DENY", enforced: true });
+    await screenshot(page, "rollout-settings");
+
+    // A change made meanwhile (through the API) is not overwritten by a stale form.
+    await page.goto(ce.url + "/console/rollout");
+    const put = await fetch(ce.url + "/v1/rollout", { method: "PUT", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", "if-match": `"rollout-${r.settings.revision}"` }, body: JSON.stringify({ mode: null, destinations: [{ destination: L + "**", mode: "observe" }] }) });
+    expect(put.status).toBe(200);
+    await page.getByLabel("Per-destination row 2 destination").fill(H + "redis");
+    await page.getByRole("button", { name: "Save rollout settings" }).click();
+    await expect.poll(() => page.getByTestId("settings-error").textContent()).toContain("changed meanwhile");
+    expect((await rollout()).settings.destinations).toEqual([{ destination: L + "**", mode: "observe" }]);
+    // The form now shows what is saved.
+    expect(await page.getByLabel("Per-destination row 1 mode").inputValue()).toBe("observe");
+
+    // A bad pattern is refused with its row, and nothing is written.
+    await page.goto(ce.url + "/console/rollout");
+    await page.getByLabel("Per-destination row 2 destination").fill("not-a-spiffe-id");
+    await page.getByRole("button", { name: "Save rollout settings" }).click();
+    await expect.poll(() => page.getByTestId("settings-error").textContent()).toContain("Per-destination row 2 (destination)");
+    expect((await rollout()).settings.destinations).toEqual([{ destination: L + "**", mode: "observe" }]);
+
+    // Back to no settings: the policies' own rollout again.
+    await page.goto(ce.url + "/console/rollout");
+    await page.getByLabel("Per-destination row 1 destination").fill("");
+    await Promise.all([page.waitForURL(/done=saved/), page.getByRole("button", { name: "Save rollout settings" }).click()]);
+    expect((await rollout()).settings).toMatchObject({ destinations: [], canary: [] });
+    expect(await webToDb()).toMatchObject({ decision: "DENY", enforced: false });
   });
 
   it("runs policy tests against the active module", async () => {

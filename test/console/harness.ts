@@ -1,12 +1,15 @@
 // A real engine with a real PostgreSQL trail and the console mounted, a trail made by real
 // evaluate calls, and a real Chromium driven by playwright-core.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type ConsoleMessage, type Page } from "playwright-core";
 import { CHROMIUM_ARGS } from "../support/chromium.js";
 import { type Audit, auditConfigFromEnv, openAudit } from "../../host/audit/index.js";
 import { consoleExtension } from "../../host/console/extension.js";
+import { createMeshMetrics } from "../../host/mesh/metrics.js";
 import { rolloutExtension } from "../../host/rollout/extension.js";
 import { call, startTestEngine, type TestEngine, TOKEN } from "../http/harness.js";
 import { requireProgram } from "../support/programs.js";
@@ -41,7 +44,7 @@ export interface ConsoleEngine {
   close(): Promise<void>;
 }
 
-export async function startConsoleEngine(): Promise<ConsoleEngine> {
+export async function startConsoleEngine(opts: { meshMetrics?: string[] } = {}): Promise<ConsoleEngine> {
   let audit: Audit | null = null;
   const engine = await startTestEngine({
     audit: async (dir) => {
@@ -50,7 +53,7 @@ export async function startConsoleEngine(): Promise<ConsoleEngine> {
       return audit;
     },
     engine: {
-      extensions: [rolloutExtension(), (core) => consoleExtension({ audit: audit as Audit, adminToken: TOKEN })(core)],
+      extensions: [rolloutExtension(), (core) => consoleExtension({ audit: audit as Audit, adminToken: TOKEN, meshMetrics: opts.meshMetrics ?? [], trailDsn: (audit as Audit).connections.engine })(core)],
     },
   });
   return {
@@ -77,14 +80,15 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-export async function launchBrowser(): Promise<Browser> {
+/** `extraArgs`: after the common flags (e.g. host resolver rules, trusted test certificates). */
+export async function launchBrowser(extraArgs: readonly string[] = []): Promise<Browser> {
   const executablePath = requireProgram("chromium");
   const userDataDir = mkdtempSync(join(tmpdir(), "zt-console-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath,
     headless: true,
     viewport: { width: 1280, height: 800 },
-    args: [...CHROMIUM_ARGS],
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   });
   const errors: string[] = [];
   const watch = (page: Page): void => {
@@ -117,4 +121,29 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const file = join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
+}
+
+/**
+ * A mesh agent's /metrics as the agent serves it (host/mesh/metrics.ts, the same registry and
+ * exposition), over real HTTP, with the peers set as the agent would observe them.
+ */
+export async function startMeshMetrics(peers: Array<{ cluster: string; up: boolean }>): Promise<{ url: string; close(): Promise<void> }> {
+  const metrics = createMeshMetrics({ processMetrics: false });
+  metrics.update({ interfaceUp: true, peers: peers.map((p) => ({ ...p, handshakeAgeSeconds: p.up ? 5 : Infinity, rxBytes: 0, txBytes: 0 })), keyAges: [] });
+  const server = createServer((req, res) => {
+    if (req.url !== "/metrics") return void res.writeHead(404).end();
+    void metrics.registry.metrics().then((body) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/metrics`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** A port nothing listens on (bound, then released). */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

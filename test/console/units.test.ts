@@ -6,9 +6,14 @@ import type { Graph } from "../../host/audit/graph.js";
 import { csvCell } from "../../host/console/audit-export.js";
 import { filterNamespace } from "../../host/console/pages/graph.js";
 import { consoleUrl, safeNext } from "../../host/console/paths.js";
-import { SESSION_SECONDS, SessionKeys } from "../../host/console/session.js";
+import { type Session, SESSION_SECONDS, SessionKeys } from "../../host/console/session.js";
+import { sessionFromAssertion } from "../../host/console/proxy-session.js";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { normaliseTime, parseWindow } from "../../host/console/time-window.js";
 import { highlightYaml } from "../../host/console/yaml-tokens.js";
+import { peersFromExposition } from "../../host/console/mesh-peers.js";
+import { MeshCard } from "../../host/console/pages/overview.js";
+import { createMeshMetrics } from "../../host/mesh/metrics.js";
 
 const SECRET = "test-admin-token-0123456789abcdef";
 
@@ -166,5 +171,73 @@ describe("the graph's namespace filter", () => {
     expect(x.edges.map((e) => `${e.source}>${e.destination}`)).toEqual(["a>b", "d>a"]);
     expect(x.nodes.map((n) => n.id)).toEqual(["a", "b", "d"]);
     expect(filterNamespace(g, "z").nodes).toEqual([]);
+  });
+});
+
+describe("WireGuard peers on the overview", () => {
+  it("reads zt_wireguard_peer_up from the agent's exposition, and nothing else", async () => {
+    const metrics = createMeshMetrics({ processMetrics: false });
+    metrics.update({
+      interfaceUp: true,
+      peers: [
+        { cluster: "zoo-k8s", up: false, handshakeAgeSeconds: Infinity, rxBytes: 0, txBytes: 0 },
+        { cluster: "lux-k8s", up: true, handshakeAgeSeconds: 3, rxBytes: 10, txBytes: 20 },
+      ],
+      keyAges: [{ cluster: "hanzo-k8s", seconds: 100 }],
+    });
+    expect(peersFromExposition(await metrics.registry.metrics())).toEqual([
+      { cluster: "lux-k8s", up: true },
+      { cluster: "zoo-k8s", up: false },
+    ]);
+    expect(peersFromExposition("# HELP other x\n# TYPE other gauge\nother 1\n")).toEqual([]);
+  });
+
+  it("says plainly when no agent is configured, rather than showing a number", () => {
+    const html = String(MeshCard({ agents: null }));
+    expect(html).toContain("Not configured");
+    expect(html).toContain("ZT_CONSOLE_MESH_METRICS");
+    expect(html).not.toMatch(/\d+ of \d+ up/);
+  });
+});
+
+describe("sign-in through the access proxy", () => {
+  const keysFor = async () => {
+    const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+    const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256" };
+    return { privateKey, keys: { issuer: "zt-access-proxy", jwks: async () => ({ keys: [jwk] }) } };
+  };
+  const sign = (key: CryptoKey, claims: Record<string, unknown>, o: { aud?: string; iss?: string; exp?: string } = {}) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setIssuer(o.iss ?? "zt-access-proxy")
+      .setAudience(o.aud ?? "zt-engine.zt-system")
+      .setSubject("alice@hanzo.ai")
+      .setIssuedAt()
+      .setExpirationTime(o.exp ?? "5m")
+      .sign(key);
+  const keys = new SessionKeys(SECRET);
+
+  it("makes the assertion's operator the session: zt-admin writes, other roles read", async () => {
+    const { privateKey, keys: k } = await keysFor();
+    const p = { keys: k, audience: "zt-engine.zt-system" };
+    const admin = await sessionFromAssertion(p, await sign(privateKey, { email: "alice@hanzo.ai", roles: ["sre", "zt-admin"] }), (s) => keys.proxySid(s));
+    expect(admin).toMatchObject({ ok: true, session: { sub: "alice@hanzo.ai", role: "admin", via: "proxy", sid: keys.proxySid("alice@hanzo.ai") } });
+    const reader = await sessionFromAssertion(p, await sign(privateKey, { roles: ["sre"] }), (s) => keys.proxySid(s));
+    expect(reader).toMatchObject({ ok: true, session: { role: "reader" } });
+    // The CSRF token of an operator is the same on every request (and another operator's differs).
+    expect(keys.csrfToken((admin as { session: Session }).session)).toBe(keys.csrfToken((reader as { session: Session }).session));
+    expect(keys.proxySid("bob@hanzo.ai")).not.toBe(keys.proxySid("alice@hanzo.ai"));
+  });
+
+  it("refuses an assertion for another audience or issuer, expired, or signed by another key", async () => {
+    const { privateKey, keys: k } = await keysFor();
+    const other = await keysFor();
+    const p = { keys: k, audience: "zt-engine.zt-system" };
+    const check = async (token: string) => sessionFromAssertion(p, token, (s) => keys.proxySid(s));
+    expect(await check(await sign(privateKey, {}, { aud: "grafana.internal" }))).toMatchObject({ ok: false, reason: expect.stringContaining("ERR_JWT_CLAIM_VALIDATION_FAILED") });
+    expect(await check(await sign(privateKey, {}, { iss: "someone-else" }))).toMatchObject({ ok: false });
+    expect(await check(await sign(privateKey, {}, { exp: "-1m" }))).toMatchObject({ ok: false, reason: expect.stringContaining("ERR_JWT_EXPIRED") });
+    expect(await check(await sign(other.privateKey, {}))).toMatchObject({ ok: false });
+    expect(await check("not-a-jwt")).toMatchObject({ ok: false });
   });
 });

@@ -1,13 +1,12 @@
 // A real browser through the proxy: Chromium (the distribution's, driven by playwright-core) signs
 // in at the real IdP, reaches the web console upstream over mTLS, is refused where the policy says
 // so, steps up to MFA when a route needs it, chooses an incident, and signs out everywhere.
-import { X509Certificate, createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHROMIUM_ARGS } from "../support/chromium.js";
+import { CHROMIUM_ARGS, trustedCertificates } from "../support/chromium.js";
 import { requireProgram } from "../support/programs.js";
 import { ADMIN, APP, ENGINE_ID, type ProxyHarness, startProxyHarness } from "./harness.js";
 import { OTP, USERS } from "./idp.js";
@@ -15,12 +14,6 @@ import { OTP, USERS } from "./idp.js";
 let h: ProxyHarness;
 let context: BrowserContext;
 let userDataDir: string;
-
-/** Chromium trusts exactly these test certificates (by public key), as a real deployment's would be trusted. */
-function spki(pem: string): string {
-  const der = new X509Certificate(pem).publicKey.export({ type: "spki", format: "der" });
-  return createHash("sha256").update(der).digest("base64");
-}
 
 beforeAll(async () => {
   const executablePath = requireProgram("chromium");
@@ -33,7 +26,7 @@ beforeAll(async () => {
       ...CHROMIUM_ARGS,
       // The route hosts are names of the proxy on this machine.
       "--host-resolver-rules=MAP *.zt.test 127.0.0.1",
-      `--ignore-certificate-errors-spki-list=${spki(h.publicCertPem)},${spki(h.idpCertPem)}`,
+      trustedCertificates([h.publicCertPem, h.idpCertPem]),
     ],
   });
 });

@@ -22,6 +22,9 @@ import { type Identity, setupIdentity } from "../../host/identity/index.js";
 import { createMetrics } from "../../host/metrics/metrics.js";
 import { loadProxySettings } from "../../host/proxy/config.js";
 import { proxyExtension } from "../../host/proxy/index.js";
+import { serveExtensions } from "../../host/cli/extensions.js";
+import { loadConfig } from "../../host/common/config.js";
+import type { EngineCore, ExtensionFactory } from "../../host/http/extension.js";
 import { createCa, issueSvid, type TestCa } from "../identity/pki.js";
 import { startTestEngine, type TestEngine, TOKEN } from "../http/harness.js";
 import { POLICIES_DIR } from "../support/seed.js";
@@ -33,6 +36,8 @@ export const CONSOLE_ID = "spiffe://hanzo.ai/hanzo-k8s/monitoring/grafana";
 export const ASSERTION_ISSUER = "zt-access-proxy";
 export const APP = "app.zt.test";
 export const ADMIN = "admin.zt.test";
+/** The ZT console behind the proxy (test/console/proxy-signin.browser.test.ts). */
+export const CONSOLE_HOST = "console.zt.test";
 
 export interface ProxyHarness {
   readonly engine: TestEngine;
@@ -55,11 +60,21 @@ export interface ProxyHarness {
 }
 
 export interface HarnessOptions {
-  /** Extra route documents (YAML), written beside the default ones; given the embedded PostgreSQL's port. */
-  readonly routes?: (ctx: { pgPort: number; upstreamPort: number }) => string;
+  /** Extra route documents (YAML), written beside the default ones; given the embedded PostgreSQL's port and the engine's. */
+  readonly routes?: (ctx: { pgPort: number; upstreamPort: number; enginePort: number }) => string;
+  /** Extra policy files (name -> YAML) beside the seed's. */
+  readonly policies?: Readonly<Record<string, string>>;
+  /**
+   * Mount what `zt serve` mounts (host/cli/extensions.ts: rollout, console, the proxy) instead of
+   * the proxy alone, configured by these variables (e.g. ZT_CONSOLE_PROXY_AUDIENCE).
+   */
+  readonly serveExtensions?: Record<string, string>;
   readonly env?: Record<string, string>;
   readonly idTokenTtl?: number;
 }
+
+/** What zt serve mounts with the proxy configured, in order (host/cli/extensions.ts). */
+const SERVE_EXTENSIONS = ["rollout", "console", "proxy"] as const;
 
 /** A free TCP port on 127.0.0.1 (the IdP must know the proxy's redirect URIs before it starts). */
 export async function freePort(): Promise<number> {
@@ -107,7 +122,7 @@ export async function startProxyHarness(opts: HarnessOptions = {}): Promise<Prox
   const publicCert = await issueSvid(web, null, { dns: ["*.zt.test"], eku: undefined });
   const idpCert = await issueSvid(web, null, { ips: ["127.0.0.1"] });
 
-  const hosts = [APP, ADMIN, "db.zt.test", "ssh.zt.test", "k8s.zt.test"];
+  const hosts = [APP, ADMIN, CONSOLE_HOST, "db.zt.test", "ssh.zt.test", "k8s.zt.test"];
   const idp = await startIdp({
     certPem: idpCert.certPem,
     keyPem: idpCert.keyPem,
@@ -130,6 +145,7 @@ export async function startProxyHarness(opts: HarnessOptions = {}): Promise<Prox
   const dir = mkdtempSync(join(tmpdir(), "zt-proxy-"));
   chmodSync(dir, 0o711);
   cpSync(POLICIES_DIR, join(dir, "policies"), { recursive: true });
+  for (const [name, text] of Object.entries(opts.policies ?? {})) writeFileSync(join(dir, "policies", name), text);
   const files = join(dir, "files");
   mkdirSync(files, { recursive: true });
   const w = (name: string, text: string): string => {
@@ -138,7 +154,7 @@ export async function startProxyHarness(opts: HarnessOptions = {}): Promise<Prox
   };
   const routesDir = join(dir, "routes");
   mkdirSync(routesDir, { recursive: true });
-  const writeRoutes = (pgPort: number): void => writeFileSync(join(routesDir, "routes.yaml"), defaultRoutes(upstream.port) + (opts.routes ? `---\n${opts.routes({ pgPort, upstreamPort: upstream.port })}` : ""));
+  const writeRoutes = (pgPort: number): void => writeFileSync(join(routesDir, "routes.yaml"), defaultRoutes(upstream.port) + (opts.routes ? `---\n${opts.routes({ pgPort, upstreamPort: upstream.port, enginePort: port })}` : ""));
   const env: Record<string, string> = {
     ZT_TLS_CERT: w("svid.pem", engineSvid.certPem),
     ZT_TLS_KEY: w("svid-key.pem", engineSvid.keyPem),
@@ -159,6 +175,17 @@ export async function startProxyHarness(opts: HarnessOptions = {}): Promise<Prox
   let audit!: Audit;
   const dataDir = join(dir, "data");
   const settings = loadProxySettings(env, dataDir)!;
+  const proxyOptions = () => ({ settings, identity: identity.source, superuserDsn: audit.connections.superuser, dataDir, assertionIssuer: ASSERTION_ISSUER });
+  // What zt serve mounts (rollout, console, proxy), built once the audit trail is open.
+  let serveList: ExtensionFactory[] | null = null;
+  const served = (): ExtensionFactory[] => {
+    if (serveList !== null) return serveList;
+    const config = loadConfig({ ZT_DATA_DIR: dataDir, ...opts.serveExtensions });
+    if (!config.ok) throw new Error(config.errors.join("; "));
+    serveList = serveExtensions({ config: config.config, audit, adminToken: TOKEN, proxy: proxyOptions() });
+    if (serveList.length !== SERVE_EXTENSIONS.length) throw new Error(`zt serve mounts ${serveList.length} extensions, not ${SERVE_EXTENSIONS.join(", ")}`);
+    return serveList;
+  };
   const real = await startTestEngine({
     dir,
     env: { ZT_PORT: String(port) },
@@ -171,7 +198,7 @@ export async function startProxyHarness(opts: HarnessOptions = {}): Promise<Prox
     engine: {
       metrics,
       ...identityEngineOptions(identity),
-      extensions: [(core) => proxyExtension({ settings, identity: identity.source, superuserDsn: audit.connections.superuser, dataDir, assertionIssuer: ASSERTION_ISSUER })(core)],
+      extensions: opts.serveExtensions === undefined ? [(core) => proxyExtension(proxyOptions())(core)] : SERVE_EXTENSIONS.map((_, i) => (core: EngineCore) => served()[i]!(core)),
     },
   });
   const sql = postgres(withUser(audit.connections.superuser!, new URL(audit.connections.superuser!).username, decodeURIComponent(new URL(audit.connections.superuser!).password), AUDIT_DATABASE), { max: 2, onnotice: () => undefined, fetch_types: false });

@@ -28,6 +28,8 @@ export const USERS: Readonly<Record<string, TestUser>> = {
   sre: { password: "sre-pw", email: "sre@hanzo.test", roles: ["sre"], mfa: false },
   oncall: { password: "oncall-pw", email: "oncall@hanzo.test", roles: ["oncall"], mfa: true },
   "oncall-nomfa": { password: "nomfa-pw", email: "nomfa@hanzo.test", roles: ["oncall"], mfa: false },
+  // The console's writers (host/console/proxy-session.ts).
+  "zt-admin": { password: "admin-pw", email: "admin@hanzo.test", roles: ["zt-admin"], mfa: false },
   // Roles from a group (ZT_OIDC_GROUP_ROLES=team-sre=sre).
   lead: { password: "lead-pw", email: "lead@hanzo.test", groups: ["team-sre"], mfa: true, mfaAlways: true },
 };

@@ -32,7 +32,7 @@ class FailureCounter {
   }
 }
 
-function LoginForm(props: { token: string; next: string; error: string | null }) {
+function LoginForm(props: { token: string; next: string; error: string | null; proxy: boolean }) {
   return (
     <section class="login" aria-labelledby="login-title">
       <h1 id="login-title">Sign in to the ZT console</h1>
@@ -40,6 +40,12 @@ function LoginForm(props: { token: string; next: string; error: string | null })
         Paste the engine's admin token (<code>ZT_ADMIN_TOKEN</code>, or the file <code>zt serve</code> printed at start). It is checked
         once; the browser keeps only a signed session cookie for 8 hours.
       </p>
+      {props.proxy && (
+        <Notice kind="info">
+          Operators sign in through the operator access proxy: open the console at its route's host name and sign in with your identity
+          provider (the role zt-admin may change things; every other operator reads). The admin token is the engine's own credential.
+        </Notice>
+      )}
       {props.error !== null && <Notice kind="error">{props.error}</Notice>}
       <form method="post" action={consoleUrl("/login")}>
         <input type="hidden" name={CSRF_FIELD} value={props.token} />
@@ -61,7 +67,7 @@ export function loginRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
   const form = (c: Context<ConsoleEnv>, next: string, error: string | null, status: 200 | 401 | 403 | 429 = 200) => {
     const { nonce, token } = deps.keys.loginNonce();
     setCookie(c, LOGIN_COOKIE, nonce, { ...COOKIE, maxAge: LOGIN_SECONDS });
-    return page(c, deps, { title: "Sign in", active: null, status }, <LoginForm token={token} next={next} error={error} />);
+    return page(c, deps, { title: "Sign in", active: null, status }, <LoginForm token={token} next={next} error={error} proxy={deps.proxySignIn !== null} />);
   };
 
   app.get("/login", (c) => {
@@ -92,7 +98,7 @@ export function loginRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     return c.redirect(next, 303);
   });
 
-  app.post("/logout", requireSession(deps.keys), requireCsrf(deps.keys), (c) => {
+  app.post("/logout", requireSession(deps.keys, deps.proxySignIn), requireCsrf(deps.keys), (c) => {
     const session = c.get("session");
     if (session !== null) deps.keys.revoke(session);
     deleteCookie(c, SESSION_COOKIE, { path: "/", secure: true });

@@ -1,10 +1,13 @@
-// Overview: the mode and per-destination rollout, the policy version this replica serves,
-// decisions per second and the deny rate (from the trail, so every replica and sidecar
-// counts), and the audit trail's health.
+// Overview: the mode and per-destination rollout, the policy version each replica serves and
+// whether they agree (the shared state's heartbeats, as GET /v1/replicas), decisions per second
+// and the deny rate (from the trail, so every replica and sidecar counts), the audit trail's
+// health, and the WireGuard peers the mesh agents report up (their own /metrics).
 import type { Hono } from "hono";
 import type { ServiceAccessPolicy } from "../../../compiler/model.js";
 import { type DecisionCounts, decisionCounts } from "../../audit/rates.js";
+import type { ReplicaView } from "../../engine/shared-state.js";
 import type { ConsoleDeps, ConsoleEnv } from "../context.js";
+import { type AgentPeers, readMeshPeers } from "../mesh-peers.js";
 import { consoleUrl } from "../paths.js";
 import { page } from "../views/layout.js";
 import { HeadRow, KeyValues, ModeBadge, Notice, RefusedChange, Time, Version } from "../views/parts.js";
@@ -42,6 +45,116 @@ function DecisionsCard(props: { minute: DecisionCounts; hour: DecisionCounts }) 
   );
 }
 
+type Replicas = ReplicaView | { error: string };
+
+function ReplicasCard(props: { replicas: Replicas }) {
+  const r = props.replicas;
+  if ("error" in r) {
+    return (
+      <section class="card" aria-labelledby="card-replicas">
+        <h2 id="card-replicas">Replicas</h2>
+        <Notice kind="warn">{r.error}</Notice>
+      </section>
+    );
+  }
+  const live = r.replicas.filter((x) => !x.stale);
+  return (
+    <section class="card" aria-labelledby="card-replicas">
+      <h2 id="card-replicas">Replicas</h2>
+      <div class="big" data-testid="replicas-agree">
+        {r.agree ? <span class="badge allow">agree</span> : <span class="badge deny">disagree</span>}
+      </div>
+      <dl>
+        <dt>live</dt>
+        <dd data-testid="replicas-live">{live.length}</dd>
+        <dt>stale</dt>
+        <dd>{r.replicas.length - live.length}</dd>
+        <dt>versions served</dt>
+        <dd>{r.versions.length}</dd>
+        <dt>store revision</dt>
+        <dd>{r.revision ?? "unknown"}</dd>
+      </dl>
+    </section>
+  );
+}
+
+function ReplicasTable(props: { replicas: Replicas }) {
+  const r = props.replicas;
+  if ("error" in r) return null;
+  if (r.replicas.length === 0) return <p class="muted">No replica has reported to the shared state yet (each does every heartbeat).</p>;
+  return (
+    <table data-testid="replicas">
+      <caption>Policy version per replica{r.agree ? "" : " — the live replicas do not agree"}</caption>
+      <HeadRow cols={["Replica", "Policy version", ["Revision", "num"], "Mode", "Canary for", "Heartbeat", "Last error"]} />
+      <tbody>
+        {r.replicas.map((x) => (
+          <tr data-replica={x.id}>
+            <td>
+              <code>{x.id}</code> {x.stale && <span class="badge observe">stale</span>}
+            </td>
+            <td>
+              <Version v={x.policy_version} /> {!x.stale && r.versions.length > 1 && <span class="badge deny">differs</span>}
+            </td>
+            <td class="num">
+              {x.revision}
+              {x.matches_store ? "" : " (behind)"}
+            </td>
+            <td>
+              <ModeBadge mode={x.mode} />
+            </td>
+            <td class="wrap">{x.canary.length === 0 ? <span class="muted">none</span> : x.canary.map((d) => <code>{d} </code>)}</td>
+            <td>{x.seconds_since_heartbeat} s ago</td>
+            <td class="wrap">{x.last_error ?? <span class="muted">none</span>}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/** WireGuard peers up, per mesh agent; "not configured" says so rather than showing a number. */
+export function MeshCard(props: { agents: AgentPeers[] | null }) {
+  const agents = props.agents;
+  if (agents === null) {
+    return (
+      <section class="card" aria-labelledby="card-mesh">
+        <h2 id="card-mesh">WireGuard peers</h2>
+        <p class="muted" data-testid="mesh-not-configured">
+          Not configured: the engine sees no tunnel. Set <code>ZT_CONSOLE_MESH_METRICS</code> to the <code>zt mesh agent</code> metrics URLs
+          (port 9586) to show <code>zt_wireguard_peer_up</code> here.
+        </p>
+      </section>
+    );
+  }
+  const read = agents.filter((a): a is Extract<AgentPeers, { ok: true }> => a.ok);
+  const peers = read.flatMap((a) => a.peers);
+  const up = peers.filter((p) => p.up).length;
+  return (
+    <section class="card" aria-labelledby="card-mesh">
+      <h2 id="card-mesh">WireGuard peers</h2>
+      <div class="big" data-testid="mesh-peers-up">
+        {read.length === 0 ? <span class="muted">unknown</span> : `${up} of ${peers.length} up`}
+      </div>
+      <ul class="plain" data-testid="mesh-agents">
+        {agents.map((a) => (
+          <li>
+            <code class="wrap">{a.url}</code>:{" "}
+            {a.ok ? (
+              a.peers.length === 0 ? (
+                <span class="muted">no peers</span>
+              ) : (
+                a.peers.map((p) => <span class={`badge ${p.up ? "allow" : "deny"}`}>{`${p.cluster} ${p.up ? "up" : "down"}`} </span>)
+              )
+            ) : (
+              <span class="badge observe">{`not readable: ${a.error}`}</span>
+            )}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
 export function overviewRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
   app.get("/", async (c) => {
     const active = deps.core.store.current();
@@ -49,12 +162,20 @@ export function overviewRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     const sink = deps.audit.sink;
     const status = sink.status();
     let counts: { minute: DecisionCounts; hour: DecisionCounts } | { error: string };
+    const replicasP = deps.core.state.replicaView().then(
+      (v): Replicas => ("ok" in v ? { error: v.code === "no_state_store" ? "This engine runs without a shared state: it is the only replica." : v.message } : v),
+      (e: Error): Replicas => ({ error: e.message }),
+    );
+    const meshP = deps.meshMetrics.length === 0 ? Promise.resolve(null) : readMeshPeers(deps.meshMetrics);
     try {
       const [minute, hour] = await Promise.all([decisionCounts(deps.audit.query, 60), decisionCounts(deps.audit.query, 3600)]);
       counts = { minute, hour };
     } catch (e) {
       counts = { error: (e as Error).message };
     }
+    const [replicas, mesh] = await Promise.all([replicasP, meshP]);
+    const settings = deps.core.state.rollout.current();
+    const mode = deps.core.state.rollout.global();
     const rollouts = (active?.set.policies ?? [])
       .filter((p): p is ServiceAccessPolicy => p.kind === "ServiceAccessPolicy")
       .flatMap((p) => p.rollout.map((r) => ({ policy: p.name, ...r })));
@@ -69,16 +190,23 @@ export function overviewRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
         <div class="cards" id="overview-cards" data-live="10" aria-live="off">
           <section class="card" aria-labelledby="card-mode">
             <h2 id="card-mode">Mode</h2>
-            <div class="big">
-              <ModeBadge mode={deps.core.mode} />
+            <div class="big" data-testid="global-mode">
+              <ModeBadge mode={mode} />
             </div>
             <dl>
-              <dt>global (ZT_MODE)</dt>
-              <dd>{deps.core.mode}</dd>
-              <dt>per-destination entries</dt>
+              <dt>global</dt>
+              <dd>{settings.mode === null ? `ZT_MODE (${deps.core.mode})` : `rollout settings (revision ${settings.rev})`}</dd>
+              <dt>per-destination settings</dt>
+              <dd>
+                <a href={consoleUrl("/rollout")}>{settings.destinations.length}</a>
+              </dd>
+              <dt>canaries</dt>
+              <dd>{settings.canary.length}</dd>
+              <dt>policies' spec.rollout</dt>
               <dd>{rollouts.length}</dd>
             </dl>
           </section>
+          <ReplicasCard replicas={replicas} />
           <section class="card" aria-labelledby="card-policy">
             <h2 id="card-policy">Policy version (this replica)</h2>
             <div class="big">
@@ -125,16 +253,21 @@ export function overviewRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
               </dd>
             </dl>
           </section>
+          <MeshCard agents={mesh} />
+        </div>
+        <div id="overview-replicas" data-live="10">
+          <ReplicasTable replicas={replicas} />
         </div>
         {reload !== null && reload.result === "failure" && (
           <RefusedChange errors={reload.errors}>
             The last policy change was refused; version <Version v={active?.version ?? null} /> keeps serving.
           </RefusedChange>
         )}
-        <h2>Per-destination rollout</h2>
+        <h2>Per-destination rollout in the policies</h2>
         {rollouts.length === 0 ? (
           <p class="muted">
-            No policy sets <code>spec.rollout</code>: every destination follows the global mode ({deps.core.mode}).
+            No policy sets <code>spec.rollout</code>. The shared rollout settings (per-destination modes, canaries) are on the{" "}
+            <a href={consoleUrl("/rollout")}>rollout page</a>.
           </p>
         ) : (
           <table>
@@ -159,12 +292,7 @@ export function overviewRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
             </tbody>
           </table>
         )}
-        <KeyValues
-          rows={[
-            ["Module sha256", <code>{active?.wasmSha256 ?? "none"}</code>],
-            ["WireGuard peers", <span class="muted">reported by each gateway's <code>zt mesh agent</code> (zt_wireguard_peer_up); the engine sees no tunnel</span>],
-          ]}
-        />
+        <KeyValues rows={[["Module sha256 (this replica)", <code>{active?.wasmSha256 ?? "none"}</code>]]} />
       </>,
     );
   });

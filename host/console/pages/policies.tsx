@@ -1,5 +1,5 @@
 // Policies: the active set (what GET /v1/policies reports, from the same store), and one
-// policy with its rules, its per-destination rollout and its YAML.
+// policy with its rules, its per-destination rollout and its YAML (its history: history.tsx).
 import type { Hono } from "hono";
 import type { Policy } from "../../../compiler/model.js";
 import type { PolicyInfo } from "../../engine/policy-store.js";
@@ -181,6 +181,9 @@ export function policiesRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
         <p class="actions">
           <a class="button secondary" href={consoleUrl("/diff", { policy: name })}>
             Check a change to this policy
+          </a>
+          <a class="button secondary" href={consoleUrl(`/policies/${encodeURIComponent(name)}/history`)}>
+            History{info.origin === "api" ? ", compare and roll back" : ""}
           </a>
         </p>
         <h2>Document</h2>

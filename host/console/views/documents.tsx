@@ -14,16 +14,23 @@ export function DocumentsProblemView(props: { problem: DocumentsProblem }) {
   return (
     <Notice kind="error">
       The documents do not validate:
-      <ul>
-        {p.errors.map((d) => (
-          <li>
-            <code>
-              {d.line}:{d.col}: {d.message}
-            </code>
-          </li>
-        ))}
-      </ul>
+      <Diagnostics list={p.errors} />
     </Notice>
+  );
+}
+
+/** Every `line:col: message` of a refused document. */
+export function Diagnostics(props: { list: readonly Diagnostic[] }) {
+  return (
+    <ul>
+      {props.list.map((d) => (
+        <li>
+          <code>
+            {d.line}:{d.col}: {d.message}
+          </code>
+        </li>
+      ))}
+    </ul>
   );
 }
 

@@ -20,12 +20,14 @@ const NAV: ReadonlyArray<[NavKey, string, string]> = [
   ["incidents", "Incidents", "/incidents"],
 ];
 
+export type PageStatus = 200 | 400 | 401 | 403 | 404 | 409 | 412 | 422 | 429 | 500 | 503;
+
 export interface PageOptions {
   title: string;
   active: NavKey | null;
   /** Page scripts besides console.js (e.g. graph.js). */
   scripts?: readonly AssetName[];
-  status?: 200 | 400 | 401 | 403 | 404 | 409 | 422 | 429 | 500 | 503;
+  status?: PageStatus;
 }
 
 /** The CSRF field every form that writes carries. */
@@ -43,6 +45,8 @@ function Frame(props: { deps: ConsoleDeps; c: Context<ConsoleEnv>; opts: PageOpt
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${opts.title} · ZT console`}</title>
+        {/* No favicon request (a 404 in every page's console otherwise). */}
+        <link rel="icon" href="data:," />
         <link rel="stylesheet" href={deps.assets.url("console.css")} />
         {scripts.map((s) => (
           <script type="module" src={deps.assets.url(s)}></script>
@@ -74,10 +78,17 @@ function Frame(props: { deps: ConsoleDeps; c: Context<ConsoleEnv>; opts: PageOpt
               <span>
                 {session.sub} <span class="badge info">{session.role === "admin" ? "zt-admin" : "reader"}</span>
               </span>
-              <form method="post" action={consoleUrl("/logout")}>
-                <CsrfField token={deps.keys.csrfToken(session)} />
-                <button type="submit">Sign out</button>
-              </form>
+              {session.via === "proxy" ? (
+                // The access proxy's session is the session: it signs out (here and at the identity provider).
+                <a class="signout" href="/.zt/logout">
+                  Sign out
+                </a>
+              ) : (
+                <form method="post" action={consoleUrl("/logout")}>
+                  <CsrfField token={deps.keys.csrfToken(session)} />
+                  <button type="submit">Sign out</button>
+                </form>
+              )}
             </div>
           )}
         </header>

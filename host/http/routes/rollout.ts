@@ -77,24 +77,8 @@ export function rolloutRoutes(deps: RolloutRouteDeps): Hono<EngineEnv> {
   });
 
   app.get("/v1/replicas", async (c) => {
-    const rows = await state.replicas();
-    if (!Array.isArray(rows)) return refusal(c, rows);
-    const me = state.status();
-    const staleAfter = state.staleAfterSeconds();
-    // This replica's own row is what it serves now, not its last heartbeat: a swap between two
-    // heartbeats would otherwise show the replica disagreeing with itself.
-    const replicas = rows.map((r) => (r.id === me.replica ? { ...r, status: state.replicaStatus() } : r)).map((r) => ({
-      id: r.id,
-      stale: r.age_seconds > staleAfter,
-      heartbeat_at: r.heartbeat_at,
-      seconds_since_heartbeat: Math.round(r.age_seconds * 10) / 10,
-      started_at: r.started_at,
-      matches_store: me.store_revision !== null && r.status.revision === me.store_revision,
-      ...r.status,
-    }));
-    const live = replicas.filter((r) => !r.stale);
-    const versions = [...new Set(live.map((r) => r.policy_version))];
-    return c.json({ revision: me.store_revision, stale_after_seconds: staleAfter, agree: versions.length <= 1, versions, replicas });
+    const view = await state.replicaView();
+    return "ok" in view ? refusal(c, view) : c.json(view);
   });
 
   return app;
