@@ -46,11 +46,15 @@ async function main(): Promise<void> {
   const names = sectionsToRun(only);
   if (names.length === 1) return runSection(names[0]!, quick, outDir, machine);
   process.stdout.write(`machine: ${JSON.stringify(machine)}\n`);
+  // A failing section does not cost the others their run: every section runs, the failures are
+  // named at the end, and the exit code says that something failed.
+  const failed: string[] = [];
   for (let i = 0; i < names.length; i++) {
     if (i > 0) await new Promise((r) => setTimeout(r, quick ? 500 : SETTLE_MS));
     const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...(quick ? ["--quick"] : []), "--only", names[i]!], { stdio: "inherit" });
-    if (child.status !== 0) throw new Error(`bench section ${names[i]} failed (exit ${child.status ?? child.signal})`);
+    if (child.status !== 0) failed.push(`${names[i]} (exit ${child.status ?? child.signal})`);
   }
+  if (failed.length > 0) throw new Error(`bench sections failed: ${failed.join(", ")}`);
 }
 
 main().then(

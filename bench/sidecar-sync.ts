@@ -88,7 +88,6 @@ function allows(p: Plugin, port: number): boolean {
 async function writeToVms(quick: boolean, notes: string[]): Promise<Array<Record<string, Cell>>> {
   const dir = mkdtempSync(join(tmpdir(), "zt-bench-sync-pol-"));
   writeFileSync(join(dir, "rules.yaml"), policyYaml(generateRules(1000)));
-  writeFileSync(join(dir, "probe.yaml"), probePolicy(1));
   const engine = await startEngine(dir);
   try {
     const mod = await fetch(engine.url + "/v1/module.wasm");
@@ -217,7 +216,6 @@ async function metric(url: string, name: string): Promise<number> {
 async function heldPolls(notes: string[]): Promise<Array<Record<string, Cell>>> {
   const dir = mkdtempSync(join(tmpdir(), "zt-bench-held-"));
   mkdirSync(join(dir, "p"));
-  writeFileSync(join(dir, "p", "probe.yaml"), probePolicy(1));
   const engine = await startEngine(join(dir, "p"));
   const sockets: Socket[] = [];
   // 10,000 in --quick too: the figure the issue asks for, and it takes seconds.
