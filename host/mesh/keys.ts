@@ -1,6 +1,6 @@
 // WireGuard key pairs with Node's crypto (X25519; no hand-written curve arithmetic), and the
 // private key file: written 0600, read only where it is applied, never logged or printed.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { writeFileDurable } from "../common/durable-file.js";
 import { isWireGuardKey } from "../../compiler/mesh/keys.js";
@@ -16,10 +16,19 @@ function b64(jwkField: string | undefined): string {
   return Buffer.from(jwkField, "base64url").toString("base64");
 }
 
+/**
+ * A new key pair: 32 random bytes, clamped as `wg genkey` writes them, and the public key
+ * derived by Node's X25519. Not generateKeyPairSync: on Node 20 a GC during the export of a
+ * freshly generated key can deadlock in the key generation job's destructor, which hung
+ * `zt mesh keygen` forever (seen in the CLI exit-code test and once in the tunnel test).
+ */
 export function generateKeyPair(): KeyPair {
-  const { privateKey } = generateKeyPairSync("x25519");
-  const jwk = privateKey.export({ format: "jwk" });
-  return { privateKey: b64(jwk.d), publicKey: b64(jwk.x) };
+  const raw = randomBytes(32);
+  raw[0]! &= 248;
+  raw[31] = (raw[31]! & 127) | 64;
+  const privateKey = raw.toString("base64");
+  raw.fill(0);
+  return { privateKey, publicKey: publicKeyOf(privateKey) };
 }
 
 /** The private key as a KeyObject (PKCS #8 DER: RFC 8410's fixed prefix for X25519, then the 32 bytes). */
