@@ -4,7 +4,6 @@
 // one tunnel, decided and audited by the proxy. Signs in with the browser when needed.
 import { createServer, type Socket } from "node:net";
 import { parseArgs } from "node:util";
-import { printUsage, wantsHelp } from "./help.js";
 import { INCIDENT_ID } from "../engine/incidents.js";
 import { EXIT, UsageError } from "./io.js";
 import { type ProxyRefusal, type ProxyTarget, parseTarget, tunnel } from "./proxy-client.js";
@@ -91,7 +90,6 @@ async function listen(t: ProxyTarget, incident: string | null, where: { host: st
 }
 
 export async function connectCommand(argv: string[]): Promise<number> {
-  if (wantsHelp(argv)) return printUsage(USAGE);
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -101,8 +99,13 @@ export async function connectCommand(argv: string[]): Promise<number> {
       ca: { type: "string" },
       incident: { type: "string" },
       "no-browser": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
     },
   });
+  if (values.help) {
+    process.stdout.write(USAGE + "\n");
+    return EXIT.ok;
+  }
   if (positionals.length !== 1) throw new UsageError(USAGE);
   if (!/:\d{1,5}$/.test(positionals[0]!)) throw new UsageError(`${USAGE}\n(a TCP route is host:port, as its "from: tcp+https://host:port")`);
   const t = parseTarget(positionals[0], values);

@@ -5,7 +5,6 @@
 // route's own credential and, with `impersonate: true`, as the operator (docs/proxy.md).
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { printUsage, wantsHelp } from "./help.js";
 import { stringify } from "yaml";
 import { writeFileDurable } from "../common/durable-file.js";
 import { EXIT, UsageError } from "./io.js";
@@ -15,12 +14,15 @@ const CREDENTIAL_USAGE = "usage: zt kube-credential <route-host> [--proxy addr:p
 const USAGE = "usage: zt kubeconfig <route-host> [--proxy addr:port] [--ca file.pem] [--command zt] [-o kubeconfig]";
 
 export async function kubeconfigCommand(argv: string[]): Promise<number> {
-  if (wantsHelp(argv)) return printUsage(USAGE);
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { proxy: { type: "string" }, ca: { type: "string" }, command: { type: "string" }, output: { type: "string", short: "o" } },
+    options: { proxy: { type: "string" }, ca: { type: "string" }, command: { type: "string" }, output: { type: "string", short: "o" }, help: { type: "boolean", short: "h" } },
   });
+  if (values.help) {
+    process.stdout.write(USAGE + "\n");
+    return EXIT.ok;
+  }
   if (positionals.length !== 1) throw new UsageError(USAGE);
   const t = parseTarget(positionals[0], values);
   const name = t.host;
@@ -62,8 +64,11 @@ export async function kubeconfigCommand(argv: string[]): Promise<number> {
 
 /** The exec credential plugin: prints an ExecCredential with the proxy token (kubectl calls it). */
 export async function kubeCredentialCommand(argv: string[]): Promise<number> {
-  if (wantsHelp(argv)) return printUsage(CREDENTIAL_USAGE);
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { proxy: { type: "string" }, ca: { type: "string" }, "no-browser": { type: "boolean", default: false } } });
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { proxy: { type: "string" }, ca: { type: "string" }, "no-browser": { type: "boolean", default: false }, help: { type: "boolean", short: "h" } } });
+  if (values.help) {
+    process.stdout.write(CREDENTIAL_USAGE + "\n");
+    return EXIT.ok;
+  }
   if (positionals.length !== 1) throw new UsageError(CREDENTIAL_USAGE);
   const t = parseTarget(positionals[0], values);
   // Messages go to stderr: stdout is kubectl's.
