@@ -1,18 +1,18 @@
-// Batch insert: one statement per batch, the rows shipped column-wise as 25 text parameters,
-// each a PostgreSQL array literal holding one column of the batch, and expanded server-side
-// by unnest() in the select list. Set-returning functions in the select list run in lockstep
-// (ProjectSet), so the server neither parses JSON nor materialises a tuplestore, and the
-// statement text is the same for every batch size (one prepared statement). Against the
-// json_to_recordset form this replaced, the server spends ~30% less CPU per row
-// (docs/audit.md, "Throughput").
+// Batch insert. A live batch (records never sent before) goes in as one binary COPY
+// (copy-binary.ts encodes it): no text to parse on the server, and COPY writes the heap a page
+// at a time (heap_multi_insert: one WAL record per page) and extends the table in bulk, which
+// costs PostgreSQL about 15-19% less CPU per row than the INSERT below (docs/audit.md, "Throughput").
 //
-// A live batch holds records never sent before, so it goes in as a plain INSERT: the
-// speculative insertion that ON CONFLICT needs costs ~15% of the server's time per row. When a
-// row's key is already taken (a sidecar re-sending, a batch whose commit reply was lost) the
-// plain INSERT fails as a whole with unique_violation and the batch is sent again with ON
-// CONFLICT DO NOTHING, as replays of the spool always are: idempotency is unchanged.
-import type { Sql } from "postgres";
+// Re-sent and replayed rows, and a live batch whose key is already stored (a sidecar
+// re-sending, a batch whose commit reply was lost: the COPY fails as a whole with
+// unique_violation), go through INSERT ... SELECT unnest(column arrays) ... ON CONFLICT DO
+// NOTHING: 25 text parameters, each a PostgreSQL array literal holding one column of the
+// batch, expanded server-side by unnest() in the select list (ProjectSet: no JSON, no
+// tuplestore; one prepared statement for every batch size). Idempotency is unchanged. This
+// text path is the reference the binary COPY is tested against (test/audit/copy-binary.test.ts).
+import postgres, { type ReservedSql, type Sql } from "postgres";
 import type { AuditRow, ChainDeclaration } from "./chain.js";
+import { COPY_COLUMNS, copyBinary } from "./copy-binary.js";
 import { SCHEMA } from "./migrations.js";
 
 type Kind = "text" | "number" | "bool" | "roles" | "hex";
@@ -68,17 +68,12 @@ const ROWS_SQL = COLUMNS.map((c, i) => {
 const INSERT_SQL = `INSERT INTO ${SCHEMA}.decisions (${COLUMN_LIST})\nSELECT\n  ${ROWS_SQL}`;
 const INSERT_IDEMPOTENT_SQL = `${INSERT_SQL}\nON CONFLICT DO NOTHING`;
 
-const P = COLUMNS.length;
-/**
- * The writer sends the next batch while the previous one executes (pipelining on its one
- * connection). The next batch inserts only if the previous batch's last row is stored, so a
- * batch never commits after its predecessor failed: what is in PostgreSQL stays a prefix of
- * the chain. The probe is one primary-key lookup (pruned to one partition) per batch.
- */
-const INSERT_AFTER_SQL = `${INSERT_SQL}
-WHERE EXISTS (SELECT 1 FROM ${SCHEMA}.decisions p
-               WHERE p.ts = $${P + 1}::timestamptz AND p.decision_id = $${P + 2}::uuid
-                 AND p.chain_id = $${P + 3}::text AND p.seq = $${P + 4}::bigint)`;
+/** The live path: the batch's rows in COPY's binary format, columns in table order. */
+const COPY_SQL = `COPY ${SCHEMA}.decisions (${COPY_COLUMNS.join(", ")}) FROM STDIN (FORMAT binary)`;
+
+/** The predecessor check of a pipelined batch: one primary-key probe, pruned to one partition. */
+const PREDECESSOR_SQL = `SELECT 1 FROM ${SCHEMA}.decisions
+  WHERE ts = $1::timestamptz AND decision_id = $2::uuid AND chain_id = $3::text AND seq = $4::bigint`;
 
 /** Rows of the batch not stored in decisions at their own chain position: they go to duplicates. */
 const DUPLICATES_SQL = `
@@ -158,44 +153,103 @@ function isUniqueViolation(e: unknown): boolean {
 
 /**
  * Inserts one batch in one statement (one transaction). `fresh`: the rows were never sent
- * before, so a plain INSERT is tried first; either way a row whose key is already stored
- * is not inserted twice.
+ * before, so they are copied in first; either way a row whose key is already stored is not
+ * inserted twice.
  */
 export async function insertRows(sql: Sql, rows: readonly AuditRow[], fresh: boolean): Promise<InsertOutcome> {
   if (rows.length === 0) return { inserted: 0, duplicates: 0, conflicts: 0 };
-  const params = batchParameters(rows);
-  if (fresh) {
-    try {
-      const res = await sql.unsafe(INSERT_SQL, params, { prepare: true });
-      return { inserted: res.count, duplicates: 0, conflicts: 0 };
-    } catch (e) {
-      if (!isUniqueViolation(e)) throw e;
-      // Some key is taken: nothing of the batch was stored; go the idempotent way.
-    }
-  }
-  return insertIdempotent(sql, rows.length, params);
+  if (!fresh) return insertIdempotent(sql, rows.length, batchParameters(rows));
+  const data = copyBinary(rows);
+  return onOwnConnection(sql, async (conn) => {
+    if (data !== null && (await copyOrTaken(conn, data))) return { inserted: rows.length, duplicates: 0, conflicts: 0 };
+    return insertIdempotent(conn, rows.length, batchParameters(rows));
+  });
 }
 
 /**
  * Fresh rows that follow `after` in the chain: inserted only if `after` is stored in
  * decisions. Null: it is not (its batch failed, or it went to duplicates), nothing was
  * inserted, and the batch must be sent again once its predecessor is settled.
+ *
+ * The writer sends the next batch while the previous one executes. Batches take the
+ * connection in turn (see onOwnConnection), so when this one probes, its predecessor has
+ * committed or failed: a batch never commits after its predecessor failed, and what is in
+ * PostgreSQL stays a prefix of the chain.
  */
 export async function insertRowsAfter(sql: Sql, rows: readonly AuditRow[], after: AuditRow): Promise<InsertOutcome | null> {
   if (rows.length === 0) return { inserted: 0, duplicates: 0, conflicts: 0 };
-  const params = batchParameters(rows);
+  const data = copyBinary(rows);
+  return onOwnConnection(sql, async (conn) => {
+    const found = await conn.unsafe(PREDECESSOR_SQL, [after.ts, after.decision_id, after.chain_id, after.seq], { prepare: true });
+    if (found.length === 0) return null;
+    if (data !== null && (await copyOrTaken(conn, data))) return { inserted: rows.length, duplicates: 0, conflicts: 0 };
+    return insertIdempotent(conn, rows.length, batchParameters(rows));
+  });
+}
+
+/**
+ * Runs `fn` on a connection reserved for it. Nothing else may be written to a connection
+ * while a COPY streams (the driver refuses a pipelined query then: COPY_IN_PROGRESS); while
+ * reserved, the pool's other queries (the writer's, its checkpointer's) wait their turn, and on
+ * the writer's one-connection pool batches take turns. A connection that died meanwhile is not
+ * handed back: the driver (3.4) has already put it among its closed connections, and releasing
+ * it would put it back among the open ones, where the next query would be written to no socket.
+ */
+async function onOwnConnection<T>(sql: Sql, fn: (conn: ReservedSql) => Promise<T>): Promise<T> {
+  const conn = await sql.reserve();
+  let alive = true;
   try {
-    const res = await sql.unsafe(INSERT_AFTER_SQL, [...params, after.ts, after.decision_id, after.chain_id, after.seq], { prepare: true });
-    // A plain INSERT stores every row or fails: no row means the predecessor check failed.
-    return res.count === 0 ? null : { inserted: res.count, duplicates: 0, conflicts: 0 };
+    return await fn(conn);
   } catch (e) {
-    if (!isUniqueViolation(e)) throw e;
-    // The check passed (rows were being inserted), so the predecessor is committed.
-    return insertIdempotent(sql, rows.length, params);
+    alive = !connectionLost(e);
+    throw e;
+  } finally {
+    if (alive) conn.release();
   }
 }
 
-async function insertIdempotent(sql: Sql, n: number, params: string[]): Promise<InsertOutcome> {
+/** Not an error PostgreSQL reported on a session that goes on (ERROR): the connection is gone (or going: FATAL, PANIC). */
+function connectionLost(e: unknown): boolean {
+  if (!(e instanceof postgres.PostgresError)) return true;
+  return e.severity === "FATAL" || e.severity === "PANIC";
+}
+
+/** Copies the batch in. True: stored; false: some key is taken and nothing was stored. Other failures throw. */
+async function copyOrTaken(conn: ReservedSql, data: Buffer): Promise<boolean> {
+  try {
+    await copyIn(conn, data);
+    return true;
+  } catch (e) {
+    if (isUniqueViolation(e)) return false;
+    throw e;
+  }
+}
+
+/**
+ * One COPY FROM STDIN. The `postgres` driver (3.4) never settles the writable of a COPY the
+ * server refuses, and drops the error (porsager/postgres#1173): it only hands the error to the
+ * query's reject, which is ignored once the query has resolved to its stream. So the reject is
+ * observed here, and whichever comes first, the server's error or the completed copy, settles
+ * the call. test/audit/insert.test.ts holds the driver to this (a refused COPY rejects with
+ * PostgreSQL's error and code, and the connection serves the next statement).
+ */
+function copyIn(conn: ReservedSql, data: Buffer): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const query = conn.unsafe(COPY_SQL) as ReturnType<ReservedSql["unsafe"]> & { reject: (e: unknown) => void };
+    const driverReject = query.reject;
+    query.reject = (e: unknown): void => {
+      reject(e);
+      driverReject(e);
+    };
+    query.writable().then((stream) => {
+      stream.once("error", reject);
+      stream.once("finish", () => resolve());
+      stream.end(data);
+    }, reject);
+  });
+}
+
+async function insertIdempotent(sql: Sql | ReservedSql, n: number, params: string[]): Promise<InsertOutcome> {
   const res = await sql.unsafe(INSERT_IDEMPOTENT_SQL, params, { prepare: true });
   const inserted = res.count;
   if (inserted === n) return { inserted, duplicates: 0, conflicts: 0 };
