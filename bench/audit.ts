@@ -135,7 +135,7 @@ export const run: BenchFn = async (opts) => {
       ],
       notes: [
         `target >= ${TARGET} records/s: ${rate >= TARGET ? "met" : "NOT met"} (${Math.round(rate)} records/s)`,
-        `one writer connection, ${PIPELINE_DEPTH} batches of up to ${BATCH} rows in flight, each one INSERT ... SELECT unnest(column arrays) (ON CONFLICT DO NOTHING only on re-sends and replays); primary key + 5 indexes; synchronous_commit on`,
+        `one writer connection, ${PIPELINE_DEPTH} batches of up to ${BATCH} rows in flight, each one binary COPY (INSERT ... SELECT unnest(column arrays) ON CONFLICT DO NOTHING only for re-sends and replays); primary key + 5 indexes; synchronous_commit on`,
         `machine: ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(1)} at the end of the run (other work on the machine lowers the figure)`,
         "append µs/record: validation + queueing on the caller's stack (record construction excluded; hashing and serialisation happen off it)",
         "engine CPU µs/record: the whole bench process (record construction, append, chaining, batch encoding, driver) per committed record; PostgreSQL CPU: the writer's backend only (from /proc)",
