@@ -75,7 +75,7 @@ export class ThreadedAuditSink implements AuditSink {
   private readonly maxQueue: number;
   private readonly log: (obj: Record<string, unknown>) => void;
   private snap: WriterSnapshot;
-  /** Records validated and serialised (record-json.ts), waiting to be sent as one JSON array. */
+  /** Records validated and serialised (record-json.ts), waiting to be sent as one text. */
   private batch: string[] = [];
   private timer: NodeJS.Timeout | null = null;
   private appended = 0;
@@ -292,7 +292,7 @@ export class ThreadedAuditSink implements AuditSink {
     if (this.batch.length === 0 || this.failure !== null) return;
     const records = this.batch;
     this.batch = [];
-    this.post({ t: "records", json: "[" + records.join(",") + "]" });
+    this.post({ t: "records", lines: records.join("\n") });
   }
 
   private post(m: ToWriter): void {

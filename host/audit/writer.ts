@@ -6,7 +6,7 @@
 // committed or spooled, so the set of durable records is always a prefix of the chain.
 import { performance } from "node:perf_hooks";
 import type { Sql } from "postgres";
-import { declaredGenesis, recordToRow, type AuditRow, type ChainDeclaration, type ChainLink } from "./chain.js";
+import { chainedRow, declaredGenesis, linkHash, linkHashOf, linkPrefix, type AuditRow, type ChainDeclaration, type ChainLink } from "./chain.js";
 import { HeadFile } from "./head-file.js";
 import { declareChains, ensurePartition, insertRows, insertRowsAfter, isDataError, isMissingPartition, type InsertOutcome } from "./insert.js";
 import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
@@ -135,6 +135,8 @@ export class AuditWriter implements AuditSink {
 
   // Appended, validated, not yet chained (chaining happens off the caller's stack).
   private incoming: AuditRecord[] = [];
+  /** Each incoming record's canonical JSON when the engine thread wrote it (null: write it here). */
+  private incomingText: (string | null)[] = [];
   private incomingT: number[] = [];
   private drainScheduled = false;
   // Chained records in memory; sequence numbers are contiguous from q[qHead].
@@ -142,6 +144,8 @@ export class AuditWriter implements AuditSink {
   private qHead = 0;
   private lastSeq = 0;
   private prevHash: string;
+  /** linkPrefix(chainId): what every link's hashed text starts with. */
+  private readonly prefix: string;
 
   private committedThrough = 0;
   private spooledThrough = 0;
@@ -192,6 +196,7 @@ export class AuditWriter implements AuditSink {
     this.chainId = `${opts.writerId}/${stamp}-${Math.random().toString(16).slice(2, 8)}`;
     this.declaration = { chain_id: this.chainId, writer_id: opts.writerId, started_at: started.toISOString(), hash_version: 2, predecessor: opts.predecessor ?? null };
     this.prevHash = declaredGenesis(this.declaration);
+    this.prefix = linkPrefix(this.chainId);
     this.committedHead = { chain_id: this.chainId, seq: 0, hash: this.prevHash };
     this.spooledHead = this.committedHead;
     this.headFile = new HeadFile(opts.spoolDir);
@@ -217,12 +222,16 @@ export class AuditWriter implements AuditSink {
   append(record: AuditRecord): void {
     const v = normalizeRecord(record);
     if (!v.ok) return this.refuse(`invalid audit record at ${v.error.path}: ${v.error.message}`);
-    this.accept(v.value);
+    this.accept(v.value, null);
   }
 
-  /** A record normalizeRecord() already accepted (the writer thread: the engine thread validated it). */
-  appendNormalized(record: AuditRecord): void {
-    this.accept(record);
+  /**
+   * A record normalizeRecord() already accepted (the writer thread: the engine thread
+   * validated it), with its canonical JSON (chain.ts canonicalRecord) as the engine thread
+   * wrote it: the link hash covers that text, so it is not written out again here.
+   */
+  appendCanonical(record: AuditRecord, text: string): void {
+    this.accept(record, text);
   }
 
   /** PostgreSQL and the spool both failing: a record appended now could not be made durable. */
@@ -230,7 +239,7 @@ export class AuditWriter implements AuditSink {
     return this.spoolFailed && !this.pgUp;
   }
 
-  private accept(record: AuditRecord): void {
+  private accept(record: AuditRecord, text: string | null): void {
     if (this.closed) {
       this.counters.dropped++;
       throw new AuditUnavailableError("audit sink is closed");
@@ -241,6 +250,7 @@ export class AuditWriter implements AuditSink {
       return this.refuse(cannotSecure ? `audit trail unavailable: PostgreSQL (${this.pgError}) and spool (${this.spoolError}) both failing` : "audit queue full");
     }
     this.incoming.push(record);
+    this.incomingText.push(text);
     this.incomingT.push(performance.now());
     if (!this.drainScheduled) {
       this.drainScheduled = true;
@@ -364,6 +374,7 @@ export class AuditWriter implements AuditSink {
     this.waiters = [];
     await Promise.race([this.pumpDone, new Promise((r) => setTimeout(r, 1000).unref())]);
     await this.spool.close();
+    this.headFile.close();
   }
 
   // ---- internals -------------------------------------------------------------------
@@ -379,15 +390,20 @@ export class AuditWriter implements AuditSink {
   private drainIncoming(): void {
     this.drainScheduled = false;
     const recs = this.incoming;
+    const texts = this.incomingText;
     const ts = this.incomingT;
     if (recs.length === 0) return;
     this.incoming = [];
+    this.incomingText = [];
     this.incomingT = [];
     for (let i = 0; i < recs.length; i++) {
       const r = recs[i] as AuditRecord;
+      const text = texts[i] as string | null;
       const seq = ++this.lastSeq;
-      const row = recordToRow(r, this.chainId, seq, this.prevHash);
-      this.prevHash = row.hash;
+      const prev = this.prevHash;
+      const hash = text !== null ? linkHashOf(prev, this.prefix, seq, text) : linkHash(prev, this.chainId, seq, r);
+      const row = chainedRow(r, this.chainId, seq, prev, hash);
+      this.prevHash = hash;
       this.q.push({ seq, row, line: null, day: r.timestamp.slice(0, 10), t: ts[i] as number });
     }
     this.kick();
