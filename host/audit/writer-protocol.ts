@@ -35,6 +35,8 @@ export interface WriterThreadOptions {
 export interface WriterSnapshot {
   /** Records the writer thread has taken from the engine thread so far. */
   received: number;
+  /** Rows per live batch now (the writer adapts it to the commit rate): the backpressure bound follows it. */
+  batchRows: number;
   /** Of those, records still in the writer's memory (neither committed nor spooled). */
   queueDepth: number;
   /** Age of the oldest of those records that is neither committed nor spooled, in ms (0: none). */

@@ -32,6 +32,7 @@ function snapshot(): WriterSnapshot {
   const st = writer.status();
   return {
     received,
+    batchRows: writer.liveBatchRows,
     queueDepth: writer.queueDepth,
     lagMs: writer.pendingAgeMs(),
     backlog: writer.backlog,

@@ -36,6 +36,16 @@ export const PIPELINE_DEPTH = 2;
  */
 export const BATCH_LINGER_MS = 20;
 
+/**
+ * A live batch should take PostgreSQL about this long, so that a record waits for the batch
+ * ahead of it and its own (two in flight, PIPELINE_DEPTH) well inside SPILL_AFTER_MS: a
+ * record still uncommitted then is written to the spool as well, which costs the writer
+ * thread more than the record's insert. The batch size follows the commit rate measured on
+ * full batches, between MIN_ADAPTIVE_BATCH and the configured size.
+ */
+export const BATCH_TARGET_MS = 30;
+export const MIN_ADAPTIVE_BATCH = 500;
+
 export type { OnSpoolFailure } from "./refusal.js";
 
 export interface WriterOptions {
@@ -89,6 +99,9 @@ interface Failed {
 
 interface Flight {
   rows: AuditRow[];
+  /** performance.now() when it was sent, and when its outcome arrived (0: not yet). */
+  sentAt: number;
+  doneAt: number;
   /** Sequence number of the last row. */
   last: number;
   /** null: the predecessor batch was not stored, so this one inserted nothing (see insertRowsAfter). */
@@ -123,6 +136,10 @@ export class AuditWriter implements AuditSink {
   private readonly spool: Spool;
   private readonly maxQueue: number;
   private readonly batchSize: number;
+  /** Rows per live batch now (adapted to the commit rate, see BATCH_TARGET_MS). */
+  private batchRows: number;
+  /** When the last live batch's outcome arrived: a pipelined batch executes from then on. */
+  private lastDoneAt = 0;
   private readonly spillAfterMs: number;
   private readonly tickMs: number;
   private readonly closeTimeoutMs: number;
@@ -181,6 +198,7 @@ export class AuditWriter implements AuditSink {
     this.spool = new Spool(opts.spoolDir);
     this.maxQueue = opts.maxQueue ?? 100_000;
     this.batchSize = opts.batchSize ?? 2000;
+    this.batchRows = this.batchSize;
     this.spillAfterMs = opts.spillAfterMs ?? SPILL_AFTER_MS;
     this.tickMs = opts.tickMs ?? TICK_MS;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
@@ -511,9 +529,10 @@ export class AuditWriter implements AuditSink {
       const from = prev ? prev.last + 1 : head;
       const start = this.qHead + (from - head);
       if (start < this.qHead || start >= this.q.length) return;
-      const end = Math.min(this.q.length, start + this.batchSize);
-      if (prev && end - start < this.batchSize && !this.stopping) return;
-      if (!prev && end - start < this.batchSize && !this.stopping && this.waiters.length === 0) {
+      const size = this.batchRows;
+      const end = Math.min(this.q.length, start + size);
+      if (prev && end - start < size && !this.stopping) return;
+      if (!prev && end - start < size && !this.stopping && this.waiters.length === 0) {
         const until = (this.q[start] as Entry).t + this.lingerMs;
         if (performance.now() < until) {
           this.lingerUntil = until;
@@ -530,7 +549,12 @@ export class AuditWriter implements AuditSink {
       const after = prev ? (prev.rows[prev.rows.length - 1] as AuditRow) : null;
       const last = (rows[rows.length - 1] as AuditRow).seq;
       this.noteSent(last);
-      flights.push({ rows, last, done: this.send(rows, days, after) });
+      const flight: Flight = { rows, last, sentAt: performance.now(), doneAt: 0, done: this.send(rows, days, after) };
+      flight.done = flight.done.then((out) => {
+        flight.doneAt = performance.now();
+        return out;
+      });
+      flights.push(flight);
     }
   }
 
@@ -609,8 +633,29 @@ export class AuditWriter implements AuditSink {
       return false;
     }
     this.count(out);
+    this.adaptBatch(f);
     this.commitThrough(f.rows[f.rows.length - 1] as AuditRow);
     return true;
+  }
+
+  /**
+   * The rows a batch can hold to take BATCH_TARGET_MS at the rate this one committed at
+   * (from its send, or from its predecessor's commit when it waited behind it), smoothed.
+   * Only batches of at least half the current size count: a small lingering batch says
+   * more about the per-commit overhead than about the rate.
+   */
+  private adaptBatch(f: Flight): void {
+    const took = f.doneAt - Math.max(f.sentAt, this.lastDoneAt);
+    this.lastDoneAt = f.doneAt;
+    if (this.batchSize <= MIN_ADAPTIVE_BATCH || f.rows.length * 2 < this.batchRows || took <= 0) return;
+    const fits = (f.rows.length / took) * BATCH_TARGET_MS;
+    const next = Math.round(0.7 * this.batchRows + 0.3 * fits);
+    this.batchRows = Math.max(MIN_ADAPTIVE_BATCH, Math.min(this.batchSize, next));
+  }
+
+  /** Rows per live batch now (reported to the engine thread: its backpressure bound follows it). */
+  get liveBatchRows(): number {
+    return this.batchRows;
   }
 
   /** Inserts one batch of replayed rows; on a data error isolates the offending rows. Leaves pgUp false on a connection problem. */
