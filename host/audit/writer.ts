@@ -165,6 +165,8 @@ export class AuditWriter implements AuditSink {
   private readonly prefix: string;
 
   private committedThrough = 0;
+  /** durableThrough() when onProgress was last called. */
+  private reported = 0;
   private spooledThrough = 0;
   private segments: Segment[] = [];
   private backlogRecords = 0;
@@ -447,8 +449,13 @@ export class AuditWriter implements AuditSink {
   }
 
   private resolveWaiters(): void {
-    this.onProgress();
     const d = this.durableThrough();
+    // A report per advance, not per call: the spill tick calls this every 25 ms, and the
+    // writer thread reports its state on its own tick anyway.
+    if (d > this.reported) {
+      this.reported = d;
+      this.onProgress();
+    }
     if (this.waiters.length === 0) return;
     const keep: Waiter[] = [];
     for (const w of this.waiters) {
