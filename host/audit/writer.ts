@@ -46,6 +46,17 @@ export const BATCH_LINGER_MS = 20;
 export const BATCH_TARGET_MS = 30;
 export const MIN_ADAPTIVE_BATCH = 500;
 
+/**
+ * The live batch size after a batch of `rows` took `tookMs` to commit: towards the rows that
+ * take BATCH_TARGET_MS at that rate (smoothed: one slow commit on a busy machine moves it a
+ * third of the way), between MIN_ADAPTIVE_BATCH and `max`.
+ */
+export function nextBatchRows(current: number, rows: number, tookMs: number, max: number): number {
+  const fits = (rows / tookMs) * BATCH_TARGET_MS;
+  const next = Math.round(0.7 * current + 0.3 * fits);
+  return Math.max(MIN_ADAPTIVE_BATCH, Math.min(max, next));
+}
+
 export type { OnSpoolFailure } from "./refusal.js";
 
 export interface WriterOptions {
@@ -655,9 +666,7 @@ export class AuditWriter implements AuditSink {
     const took = f.doneAt - Math.max(f.sentAt, this.lastDoneAt);
     this.lastDoneAt = f.doneAt;
     if (this.batchSize <= MIN_ADAPTIVE_BATCH || f.rows.length * 2 < this.batchRows || took <= 0) return;
-    const fits = (f.rows.length / took) * BATCH_TARGET_MS;
-    const next = Math.round(0.7 * this.batchRows + 0.3 * fits);
-    this.batchRows = Math.max(MIN_ADAPTIVE_BATCH, Math.min(this.batchSize, next));
+    this.batchRows = nextBatchRows(this.batchRows, f.rows.length, took, this.batchSize);
   }
 
   /** Rows per live batch now (reported to the engine thread: its backpressure bound follows it). */
