@@ -311,7 +311,7 @@ async function explain(sql: Sql, c: Case): Promise<string> {
 }
 
 /** A plan's top and its summary: past the first partitions, a plan over a year of days repeats itself. */
-export function shortPlan(plan: string, head = 40): string {
+function shortPlan(plan: string, head = 40): string {
   const lines = plan.split("\n");
   const tail = lines.filter((l) => /^(Planning|Execution|JIT)|^ {2}Buffers/.test(l) && lines.indexOf(l) >= head);
   if (lines.length <= head + tail.length) return plan;

@@ -60,14 +60,9 @@ function checkSpiffeFilter(v: string, path: string): FieldError | null {
   return id.ok ? null : { path, message: `invalid SPIFFE ID: ${id.error}` };
 }
 
-/** Parses the query string strictly: unknown or repeated parameters are errors, not ignored. */
-export function parseAuditQuery(params: Record<string, string[]>): Validated<AuditQuery> {
-  for (const k of Object.keys(params)) {
-    if (!QUERY_KEYS.includes(k)) return fail(`query.${k}`, `unknown parameter (allowed: ${QUERY_KEYS.join(", ")})`);
-    if ((params[k] as string[]).length > 1) return fail(`query.${k}`, "given more than once");
-  }
-  const get = (k: string): string | null => params[k]?.[0] ?? null;
-  const q: AuditQuery = {
+/** The newest page of everything: no filter, the default limit. */
+export function unfilteredQuery(): AuditQuery {
+  return {
     since: null,
     until: null,
     decision: null,
@@ -82,6 +77,16 @@ export function parseAuditQuery(params: Record<string, string[]>): Validated<Aud
     limit: DEFAULT_LIMIT,
     cursor: null,
   };
+}
+
+/** Parses the query string strictly: unknown or repeated parameters are errors, not ignored. */
+export function parseAuditQuery(params: Record<string, string[]>): Validated<AuditQuery> {
+  for (const k of Object.keys(params)) {
+    if (!QUERY_KEYS.includes(k)) return fail(`query.${k}`, `unknown parameter (allowed: ${QUERY_KEYS.join(", ")})`);
+    if ((params[k] as string[]).length > 1) return fail(`query.${k}`, "given more than once");
+  }
+  const get = (k: string): string | null => params[k]?.[0] ?? null;
+  const q = unfilteredQuery();
   for (const k of ["since", "until"] as const) {
     const v = get(k);
     if (v === null) continue;

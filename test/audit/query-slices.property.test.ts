@@ -4,27 +4,12 @@
 // query's own window.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type AuditQuery, patternPrefix, patternRegex, prefixRange, timeSlices } from "../../host/audit/query.js";
+import { type AuditQuery, patternPrefix, patternRegex, prefixRange, timeSlices, unfilteredQuery } from "../../host/audit/query.js";
 
 /** PostgreSQL's COLLATE "C" order: the strings' UTF-8 bytes. */
 const byteCompare = (a: string, b: string): number => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 
-const query = (over: Partial<AuditQuery>): AuditQuery => ({
-  since: null,
-  until: null,
-  decision: null,
-  source: null,
-  destination: null,
-  port: null,
-  policy: null,
-  subject: null,
-  reason: null,
-  incident: null,
-  enforced: null,
-  limit: 100,
-  cursor: null,
-  ...over,
-});
+const query = (over: Partial<AuditQuery>): AuditQuery => ({ ...unfilteredQuery(), ...over });
 
 describe("prefix ranges", () => {
   it("[lo, hi) in byte order holds exactly the strings that start with the prefix", () => {
