@@ -267,8 +267,19 @@ export function auditQuerySql(q: AuditQuery, slice: TimeSlice | null = null): { 
       FROM ${SCHEMA}.decisions d
      ${where.length ? "WHERE " + where.join(" AND ") : ""}
      ORDER BY d.ts DESC, d.decision_id DESC
-     LIMIT ${q.limit + 1}`;
+     LIMIT ${sqlLimit(q.limit)}`;
   return { text, params };
+}
+
+/**
+ * The LIMIT in the statement's text: the page and one more row (to know whether there is a
+ * next page), rounded up to a power of two. The limit is part of the prepared statement's text
+ * (a literal keeps the planner's LIMIT costing exact), so each distinct value would be a
+ * statement and a generic plan over every partition kept per connection; rounded, a client
+ * choosing limits can make at most 11 per filter shape. The rows beyond the page are dropped.
+ */
+export function sqlLimit(limit: number): number {
+  return 2 ** Math.ceil(Math.log2(limit + 1));
 }
 
 /** Named (prepared) statements, and the extended protocol even without parameters: the simple one would plan the text anew. */

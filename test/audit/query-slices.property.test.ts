@@ -4,7 +4,7 @@
 // query's own window.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type AuditQuery, patternPrefix, patternRegex, prefixRange, timeSlices, unfilteredQuery } from "../../host/audit/query.js";
+import { type AuditQuery, MAX_LIMIT, patternPrefix, patternRegex, prefixRange, sqlLimit, timeSlices, unfilteredQuery } from "../../host/audit/query.js";
 
 /** PostgreSQL's COLLATE "C" order: the strings' UTF-8 bytes. */
 const byteCompare = (a: string, b: string): number => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
@@ -69,5 +69,20 @@ describe("time slices", () => {
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe("the statement's LIMIT", () => {
+  it("holds the page and one more row, at most twice that, as one of few values", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: MAX_LIMIT }), (limit) => {
+        const n = sqlLimit(limit);
+        expect(n).toBeGreaterThan(limit);
+        expect(n).toBeLessThanOrEqual(2 * (limit + 1));
+        expect(Number.isInteger(Math.log2(n))).toBe(true);
+      }),
+    );
+    const distinct = new Set(Array.from({ length: MAX_LIMIT }, (_, i) => sqlLimit(i + 1)));
+    expect(distinct.size).toBeLessThanOrEqual(11);
   });
 });
