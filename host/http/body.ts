@@ -38,9 +38,8 @@ function tooLarge(limit: number): BodyError {
 export async function readBodyBytes(c: Context, limit: number): Promise<{ ok: true; bytes: Buffer } | BodyError> {
   const declared = headerOf(c, "content-length");
   if (declared !== undefined) {
-    const n = Number(declared);
-    if (!Number.isSafeInteger(n) || n < 0) return { ok: false, status: 400, code: "invalid_content_length", message: "Content-Length is not a number", path: "$" };
-    if (n > limit) return tooLarge(limit);
+    const refused = declaredLengthError(declared, limit);
+    if (refused !== null) return refused;
     // Node's HTTP parser never delivers more than Content-Length bytes.
     try {
       const incoming = unreadIncoming(c);
@@ -69,6 +68,27 @@ export async function readBodyBytes(c: Context, limit: number): Promise<{ ok: tr
     throw new RequestAborted(e);
   }
   return { ok: true, bytes: Buffer.concat(chunks, total) };
+}
+
+/** A declared Content-Length that is not a length, or is above `limit`: refused before reading. */
+function declaredLengthError(declared: string, limit: number): BodyError | null {
+  const n = Number(declared);
+  if (!Number.isSafeInteger(n) || n < 0) return { ok: false, status: 400, code: "invalid_content_length", message: "Content-Length is not a number", path: "$" };
+  return n > limit ? tooLarge(limit) : null;
+}
+
+/**
+ * readBodyBytes for a Node request with a Content-Length that nothing has read yet (the direct
+ * path of POST /v1/evaluate, direct-evaluate.ts): the same checks, the same answers.
+ */
+export async function readIncomingBytes(incoming: IncomingMessage, declared: string, limit: number): Promise<{ ok: true; bytes: Buffer } | BodyError> {
+  const refused = declaredLengthError(declared, limit);
+  if (refused !== null) return refused;
+  try {
+    return { ok: true, bytes: await readIncoming(incoming) };
+  } catch (e) {
+    throw new RequestAborted(e);
+  }
 }
 
 /** The Node request behind @hono/node-server, when nothing has read its body yet. */
@@ -131,7 +151,11 @@ const JSON_TYPE = /^application\/json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
  * (text/plain and form bodies need no CORS preflight) and write audit records.
  */
 export function requireJsonType(c: Context): BodyError | null {
-  const type = headerOf(c, "content-type");
+  return jsonTypeError(headerOf(c, "content-type"));
+}
+
+/** requireJsonType for the header's value. */
+export function jsonTypeError(type: string | undefined): BodyError | null {
   if (type !== undefined && JSON_TYPE.test(type.trim())) return null;
   return { ok: false, status: 415, code: "unsupported_media_type", message: `send the body as application/json (got ${type === undefined ? "no Content-Type" : JSON.stringify(type.slice(0, 100))})`, path: "$" };
 }
@@ -213,6 +237,15 @@ export async function readJsonBody(c: Context, limit: number, bounds: JsonBounds
   const wrongType = requireJsonType(c);
   if (wrongType) return wrongType;
   const r = await readBodyBytes(c, limit);
+  if (!r.ok) return r;
+  return parseJsonBytes(r.bytes, bounds);
+}
+
+/** readJsonBody for a Node request with a declared Content-Length that nothing has read yet. */
+export async function readIncomingJson(incoming: IncomingMessage, contentType: string | undefined, declared: string, limit: number, bounds: JsonBounds): Promise<JsonBody | BodyError> {
+  const wrongType = jsonTypeError(contentType);
+  if (wrongType) return wrongType;
+  const r = await readIncomingBytes(incoming, declared, limit);
   if (!r.ok) return r;
   return parseJsonBytes(r.bytes, bounds);
 }
