@@ -104,7 +104,19 @@ function unreadIncoming(c: Context): IncomingMessage | null {
  * that we would only wrap in a Buffer again. A body that arrived whole counts even when the
  * connection closes right after it, as in @hono/node-server's own reader.
  */
-function readIncoming(incoming: IncomingMessage): Promise<Buffer> {
+async function readIncoming(incoming: IncomingMessage): Promise<Buffer> {
+  // A small request arrives in one read of the socket, and the request event fires while Node
+  // is still parsing it: one turn of the microtask queue later the whole body is buffered in
+  // the stream, and one read() takes it, without the listeners and stream turns of flowing mode.
+  if (!incoming.complete) await undefined;
+  if (incoming.complete && !incoming.readableDidRead && !incoming.destroyed) {
+    const declared = Number(incoming.headers["content-length"]);
+    if (incoming.readableLength === declared) return (incoming.read() as Buffer | null) ?? Buffer.alloc(0);
+  }
+  return streamIncoming(incoming);
+}
+
+function streamIncoming(incoming: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const cleanup = (): void => {

@@ -8,7 +8,7 @@ import type { IncomingMessage } from "node:http";
 import type { Context, MiddlewareHandler } from "hono";
 import { type Answer, toResponse } from "./answer.js";
 import type { Logger } from "../common/logger.js";
-import { callerLabel, type Caller, type CallerAuth, type IdentityRule } from "../identity/caller.js";
+import { callerLabelOf, type Caller, type CallerAuth, type IdentityRule } from "../identity/caller.js";
 import type { EngineEnv } from "./context.js";
 import type { Extension } from "./extension.js";
 import { requestIdOf } from "./request-id.js";
@@ -80,12 +80,11 @@ export function gateCheck(auth: CallerAuth, log: Logger): (incoming: IncomingMes
 
   return (incoming, rule, req) => {
     if (incoming === null) return refuse(req, rule, { status: 500, code: "internal_error", message: "the request has no connection to identify its caller by" }, null);
-    const remote = incoming.socket.remoteAddress ?? null;
     const who = auth.identify(incoming, rule);
-    if (!who.ok) return refuse(req, rule, { status: who.status, code: who.code, message: who.error, reason: who.reason }, remote);
+    if (!who.ok) return refuse(req, rule, { status: who.status, code: who.code, message: who.error, reason: who.reason }, incoming.socket.remoteAddress ?? null);
     const allowed = auth.permit(who.caller, rule);
-    if (!allowed.ok) return refuse(req, rule, { status: allowed.status, code: allowed.code, message: allowed.error }, remote);
-    return { ok: true, caller: who.caller, label: callerLabel(who.caller) };
+    if (!allowed.ok) return refuse(req, rule, { status: allowed.status, code: allowed.code, message: allowed.error }, incoming.socket.remoteAddress ?? null);
+    return { ok: true, caller: who.caller, label: callerLabelOf(who.caller) };
   };
 }
 
