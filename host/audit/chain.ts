@@ -97,18 +97,18 @@ function strOrNull(v: string | null): string {
 }
 
 /**
- * canonicalJson({chain_id, seq, record}) written out for the fixed record shape: the
- * generic version sorts keys of every object, which dominated the writer's CPU time.
- * test/audit/validate.test.ts checks both agree.
+ * canonicalJson(record) written out for the fixed record shape: the generic version sorts
+ * keys of every object, which dominated the writer's CPU time. test/audit/validate.test.ts
+ * checks both agree. The engine thread writes the same text when it hands a record over
+ * (record-json.ts), so the writer thread hashes that text as it came.
  */
-export function canonicalLink(chainId: string, seq: number, r: AuditRecord): string {
+export function canonicalRecord(r: AuditRecord): string {
   const d = r.destination;
   const o = r.operator;
   const s = r.source;
   const t = r.target;
   return (
-    '{"chain_id":' + qs(chainId) +
-    ',"record":{"caller":' + strOrNull(r.caller) +
+    '{"caller":' + strOrNull(r.caller) +
     ',"decision":' + qs(r.decision) +
     ',"decision_id":' + qs(r.decision_id) +
     ',"destination":' + (d === null ? "null" : '{"port":' + str(d.port) + ',"spiffe_id":' + qs(d.spiffe_id) + "}") +
@@ -125,13 +125,31 @@ export function canonicalLink(chainId: string, seq: number, r: AuditRecord): str
     ',"source":' + (s === null ? "null" : '{"node":' + strOrNull(s.node) + ',"pod":' + strOrNull(s.pod) + ',"spiffe_id":' + qs(s.spiffe_id) + "}") +
     ',"target":' + (t === null ? "null" : '{"action":' + qs(t.action) + ',"service":' + qs(t.service) + "}") +
     ',"timestamp":' + qs(r.timestamp) +
-    '},"seq":' + str(seq) + "}"
+    "}"
   );
+}
+
+/** What precedes the record in a link's canonical JSON: one string per chain. */
+export function linkPrefix(chainId: string): string {
+  return '{"chain_id":' + qs(chainId) + ',"record":';
+}
+
+/** canonicalJson({chain_id, seq, record}) from the record's canonical JSON. */
+export function canonicalLink(chainId: string, seq: number, r: AuditRecord): string {
+  return linkPrefix(chainId) + canonicalRecord(r) + ',"seq":' + str(seq) + "}";
 }
 
 // One-shot crypto.hash: no Hash object per record (about a microsecond less than createHash per link).
 export function linkHash(prevHash: string, chainId: string, seq: number, record: AuditRecord): string {
   return sha("sha256", prevHash + "\n" + canonicalLink(chainId, seq, record), "hex");
+}
+
+/**
+ * linkHash from text already written: `prefix` is linkPrefix(chain id), `record` the
+ * record's canonicalRecord() text. The writer thread's path: the record is not written again.
+ */
+export function linkHashOf(prevHash: string, prefix: string, seq: number, record: string): string {
+  return sha("sha256", prevHash + "\n" + prefix + record + ',"seq":' + seq + "}", "hex");
 }
 
 /** The record columns of a row (every column but the chain's). */
@@ -166,11 +184,16 @@ export function recordColumns(r: AuditRecord): RecordColumns {
 
 /** Builds the row for a normalised record and its place in the chain. */
 export function recordToRow(r: AuditRecord, chainId: string, seq: number, prevHash: string): AuditRow {
+  return chainedRow(r, chainId, seq, prevHash, linkHash(prevHash, chainId, seq, r));
+}
+
+/** The row for a record whose link hash is already computed. */
+export function chainedRow(r: AuditRecord, chainId: string, seq: number, prevHash: string, hash: string): AuditRow {
   const row = recordColumns(r) as AuditRow;
   row.chain_id = chainId;
   row.seq = seq;
   row.prev_hash = prevHash;
-  row.hash = linkHash(prevHash, chainId, seq, r);
+  row.hash = hash;
   return row;
 }
 

@@ -1,11 +1,13 @@
 // The engine thread's audit hand-off for one record: validate and normalise it
-// (validate.ts) and serialise it for the writer thread. The reference is
-// `JSON.stringify(normalizeRecord(r).value)`; this module gives the same text (property-tested
-// against it) without building the normalised copy or running the text checks again for the
+// (validate.ts) and serialise it for the writer thread, in the canonical form the chain hash
+// covers (sorted keys, chain.ts), so the writer thread hashes the text as it came instead of
+// writing the record out again. The reference is `canonicalJson(normalizeRecord(r).value)`;
+// this module gives the same text (property-tested against it) without building the normalised copy or running the text checks again for the
 // strings every record repeats: workload IDs, pods, the rule, reason, version, origin, caller.
 // A string counts as known only after a record holding it passed the reference validation in
 // that field, so what the fast path accepts the reference accepted before. Anything unusual
 // (operator and agent records, a new string, a new timestamp) takes the reference path.
+import { canonicalRecord } from "./chain.js";
 import { MAX_FUTURE_SKEW_MS, MAX_RECORD_AGE_MS, normalizeRecord, type FieldError } from "./validate.js";
 import type { AuditRecord } from "./record.js";
 
@@ -102,12 +104,11 @@ function fastService(v: Record<string, unknown>, nowMs: number): string | null {
   if (typeof id !== "string" || !UUID.test(id)) return null;
   const enforced = v.enforced;
   if (typeof enforced !== "boolean") return null;
-  // Key order and number formatting as JSON.stringify writes the normalised record (validate.ts).
+  // Sorted keys and number formatting as canonicalRecord() writes the normalised record.
   return (
-    `{"timestamp":"${lastNormalised}","decision":"${decision}","source":{"spiffe_id":${srcId},"pod":${pod},"node":${node}},` +
-    `"destination":{"spiffe_id":${dstId},"port":${port}},"operator":null,"target":null,"policy_matched":${policy},` +
-    `"latency_us":${JSON.stringify(Math.round(latency))},"decision_id":"${id.toLowerCase()}","enforced":${enforced},"reason":${reason},` +
-    `"policy_version":${version},"origin":${origin},"caller":${caller}}`
+    `{"caller":${caller},"decision":"${decision}","decision_id":"${id.toLowerCase()}","destination":{"port":${port},"spiffe_id":${dstId}},` +
+    `"enforced":${enforced},"latency_us":${JSON.stringify(Math.round(latency))},"operator":null,"origin":${origin},"policy_matched":${policy},` +
+    `"policy_version":${version},"reason":${reason},"source":{"node":${node},"pod":${pod},"spiffe_id":${srcId}},"target":null,"timestamp":"${lastNormalised}"}`
   );
 }
 
@@ -129,7 +130,7 @@ function remember(raw: Record<string, unknown>, r: AuditRecord): void {
   lastNormalised = r.timestamp;
 }
 
-/** Validates and normalises `v` (validate.ts's rules) and returns it as the JSON the writer thread reads. */
+/** Validates and normalises `v` (validate.ts's rules) and returns its canonical JSON, as the writer thread reads and hashes it. */
 export function encodeRecord(v: unknown, nowMs: number = Date.now()): EncodedRecord {
   if (isPlain(v) && v.source !== null && v.operator === null) {
     const json = fastService(v, nowMs);
@@ -138,5 +139,5 @@ export function encodeRecord(v: unknown, nowMs: number = Date.now()): EncodedRec
   const r = normalizeRecord(v, "$", nowMs);
   if (!r.ok) return r;
   remember(v as Record<string, unknown>, r.value);
-  return { ok: true, json: JSON.stringify(r.value) };
+  return { ok: true, json: canonicalRecord(r.value) };
 }

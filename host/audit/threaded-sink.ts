@@ -22,15 +22,17 @@ function spawnWriterThread(opts: WriterThreadOptions): Worker {
  * records, so a group is sent when it holds HANDOFF_BATCH records or HANDOFF_DELAY_MS after
  * its first one (far inside the 500 ms durability window), whichever comes first.
  */
-const HANDOFF_BATCH = 64;
+const HANDOFF_BATCH = 256;
 const HANDOFF_DELAY_MS = 1;
 
 /**
- * Backpressure starts when this many records wait for PostgreSQL: enough for the writer's
- * pipeline (two batches of 2,000 in flight, the next one filling), while more only ages
- * records towards the spill deadline, where they are written twice (spool, then table).
+ * Backpressure starts when this many of the writer's live batches wait for PostgreSQL
+ * (6,000 records at the full batch of 2,000; fewer when the writer shrank its batches to
+ * the commit rate): enough for its pipeline (two batches in flight, the next one filling),
+ * while more only ages records towards the spill deadline, where they are written twice
+ * (spool, then table).
  */
-const ADMIT_DEPTH = 8192;
+const ADMIT_BATCHES = 3;
 
 const EMPTY_COUNTERS: WriterCounters = { written: 0, duplicates: 0, conflicts: 0, dropped: 0, rejected: 0, spooled: 0, replayed: 0 };
 
@@ -75,7 +77,7 @@ export class ThreadedAuditSink implements AuditSink {
   private readonly maxQueue: number;
   private readonly log: (obj: Record<string, unknown>) => void;
   private snap: WriterSnapshot;
-  /** Records validated and serialised (record-json.ts), waiting to be sent as one JSON array. */
+  /** Records validated and serialised (record-json.ts), waiting to be sent as one text. */
   private batch: string[] = [];
   private timer: NodeJS.Timeout | null = null;
   private appended = 0;
@@ -104,7 +106,7 @@ export class ThreadedAuditSink implements AuditSink {
     this.refusal = new RecordRefusal(opts.onSpoolFailure, log);
     this.maxQueue = opts.maxQueue;
     this.log = log;
-    this.snap = { received: 0, queueDepth: 0, lagMs: 0, backlog: 0, postgresUp: true, cannotSecure: false, accepting: true, queued: 0, detail: "starting", counters: EMPTY_COUNTERS, head: { chain_id: "", seq: 0, hash: "" } };
+    this.snap = { received: 0, batchRows: 2000, queueDepth: 0, lagMs: 0, backlog: 0, postgresUp: true, cannotSecure: false, accepting: true, queued: 0, detail: "starting", counters: EMPTY_COUNTERS, head: { chain_id: "", seq: 0, hash: "" } };
     this.worker = spawnWriterThread(opts);
     this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));
   }
@@ -189,7 +191,7 @@ export class ThreadedAuditSink implements AuditSink {
 
   /**
    * Room for `n` more records without pushing the writer into its overload modes: at most
-   * ADMIT_DEPTH waiting for PostgreSQL, and never beyond a quarter of the memory bound (from
+   * ADMIT_BATCHES live batches waiting for PostgreSQL, and never beyond a quarter of the memory bound (from
    * half of it the writer spools and evicts everything, to be replayed later). While
    * PostgreSQL is down the spool is the sink and records wait for the spill tick by design,
    * so only the quarter applies. A request larger than the bound gets an empty queue
@@ -197,7 +199,7 @@ export class ThreadedAuditSink implements AuditSink {
    */
   private fits(n: number): boolean {
     const depth = this.queueDepth + this.promised;
-    const bound = this.snap.postgresUp ? Math.min(ADMIT_DEPTH, this.maxQueue / 4) : this.maxQueue / 4;
+    const bound = this.snap.postgresUp ? Math.min(ADMIT_BATCHES * this.snap.batchRows, this.maxQueue / 4) : this.maxQueue / 4;
     return depth === 0 || depth + n <= bound;
   }
 
@@ -292,7 +294,7 @@ export class ThreadedAuditSink implements AuditSink {
     if (this.batch.length === 0 || this.failure !== null) return;
     const records = this.batch;
     this.batch = [];
-    this.post({ t: "records", json: "[" + records.join(",") + "]" });
+    this.post({ t: "records", lines: records.join("\n") });
   }
 
   private post(m: ToWriter): void {

@@ -1,8 +1,11 @@
 // Messages between the engine thread (ThreadedAuditSink) and the audit writer thread
-// (writer-thread.ts). Records cross in groups as one JSON text: for these flat records a
-// JSON.stringify + JSON.parse round trip costs about half of a structured clone of the
-// objects (1.2 + 1.4 µs against 1.6 + 2.3 µs per record), and it is lossless for them
-// (strings without lone surrogates, finite numbers, booleans, nulls).
+// (writer-thread.ts). Records cross in groups as one text, each record's canonical JSON
+// (chain.ts canonicalRecord, written by record-json.ts) on a line of its own: for these flat
+// records a JSON text and JSON.parse cost about half of a structured clone of the objects,
+// the round trip is lossless for them (strings without lone surrogates, finite numbers,
+// booleans, nulls), and the writer thread hashes each line as it came instead of writing
+// the record out again. Canonical JSON holds no raw newline (JSON escapes control
+// characters), so a newline separates records.
 import type { SignedCheckpoint } from "./checkpoint.js";
 import type { CheckpointSink } from "./checkpointer.js";
 import type { OnSpoolFailure } from "./refusal.js";
@@ -32,6 +35,8 @@ export interface WriterThreadOptions {
 export interface WriterSnapshot {
   /** Records the writer thread has taken from the engine thread so far. */
   received: number;
+  /** Rows per live batch now (the writer adapts it to the commit rate): the backpressure bound follows it. */
+  batchRows: number;
   /** Of those, records still in the writer's memory (neither committed nor spooled). */
   queueDepth: number;
   /** Age of the oldest of those records that is neither committed nor spooled, in ms (0: none). */
@@ -47,8 +52,8 @@ export interface WriterSnapshot {
 }
 
 export type ToWriter =
-  /** JSON array of the records normalizeRecord() accepted, in append order. */
-  | { t: "records"; json: string }
+  /** The canonical JSON of the records normalizeRecord() accepted, one per line, in append order. */
+  | { t: "records"; lines: string }
   | { t: "flush"; id: number; timeoutMs?: number }
   /** Issue a checkpoint now (answered with "done"; error set when the directory refused it). */
   | { t: "checkpoint"; id: number }

@@ -32,6 +32,7 @@ function snapshot(): WriterSnapshot {
   const st = writer.status();
   return {
     received,
+    batchRows: writer.liveBatchRows,
     queueDepth: writer.queueDepth,
     lagMs: writer.pendingAgeMs(),
     backlog: writer.backlog,
@@ -45,14 +46,21 @@ function snapshot(): WriterSnapshot {
   };
 }
 
-function take(records: AuditRecord[]): void {
-  received += records.length;
-  for (const r of records) {
+/** One group from the engine thread: a record's canonical JSON per line. */
+function take(lines: string): void {
+  let from = 0;
+  for (;;) {
+    const end = lines.indexOf("\n", from);
+    const text = end === -1 ? lines.slice(from) : lines.slice(from, end);
+    received++;
+    const record = JSON.parse(text) as AuditRecord;
     try {
-      writer.appendNormalized(r);
+      writer.appendCanonical(record, text);
     } catch {
       // Refused by the writer's own bound: already counted in counters.dropped.
     }
+    if (end === -1) return;
+    from = end + 1;
   }
 }
 
@@ -140,7 +148,7 @@ async function start(): Promise<void> {
 // Records are taken synchronously, in arrival order, so a flush or close covers every
 // record sent before it; a slow flush never holds later records back.
 port.on("message", (m: ToWriter) => {
-  if (m.t === "records") take(JSON.parse(m.json) as AuditRecord[]);
+  if (m.t === "records") take(m.lines);
   else if (m.t === "checkpoint") {
     void checkpointNow().then((ok) => send({ t: "done", id: m.id, error: ok ? null : "checkpoint not written (see the log)", snapshot: snapshot() }));
   }

@@ -6,7 +6,7 @@
 // committed or spooled, so the set of durable records is always a prefix of the chain.
 import { performance } from "node:perf_hooks";
 import type { Sql } from "postgres";
-import { declaredGenesis, recordToRow, type AuditRow, type ChainDeclaration, type ChainLink } from "./chain.js";
+import { chainedRow, declaredGenesis, linkHash, linkHashOf, linkPrefix, type AuditRow, type ChainDeclaration, type ChainLink } from "./chain.js";
 import { HeadFile } from "./head-file.js";
 import { declareChains, ensurePartition, insertRows, insertRowsAfter, isDataError, isMissingPartition, type InsertOutcome } from "./insert.js";
 import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
@@ -35,6 +35,27 @@ export const PIPELINE_DEPTH = 2;
  * batches would otherwise be as small as one commit's latency lets records pile up.
  */
 export const BATCH_LINGER_MS = 20;
+
+/**
+ * A live batch should take PostgreSQL about this long, so that a record waits for the batch
+ * ahead of it and its own (two in flight, PIPELINE_DEPTH) well inside SPILL_AFTER_MS: a
+ * record still uncommitted then is written to the spool as well, which costs the writer
+ * thread more than the record's insert. The batch size follows the commit rate measured on
+ * full batches, between MIN_ADAPTIVE_BATCH and the configured size.
+ */
+export const BATCH_TARGET_MS = 30;
+export const MIN_ADAPTIVE_BATCH = 500;
+
+/**
+ * The live batch size after a batch of `rows` took `tookMs` to commit: towards the rows that
+ * take BATCH_TARGET_MS at that rate (smoothed: one slow commit on a busy machine moves it a
+ * third of the way), between MIN_ADAPTIVE_BATCH and `max`.
+ */
+export function nextBatchRows(current: number, rows: number, tookMs: number, max: number): number {
+  const fits = (rows / tookMs) * BATCH_TARGET_MS;
+  const next = Math.round(0.7 * current + 0.3 * fits);
+  return Math.max(MIN_ADAPTIVE_BATCH, Math.min(max, next));
+}
 
 export type { OnSpoolFailure } from "./refusal.js";
 
@@ -89,6 +110,9 @@ interface Failed {
 
 interface Flight {
   rows: AuditRow[];
+  /** performance.now() when it was sent, and when its outcome arrived (0: not yet). */
+  sentAt: number;
+  doneAt: number;
   /** Sequence number of the last row. */
   last: number;
   /** null: the predecessor batch was not stored, so this one inserted nothing (see insertRowsAfter). */
@@ -123,6 +147,10 @@ export class AuditWriter implements AuditSink {
   private readonly spool: Spool;
   private readonly maxQueue: number;
   private readonly batchSize: number;
+  /** Rows per live batch now (adapted to the commit rate, see BATCH_TARGET_MS). */
+  private batchRows: number;
+  /** When the last live batch's outcome arrived: a pipelined batch executes from then on. */
+  private lastDoneAt = 0;
   private readonly spillAfterMs: number;
   private readonly tickMs: number;
   private readonly closeTimeoutMs: number;
@@ -135,6 +163,8 @@ export class AuditWriter implements AuditSink {
 
   // Appended, validated, not yet chained (chaining happens off the caller's stack).
   private incoming: AuditRecord[] = [];
+  /** Each incoming record's canonical JSON when the engine thread wrote it (null: write it here). */
+  private incomingText: (string | null)[] = [];
   private incomingT: number[] = [];
   private drainScheduled = false;
   // Chained records in memory; sequence numbers are contiguous from q[qHead].
@@ -142,8 +172,12 @@ export class AuditWriter implements AuditSink {
   private qHead = 0;
   private lastSeq = 0;
   private prevHash: string;
+  /** linkPrefix(chainId): what every link's hashed text starts with. */
+  private readonly prefix: string;
 
   private committedThrough = 0;
+  /** durableThrough() when onProgress was last called. */
+  private reported = 0;
   private spooledThrough = 0;
   private segments: Segment[] = [];
   private backlogRecords = 0;
@@ -177,6 +211,7 @@ export class AuditWriter implements AuditSink {
     this.spool = new Spool(opts.spoolDir);
     this.maxQueue = opts.maxQueue ?? 100_000;
     this.batchSize = opts.batchSize ?? 2000;
+    this.batchRows = this.batchSize;
     this.spillAfterMs = opts.spillAfterMs ?? SPILL_AFTER_MS;
     this.tickMs = opts.tickMs ?? TICK_MS;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
@@ -192,6 +227,7 @@ export class AuditWriter implements AuditSink {
     this.chainId = `${opts.writerId}/${stamp}-${Math.random().toString(16).slice(2, 8)}`;
     this.declaration = { chain_id: this.chainId, writer_id: opts.writerId, started_at: started.toISOString(), hash_version: 2, predecessor: opts.predecessor ?? null };
     this.prevHash = declaredGenesis(this.declaration);
+    this.prefix = linkPrefix(this.chainId);
     this.committedHead = { chain_id: this.chainId, seq: 0, hash: this.prevHash };
     this.spooledHead = this.committedHead;
     this.headFile = new HeadFile(opts.spoolDir);
@@ -217,12 +253,16 @@ export class AuditWriter implements AuditSink {
   append(record: AuditRecord): void {
     const v = normalizeRecord(record);
     if (!v.ok) return this.refuse(`invalid audit record at ${v.error.path}: ${v.error.message}`);
-    this.accept(v.value);
+    this.accept(v.value, null);
   }
 
-  /** A record normalizeRecord() already accepted (the writer thread: the engine thread validated it). */
-  appendNormalized(record: AuditRecord): void {
-    this.accept(record);
+  /**
+   * A record normalizeRecord() already accepted (the writer thread: the engine thread
+   * validated it), with its canonical JSON (chain.ts canonicalRecord) as the engine thread
+   * wrote it: the link hash covers that text, so it is not written out again here.
+   */
+  appendCanonical(record: AuditRecord, text: string): void {
+    this.accept(record, text);
   }
 
   /** PostgreSQL and the spool both failing: a record appended now could not be made durable. */
@@ -230,7 +270,7 @@ export class AuditWriter implements AuditSink {
     return this.spoolFailed && !this.pgUp;
   }
 
-  private accept(record: AuditRecord): void {
+  private accept(record: AuditRecord, text: string | null): void {
     if (this.closed) {
       this.counters.dropped++;
       throw new AuditUnavailableError("audit sink is closed");
@@ -241,6 +281,7 @@ export class AuditWriter implements AuditSink {
       return this.refuse(cannotSecure ? `audit trail unavailable: PostgreSQL (${this.pgError}) and spool (${this.spoolError}) both failing` : "audit queue full");
     }
     this.incoming.push(record);
+    this.incomingText.push(text);
     this.incomingT.push(performance.now());
     if (!this.drainScheduled) {
       this.drainScheduled = true;
@@ -364,6 +405,7 @@ export class AuditWriter implements AuditSink {
     this.waiters = [];
     await Promise.race([this.pumpDone, new Promise((r) => setTimeout(r, 1000).unref())]);
     await this.spool.close();
+    this.headFile.close();
   }
 
   // ---- internals -------------------------------------------------------------------
@@ -379,15 +421,20 @@ export class AuditWriter implements AuditSink {
   private drainIncoming(): void {
     this.drainScheduled = false;
     const recs = this.incoming;
+    const texts = this.incomingText;
     const ts = this.incomingT;
     if (recs.length === 0) return;
     this.incoming = [];
+    this.incomingText = [];
     this.incomingT = [];
     for (let i = 0; i < recs.length; i++) {
       const r = recs[i] as AuditRecord;
+      const text = texts[i] as string | null;
       const seq = ++this.lastSeq;
-      const row = recordToRow(r, this.chainId, seq, this.prevHash);
-      this.prevHash = row.hash;
+      const prev = this.prevHash;
+      const hash = text !== null ? linkHashOf(prev, this.prefix, seq, text) : linkHash(prev, this.chainId, seq, r);
+      const row = chainedRow(r, this.chainId, seq, prev, hash);
+      this.prevHash = hash;
       this.q.push({ seq, row, line: null, day: r.timestamp.slice(0, 10), t: ts[i] as number });
     }
     this.kick();
@@ -413,8 +460,13 @@ export class AuditWriter implements AuditSink {
   }
 
   private resolveWaiters(): void {
-    this.onProgress();
     const d = this.durableThrough();
+    // A report per advance, not per call: the spill tick calls this every 25 ms, and the
+    // writer thread reports its state on its own tick anyway.
+    if (d > this.reported) {
+      this.reported = d;
+      this.onProgress();
+    }
     if (this.waiters.length === 0) return;
     const keep: Waiter[] = [];
     for (const w of this.waiters) {
@@ -495,9 +547,10 @@ export class AuditWriter implements AuditSink {
       const from = prev ? prev.last + 1 : head;
       const start = this.qHead + (from - head);
       if (start < this.qHead || start >= this.q.length) return;
-      const end = Math.min(this.q.length, start + this.batchSize);
-      if (prev && end - start < this.batchSize && !this.stopping) return;
-      if (!prev && end - start < this.batchSize && !this.stopping && this.waiters.length === 0) {
+      const size = this.batchRows;
+      const end = Math.min(this.q.length, start + size);
+      if (prev && end - start < size && !this.stopping) return;
+      if (!prev && end - start < size && !this.stopping && this.waiters.length === 0) {
         const until = (this.q[start] as Entry).t + this.lingerMs;
         if (performance.now() < until) {
           this.lingerUntil = until;
@@ -514,7 +567,12 @@ export class AuditWriter implements AuditSink {
       const after = prev ? (prev.rows[prev.rows.length - 1] as AuditRow) : null;
       const last = (rows[rows.length - 1] as AuditRow).seq;
       this.noteSent(last);
-      flights.push({ rows, last, done: this.send(rows, days, after) });
+      const flight: Flight = { rows, last, sentAt: performance.now(), doneAt: 0, done: this.send(rows, days, after) };
+      flight.done = flight.done.then((out) => {
+        flight.doneAt = performance.now();
+        return out;
+      });
+      flights.push(flight);
     }
   }
 
@@ -593,8 +651,27 @@ export class AuditWriter implements AuditSink {
       return false;
     }
     this.count(out);
+    this.adaptBatch(f);
     this.commitThrough(f.rows[f.rows.length - 1] as AuditRow);
     return true;
+  }
+
+  /**
+   * The rows a batch can hold to take BATCH_TARGET_MS at the rate this one committed at
+   * (from its send, or from its predecessor's commit when it waited behind it), smoothed.
+   * Only batches of at least half the current size count: a small lingering batch says
+   * more about the per-commit overhead than about the rate.
+   */
+  private adaptBatch(f: Flight): void {
+    const took = f.doneAt - Math.max(f.sentAt, this.lastDoneAt);
+    this.lastDoneAt = f.doneAt;
+    if (this.batchSize <= MIN_ADAPTIVE_BATCH || f.rows.length * 2 < this.batchRows || took <= 0) return;
+    this.batchRows = nextBatchRows(this.batchRows, f.rows.length, took, this.batchSize);
+  }
+
+  /** Rows per live batch now (reported to the engine thread: its backpressure bound follows it). */
+  get liveBatchRows(): number {
+    return this.batchRows;
   }
 
   /** Inserts one batch of replayed rows; on a data error isolates the offending rows. Leaves pgUp false on a connection problem. */

@@ -1,9 +1,10 @@
 // The audit hand-off's encoder (record-json.ts) against its reference: for any sequence of
-// records, valid or not, encodeRecord gives exactly JSON.stringify(normalizeRecord(r).value),
+// records, valid or not, encodeRecord gives exactly canonicalJson(normalizeRecord(r).value),
 // or the same refusal. Values come from small pools so that strings repeat and the encoder's
 // caches of known-good strings and timestamps are hit, missed and reused across fields.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { canonicalJson } from "../../host/audit/chain.js";
 import { encodeRecord } from "../../host/audit/record-json.js";
 import { normalizeRecord } from "../../host/audit/validate.js";
 
@@ -79,11 +80,11 @@ const record = fc
 
 function reference(v: unknown): unknown {
   const r = normalizeRecord(v, "$", NOW);
-  return r.ok ? { ok: true, json: JSON.stringify(r.value) } : r;
+  return r.ok ? { ok: true, json: canonicalJson(r.value) } : r;
 }
 
 describe("encodeRecord (audit hand-off)", () => {
-  it("equals JSON.stringify(normalizeRecord(record).value), or the same refusal, over any sequence of records", () => {
+  it("equals canonicalJson(normalizeRecord(record).value), or the same refusal, over any sequence of records", () => {
     fc.assert(
       fc.property(fc.array(record, { minLength: 1, maxLength: 40 }), (records) => {
         for (const r of records) expect(encodeRecord(r, NOW)).toEqual(reference(r));

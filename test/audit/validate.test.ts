@@ -2,7 +2,7 @@
 // chain hash covers.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { canonicalJson, canonicalLink, linkHash, recordToRow, rowToRecord, genesisHash } from "../../host/audit/chain.js";
+import { canonicalJson, canonicalLink, canonicalRecord, linkHash, linkHashOf, linkPrefix, recordToRow, rowToRecord, genesisHash } from "../../host/audit/chain.js";
 import { normalizeRecord, validateIngestBody } from "../../host/audit/validate.js";
 import type { AuditRecord } from "../../host/audit/record.js";
 import { operatorRecord, serviceRecord } from "./helpers.js";
@@ -104,6 +104,16 @@ describe("audit chain canonical form", () => {
     fc.assert(
       fc.property(anyRecord, fc.string({ maxLength: 20 }), fc.nat(), (r, chain, seq) => {
         expect(canonicalLink(chain, seq, r)).toBe(canonicalJson({ chain_id: chain, seq, record: r }));
+      }),
+    );
+  });
+
+  it("hashing the record's canonical text as handed over (the writer thread's path) gives the same link hash", () => {
+    fc.assert(
+      fc.property(anyRecord, fc.string({ maxLength: 20 }), fc.nat(), (r, chain, seq) => {
+        expect(canonicalRecord(r)).toBe(canonicalJson(r));
+        const prev = genesisHash(chain);
+        expect(linkHashOf(prev, linkPrefix(chain), seq, canonicalRecord(r))).toBe(linkHash(prev, chain, seq, r));
       }),
     );
   });
