@@ -64,7 +64,13 @@ export function directEvaluate(deps: DirectEvaluateDeps): DirectHandler {
     const declared = incoming.headers["content-length"];
     const host = incoming.headers.host;
     if (declared === undefined || host === undefined || !PLAIN_HOST.test(host)) return false;
-    void serve(incoming, declared).then((a) => send(incoming, outgoing, a));
+    void serve(incoming, declared)
+      .then((a) => send(incoming, outgoing, a))
+      .catch((e: unknown) => {
+        // The answer could not be written (as @hono/node-server's handleResponseError): logged, connection closed.
+        failed(e, "-", GATE_REQUEST_METHOD, PATH);
+        outgoing.destroy();
+      });
     return true;
   };
 }
