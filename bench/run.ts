@@ -8,7 +8,7 @@ import { arch, cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { BenchFn, BenchSection, Cell } from "./types.js";
 
-const SECTIONS = ["evaluator", "http", "hostile", "build", "audit", "proxywasm", "sidecar-sync", "replay", "identity", "replicas", "proxy"];
+const SECTIONS = ["evaluator", "http", "hostile", "build", "audit", "proxywasm", "sidecar-sync", "replay", "identity", "replicas", "proxy", "audit-query"];
 
 function table(s: BenchSection): string {
   if (s.rows.length === 0) return "(no rows)";

@@ -335,10 +335,21 @@ END
 $fn$;
 `;
 
+// GET /v1/audit filters that had no index, for values most records do not carry: an incident
+// (operator requests only) and the rarer reasons (condition_failed:*, denied_by_rule, ...).
+// Without them such a filter read the whole retained trail newest-first. Both are partial, so
+// a decision allowed by a rule or denied by default (nearly every row) costs them nothing.
+// query.ts states the reason index's predicate in the query text when the filter implies it.
+const V4_RARE_FILTER_INDEXES = `
+CREATE INDEX decisions_incident_idx ON ${SCHEMA}.decisions (operator_incident COLLATE "C", ts DESC) WITH (deduplicate_items = off) WHERE operator_incident IS NOT NULL;
+CREATE INDEX decisions_reason_idx ON ${SCHEMA}.decisions (reason COLLATE "C", ts DESC) WITH (deduplicate_items = off) WHERE reason NOT IN ('allowed_by_rule', 'default_deny');
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "audit trail: partitioned table, roles, retention", sql: V1_SCHEMA },
   { version: 2, name: "filter indexes in byte order (COLLATE \"C\"), without deduplication", sql: V2_C_COLLATION_INDEXES },
   { version: 3, name: "declared chains; partitions by day", sql: V3_CHAINS_AND_DAY_PARTITIONS },
+  { version: 4, name: "partial indexes for the incident and rare-reason filters", sql: V4_RARE_FILTER_INDEXES },
 ];
 
 /** The audit trail's track of versioned migrations (host/common/migrations.ts runs it). */
