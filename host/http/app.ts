@@ -8,7 +8,7 @@ import type { AuditSink } from "../audit/record.js";
 import type { EngineEnv } from "./context.js";
 import { RequestAborted } from "./body.js";
 import { adminCheck } from "./auth.js";
-import { errorResponse } from "./errors.js";
+import { type ApiError, errorResponse } from "./errors.js";
 import { httpMetrics } from "./http-metrics.js";
 import type { JwtVerifier } from "../identity/jwt.js";
 import type { Logger } from "../common/logger.js";
@@ -17,9 +17,10 @@ import type { PolicyStore } from "../engine/policy-store.js";
 import type { SharedState } from "../engine/shared-state.js";
 import type { Extension } from "./extension.js";
 import { requestIdOf } from "./request-id.js";
-import { evaluateRoutes } from "./routes/evaluate.js";
+import { evaluateHandler, evaluateRoutes } from "./routes/evaluate.js";
+import { type DirectHandler, directEvaluate } from "./direct-evaluate.js";
 import type { CallerAuth, IdentityRule } from "../identity/caller.js";
-import { identityGate } from "./identity-gate.js";
+import { gateCheck, identityGate } from "./identity-gate.js";
 import { type RouteLine, type RouteRules, routeRules } from "./route-identity.js";
 import { incidentRoutes } from "./routes/incidents.js";
 import { metricsRoute } from "./routes/metrics.js";
@@ -84,6 +85,8 @@ export function createSync(store: PolicyStore): SyncDeps {
 
 export interface ApiApp {
   readonly app: Hono<EngineEnv>;
+  /** The direct path of POST /v1/evaluate (direct-evaluate.ts), taken ahead of Hono; null when it is off. */
+  readonly direct: DirectHandler | null;
   /** Every route and claim of the API port with its identity rule. */
   readonly routes: readonly RouteLine[];
 }
@@ -118,10 +121,9 @@ export function createApp(deps: AppDeps): ApiApp {
   }
 
   // The hot path first: POST /v1/evaluate answers before the generic middleware below
-  // (it builds its response headers as a plain object).
-  app.route(
-    "/",
-    evaluateRoutes({
+  // (it builds its response headers as a plain object). The same handler serves the direct path.
+  const maxBodyBytes = deps.maxBodyBytes ?? 4 * 1024 * 1024;
+  const evaluate = evaluateHandler({
       store: deps.state.policies,
       sink: deps.sink,
       incidents: deps.state.incidents,
@@ -130,13 +132,13 @@ export function createApp(deps: AppDeps): ApiApp {
       mode: deps.mode,
       rollout: deps.state.rollout,
       origin: deps.origin ?? "engine",
-      maxBodyBytes: deps.maxBodyBytes ?? 4 * 1024 * 1024,
+      maxBodyBytes,
       maxBatch: deps.maxBatch ?? 10_000,
       auditWaitMs: deps.auditWaitMs ?? 1_000,
       auth: deps.auth,
       agentVerifier: deps.agentVerifier ?? null,
-    }),
-  );
+  });
+  app.route("/", evaluateRoutes(evaluate, maxBodyBytes));
 
   // Long polls next, also before the generic middleware: a held poll should keep as little
   // per-request state alive as possible (docs/envoy.md, the held-poll figures).
@@ -158,17 +160,22 @@ export function createApp(deps: AppDeps): ApiApp {
   });
 
   const http = httpMetrics(deps.metrics.registry);
-  app.onError((err, c) => {
-    const id = c.get("requestId") ?? requestIdOf(c);
+  // What a request that threw gets, logged and counted here; the direct path sends the same.
+  const failure = (err: unknown, id: string, method: string, path: string): { status: 400 | 500; error: ApiError; withId: boolean } => {
     if (err instanceof RequestAborted) {
       // The client is gone: nobody reads this answer, and anyone could fill the error log with it.
       http.aborted();
-      log.debug("request aborted by the client", { request_id: id, method: c.req.method, path: c.req.path });
-      return errorResponse(c, 400, { code: "request_aborted", message: "the request body did not arrive completely" });
+      log.debug("request aborted by the client", { request_id: id, method, path });
+      return { status: 400, error: { code: "request_aborted", message: "the request body did not arrive completely" }, withId: false };
     }
-    log.error("unhandled error", { err, request_id: id, path: c.req.path });
-    c.header("x-request-id", id);
-    return errorResponse(c, 500, { code: "internal_error", message: "internal error; see the engine log", request_id: id });
+    log.error("unhandled error", { err, request_id: id, path });
+    return { status: 500, error: { code: "internal_error", message: "internal error; see the engine log", request_id: id }, withId: true };
+  };
+  app.onError((err, c) => {
+    const id = c.get("requestId") ?? requestIdOf(c);
+    const f = failure(err, id, c.req.method, c.req.path);
+    if (f.withId) c.header("x-request-id", id);
+    return errorResponse(c, f.status, f.error);
   });
   app.notFound((c) => errorResponse(c, 404, { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` }));
 
@@ -181,5 +188,23 @@ export function createApp(deps: AppDeps): ApiApp {
   for (const ext of extensions) if (ext.app && !ext.claims) app.route("/", ext.app);
   // Last: every route is registered. A route (or a claiming extension) without an identity rule stops the start here.
   rules = routeRules(app, claimers.map((e) => e.name), deps.routeIdentity);
-  return { app, routes: rules.lines };
+  // The direct path only where it answers as Hono would: no extension claims requests first,
+  // and the route table gives POST /v1/evaluate the rule the gate would find for it.
+  const rule = rules.first("POST", "/v1/evaluate");
+  const direct =
+    claimers.length === 0 && rule !== null
+      ? directEvaluate({
+          evaluate,
+          check: gateCheck(deps.auth, log),
+          rule,
+          maxBodyBytes,
+          failed: (err, id, method, path) => {
+            const f = failure(err, id, method, path);
+            const headers: Record<string, string> = { "content-type": "application/json" };
+            if (f.withId) headers["x-request-id"] = id;
+            return { status: f.status, body: JSON.stringify({ error: f.error }), headers };
+          },
+        })
+      : null;
+  return { app, direct, routes: rules.lines };
 }

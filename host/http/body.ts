@@ -38,9 +38,8 @@ function tooLarge(limit: number): BodyError {
 export async function readBodyBytes(c: Context, limit: number): Promise<{ ok: true; bytes: Buffer } | BodyError> {
   const declared = headerOf(c, "content-length");
   if (declared !== undefined) {
-    const n = Number(declared);
-    if (!Number.isSafeInteger(n) || n < 0) return { ok: false, status: 400, code: "invalid_content_length", message: "Content-Length is not a number", path: "$" };
-    if (n > limit) return tooLarge(limit);
+    const refused = declaredLengthError(declared, limit);
+    if (refused !== null) return refused;
     // Node's HTTP parser never delivers more than Content-Length bytes.
     try {
       const incoming = unreadIncoming(c);
@@ -71,6 +70,27 @@ export async function readBodyBytes(c: Context, limit: number): Promise<{ ok: tr
   return { ok: true, bytes: Buffer.concat(chunks, total) };
 }
 
+/** A declared Content-Length that is not a length, or is above `limit`: refused before reading. */
+function declaredLengthError(declared: string, limit: number): BodyError | null {
+  const n = Number(declared);
+  if (!Number.isSafeInteger(n) || n < 0) return { ok: false, status: 400, code: "invalid_content_length", message: "Content-Length is not a number", path: "$" };
+  return n > limit ? tooLarge(limit) : null;
+}
+
+/**
+ * readBodyBytes for a Node request with a Content-Length that nothing has read yet (the direct
+ * path of POST /v1/evaluate, direct-evaluate.ts): the same checks, the same answers.
+ */
+export async function readIncomingBytes(incoming: IncomingMessage, declared: string, limit: number): Promise<{ ok: true; bytes: Buffer } | BodyError> {
+  const refused = declaredLengthError(declared, limit);
+  if (refused !== null) return refused;
+  try {
+    return { ok: true, bytes: await readIncoming(incoming) };
+  } catch (e) {
+    throw new RequestAborted(e);
+  }
+}
+
 /** The Node request behind @hono/node-server, when nothing has read its body yet. */
 function unreadIncoming(c: Context): IncomingMessage | null {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
@@ -84,7 +104,19 @@ function unreadIncoming(c: Context): IncomingMessage | null {
  * that we would only wrap in a Buffer again. A body that arrived whole counts even when the
  * connection closes right after it, as in @hono/node-server's own reader.
  */
-function readIncoming(incoming: IncomingMessage): Promise<Buffer> {
+async function readIncoming(incoming: IncomingMessage): Promise<Buffer> {
+  // A small request arrives in one read of the socket, and the request event fires while Node
+  // is still parsing it: one turn of the microtask queue later the whole body is buffered in
+  // the stream, and one read() takes it, without the listeners and stream turns of flowing mode.
+  if (!incoming.complete) await undefined;
+  if (incoming.complete && !incoming.readableDidRead && !incoming.destroyed) {
+    const declared = Number(incoming.headers["content-length"]);
+    if (incoming.readableLength === declared) return (incoming.read() as Buffer | null) ?? Buffer.alloc(0);
+  }
+  return streamIncoming(incoming);
+}
+
+function streamIncoming(incoming: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const cleanup = (): void => {
@@ -131,7 +163,11 @@ const JSON_TYPE = /^application\/json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
  * (text/plain and form bodies need no CORS preflight) and write audit records.
  */
 export function requireJsonType(c: Context): BodyError | null {
-  const type = headerOf(c, "content-type");
+  return jsonTypeError(headerOf(c, "content-type"));
+}
+
+/** requireJsonType for the header's value. */
+export function jsonTypeError(type: string | undefined): BodyError | null {
   if (type !== undefined && JSON_TYPE.test(type.trim())) return null;
   return { ok: false, status: 415, code: "unsupported_media_type", message: `send the body as application/json (got ${type === undefined ? "no Content-Type" : JSON.stringify(type.slice(0, 100))})`, path: "$" };
 }
@@ -213,6 +249,15 @@ export async function readJsonBody(c: Context, limit: number, bounds: JsonBounds
   const wrongType = requireJsonType(c);
   if (wrongType) return wrongType;
   const r = await readBodyBytes(c, limit);
+  if (!r.ok) return r;
+  return parseJsonBytes(r.bytes, bounds);
+}
+
+/** readJsonBody for a Node request with a declared Content-Length that nothing has read yet. */
+export async function readIncomingJson(incoming: IncomingMessage, contentType: string | undefined, declared: string, limit: number, bounds: JsonBounds): Promise<JsonBody | BodyError> {
+  const wrongType = jsonTypeError(contentType);
+  if (wrongType) return wrongType;
+  const r = await readIncomingBytes(incoming, declared, limit);
   if (!r.ok) return r;
   return parseJsonBytes(r.bytes, bounds);
 }

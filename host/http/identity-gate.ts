@@ -6,8 +6,9 @@
 // the caller in `c.var.identity` (and `callerOf(c)` for apps that extensions serve on claim).
 import type { IncomingMessage } from "node:http";
 import type { Context, MiddlewareHandler } from "hono";
+import { type Answer, toResponse } from "./answer.js";
 import type { Logger } from "../common/logger.js";
-import { callerLabel, type Caller, type CallerAuth, type IdentityRule } from "../identity/caller.js";
+import { callerLabelOf, type Caller, type CallerAuth, type IdentityRule } from "../identity/caller.js";
 import type { EngineEnv } from "./context.js";
 import type { Extension } from "./extension.js";
 import { requestIdOf } from "./request-id.js";
@@ -51,20 +52,44 @@ interface Refusal {
   readonly reason?: string | null;
 }
 
-export function identityGate(deps: IdentityGateDeps): MiddlewareHandler<EngineEnv> {
-  const { auth, log } = deps;
+/** The gate's verdict on one request: the caller and its label, or the refusal to send. */
+export type GateVerdict = { readonly ok: true; readonly caller: Caller; readonly label: string } | { readonly ok: false; readonly answer: Answer };
 
-  const refuse = (c: Context<EngineEnv>, requestId: string, rule: IdentityRule, r: Refusal, remote: string | null): Response => {
-    log.info("request refused", { request_id: requestId, method: c.req.method, path: c.req.path, status: r.status, code: r.code, reason: r.reason ?? null, rule, remote });
-    const headers: Record<string, string> = { "content-type": "application/json", "x-request-id": requestId };
+/** What the request is, for the refusal's log line. */
+export interface GateRequest {
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+}
+
+/**
+ * The gate's check, without the HTTP framework: the caller of `incoming` against `rule`. The
+ * middleware below and the direct path of POST /v1/evaluate (direct-evaluate.ts) both use it.
+ */
+export function gateCheck(auth: CallerAuth, log: Logger): (incoming: IncomingMessage | null, rule: IdentityRule, req: GateRequest) => GateVerdict {
+  const refuse = (req: GateRequest, rule: IdentityRule, r: Refusal, remote: string | null): GateVerdict => {
+    log.info("request refused", { request_id: req.requestId, method: req.method, path: req.path, status: r.status, code: r.code, reason: r.reason ?? null, rule, remote });
+    const headers: Record<string, string> = { "content-type": "application/json", "x-request-id": req.requestId };
     // A connection without a valid SVID will never be served: let the client know it is over.
     if (r.code === "invalid_client_svid") headers["connection"] = "close";
     if (r.code === "unauthenticated") headers["www-authenticate"] = "Bearer";
     if (r.code === "invalid_admin_token") headers["www-authenticate"] = 'Bearer error="invalid_token"';
     const error = r.reason ? { code: r.code, reason: r.reason, message: r.message } : { code: r.code, message: r.message };
-    return new Response(JSON.stringify({ error }), { status: r.status, headers });
+    return { ok: false, answer: { status: r.status, body: JSON.stringify({ error }), headers } };
   };
 
+  return (incoming, rule, req) => {
+    if (incoming === null) return refuse(req, rule, { status: 500, code: "internal_error", message: "the request has no connection to identify its caller by" }, null);
+    const who = auth.identify(incoming, rule);
+    if (!who.ok) return refuse(req, rule, { status: who.status, code: who.code, message: who.error, reason: who.reason }, incoming.socket.remoteAddress ?? null);
+    const allowed = auth.permit(who.caller, rule);
+    if (!allowed.ok) return refuse(req, rule, { status: allowed.status, code: allowed.code, message: allowed.error }, incoming.socket.remoteAddress ?? null);
+    return { ok: true, caller: who.caller, label: callerLabelOf(who.caller) };
+  };
+}
+
+export function identityGate(deps: IdentityGateDeps): MiddlewareHandler<EngineEnv> {
+  const check = gateCheck(deps.auth, deps.log);
   return async (c, next) => {
     const requestId = requestIdOf(c);
     c.set("requestId", requestId);
@@ -78,16 +103,12 @@ export function identityGate(deps: IdentityGateDeps): MiddlewareHandler<EngineEn
     const rules = deps.rules();
     const rule = claimer ? rules.claimed(claimer.name) : rules.of(c);
     const incoming = incomingOf(c);
-    if (incoming === null) return refuse(c, requestId, rule, { status: 500, code: "internal_error", message: "the request has no connection to identify its caller by" }, null);
-    const remote = incoming.socket.remoteAddress ?? null;
-    const who = auth.identify(incoming, rule);
-    if (!who.ok) return refuse(c, requestId, rule, { status: who.status, code: who.code, message: who.error, reason: who.reason }, remote);
-    const allowed = auth.permit(who.caller, rule);
-    if (!allowed.ok) return refuse(c, requestId, rule, { status: allowed.status, code: allowed.code, message: allowed.error }, remote);
-    c.set("identity", who.caller);
-    c.set("caller", callerLabel(who.caller));
+    const verdict = check(incoming, rule, { requestId, method: c.req.method, path: c.req.path });
+    if (!verdict.ok) return toResponse(verdict.answer);
+    c.set("identity", verdict.caller);
+    c.set("caller", verdict.label);
     if (claimer) {
-      claimedCallers.set(incoming, who.caller);
+      claimedCallers.set(incoming!, verdict.caller);
       c.set("claimedBy", claimer);
     }
     return next();

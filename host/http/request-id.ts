@@ -20,6 +20,10 @@ export function headerOf(c: Context, name: string): string | undefined {
 
 /** The client's x-request-id when it is a sane token, else `<process prefix>-<counter>`. */
 export function requestIdOf(c: Context): string {
-  const given = headerOf(c, "x-request-id");
+  return requestIdFrom(headerOf(c, "x-request-id"));
+}
+
+/** requestIdOf for the header's value (the direct path reads it from Node's headers). */
+export function requestIdFrom(given: string | undefined): string {
   return given !== undefined && GIVEN_ID.test(given) ? given : PREFIX + "-" + (++seq).toString(36);
 }

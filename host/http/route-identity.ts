@@ -134,6 +134,11 @@ export interface RouteRules {
   of(c: Context): IdentityRule;
   /** The rule for requests the named extension claims. */
   claimed(extensionName: string): IdentityRule;
+  /**
+   * The rule of `method path` when it is the first route registered that answers requests (so
+   * the first to match any request for it, as `of` finds it); null otherwise.
+   */
+  first(method: string, path: string): IdentityRule | null;
 }
 
 /**
@@ -148,8 +153,10 @@ export function routeRules(app: AnyApp, claimers: readonly string[], table: Read
   const prefixes = prefixLines(table);
   const byPrefix = (path: string): IdentityRule | undefined => prefixes.find((p) => under(path, p.path))?.rule;
   const inspected = inspectRoutes(hono);
+  let first: RouteLine | null = null;
   hono.routes.forEach((r, i) => {
     if (!answers(inspected[i]!)) return;
+    first ??= { method: r.method, path: r.path, rule: table[routeKey(r)] ?? byPrefix(r.path) ?? UNMATCHED_RULE };
     const key = routeKey(r);
     const rule = table[key] ?? byPrefix(r.path);
     if (rule === undefined) {
@@ -175,5 +182,6 @@ export function routeRules(app: AnyApp, claimers: readonly string[], table: Read
       return byPrefix(c.req.path) ?? UNMATCHED_RULE;
     },
     claimed: (name) => table[claimKey(name)]!,
+    first: (method, path) => (first !== null && first.method === method && first.path === path ? first.rule : null),
   };
 }

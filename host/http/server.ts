@@ -3,7 +3,7 @@
 // store, or the local cache during an outage), then the API listener. close() is the SIGTERM
 // path: stop accepting, let in-flight requests finish, stop watching and syncing, flush and
 // close the audit sink.
-import type { Server } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ServerOptions as HttpsServerOptions } from "node:https";
 import { Server as TlsServer } from "node:tls";
@@ -18,6 +18,7 @@ import { withExtensionNames } from "./tls-names.js";
 import type { AuditSink } from "../audit/record.js";
 import { adminCheck } from "./auth.js";
 import { createApp, createSync, type SyncDeps } from "./app.js";
+import type { DirectHandler } from "./direct-evaluate.js";
 import { applyConnectionLimits, type ConnectionLimits } from "./connection-limits.js";
 import { registerSyncMetrics } from "../engine/sync-metrics.js";
 import type { RouteLine } from "./route-identity.js";
@@ -88,6 +89,11 @@ export interface EngineOptions {
    * Without it the engine serves its policy files alone and refuses writes (503 no_state_store).
    */
   state?: StateBackend | null;
+  /**
+   * Serve POST /v1/evaluate by its direct path (direct-evaluate.ts; default true). Off, every
+   * request goes through Hono: the reference the direct path is tested against.
+   */
+  directEvaluate?: boolean;
 }
 
 export interface EngineHandle {
@@ -105,18 +111,30 @@ export interface EngineHandle {
   close(): Promise<void>;
 }
 
-function listen(app: { fetch: (req: Request, env: never) => Response | Promise<Response> }, host: string, port: number, extra: Record<string, unknown> = {}, limits: ConnectionLimits | null = null): Promise<Server> {
+function listen(app: { fetch: (req: Request, env: never) => Response | Promise<Response> }, host: string, port: number, extra: Record<string, unknown> = {}, limits: ConnectionLimits | null = null, direct: DirectHandler | null = null): Promise<Server> {
   return new Promise((resolve, reject) => {
     // Node checks the header and request timeouts every connectionsCheckingInterval (30 s by
     // default): once a second makes a 10 s header timeout mean about 10 s.
     const serverOptions = { connectionsCheckingInterval: 1000, ...(extra.serverOptions as Record<string, unknown> | undefined) };
     const server = serve({ ...extra, serverOptions, fetch: app.fetch as never, port, hostname: host } as Parameters<typeof serve>[0]) as Server;
+    if (direct !== null) takeFirst(server, direct);
     if (limits !== null) applyConnectionLimits(server, limits);
     server.once("error", reject);
     server.once("listening", () => {
       server.off("error", reject);
       resolve(server);
     });
+  });
+}
+
+/** Puts `direct` in front of @hono/node-server's request listener (the only one so far): what it does not take goes on to Hono. */
+function takeFirst(server: Server, direct: DirectHandler): void {
+  const listeners = server.listeners("request") as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+  if (listeners.length !== 1) throw new Error(`the API server has ${listeners.length} request listeners; expected @hono/node-server's alone`);
+  const hono = listeners[0]!;
+  server.removeListener("request", hono);
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    if (!direct(req, res)) hono(req, res);
   });
 }
 
@@ -226,7 +244,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
     }
     // The extensions' own TLS names get their own certificates (tls-names.ts).
     const listenExtra = extra?.serverOptions ? { ...extra, serverOptions: withExtensionNames(extra.serverOptions as HttpsServerOptions, extensions) } : extra;
-    apiServer = await listen(built.app, config.host, config.port, listenExtra ?? undefined, config.http);
+    apiServer = await listen(built.app, config.host, config.port, listenExtra ?? undefined, config.http, opts.directEvaluate === false ? null : built.direct);
     routes = built.routes;
     opts.onApiServer?.(apiServer);
     for (const ext of extensions) ext.onServer?.(apiServer);

@@ -7,7 +7,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import type { PeerRejectCode, PeerVerifier } from "./peer.js";
+import type { PeerRejectCode, PeerVerdict, PeerVerifier } from "./peer.js";
 
 /**
  * What a route requires of its caller (the table in host/http/route-identity.ts; docs/identity.md
@@ -110,6 +110,18 @@ export function callerLabel(caller: Caller, agentSubject: string | null = null):
   return parts.join("+");
 }
 
+const labels = new WeakMap<Caller, string>();
+
+/** callerLabel(caller), built once per Caller object (identify gives one per connection to requests without credentials). */
+export function callerLabelOf(caller: Caller): string {
+  let label = labels.get(caller);
+  if (label === undefined) {
+    label = callerLabel(caller);
+    labels.set(caller, label);
+  }
+  return label;
+}
+
 export function createCallerAuth(opts: CallerAuthOptions): CallerAuth {
   const tokenDigest = opts.adminToken ? digest(opts.adminToken) : null;
 
@@ -132,39 +144,51 @@ export function createCallerAuth(opts: CallerAuthOptions): CallerAuth {
     return { ok: false, status: 403, code: "trust_domain_not_reader", error: `SVIDs of trust domain "${c.trustDomain}" may not read this (it is not in ZT_READER_TRUST_DOMAINS)` };
   };
 
+  // A request without credentials is identified by its connection alone: every such request on
+  // it gets the same Caller (one object, so its label is built once: callerLabelOf), for as long
+  // as the peer verdict is the same one (peer.ts keeps it per connection until the path expires
+  // or the bundles change; plaintext has none).
+  const byConnection = new WeakMap<Socket, { readonly verdict: PeerVerdict | null; readonly result: IdentifyResult }>();
+
   return {
     identify(req: RequestLike, rule: IdentityRule = "svid"): IdentifyResult {
+      const verdict = opts.peer ? opts.peer.verify(req.socket as TLSSocket) : null;
+      // `own` routes authenticate themselves: their Authorization header is not ours to judge.
+      const auth = rule === "own" ? undefined : req.headers.authorization;
+      // An empty header carries no credentials: the same as none.
+      const bare = rule !== "own" && (auth === undefined || auth.trim() === "");
+      if (bare) {
+        const hit = byConnection.get(req.socket);
+        if (hit !== undefined && hit.verdict === verdict) return hit.result;
+      }
       const remoteAddress = req.socket.remoteAddress ?? null;
       let transport: Caller["transport"] = "plaintext";
       let spiffeId: string | null = null;
       let trustDomain: string | null = null;
-      if (opts.peer) {
-        const r = opts.peer.verify(req.socket as TLSSocket);
-        if (r.ok) {
+      if (verdict !== null) {
+        if (verdict.ok) {
           transport = "mtls";
-          spiffeId = r.spiffeId;
-          trustDomain = r.trustDomain;
+          spiffeId = verdict.spiffeId;
+          trustDomain = verdict.trustDomain;
         } else if (rule === "own") {
           transport = "none";
         } else {
-          return { ok: false, status: 401, code: "invalid_client_svid", reason: r.code, error: `the connection's client certificate is not a valid X.509-SVID (${r.code}): ${r.error}` };
+          return { ok: false, status: 401, code: "invalid_client_svid", reason: verdict.code, error: `the connection's client certificate is not a valid X.509-SVID (${verdict.code}): ${verdict.error}` };
         }
       }
-      // `own` routes authenticate themselves: their Authorization header is not ours to judge.
       if (rule === "own") return { ok: true, caller: { transport, spiffeId, trustDomain, adminToken: false, remoteAddress } };
-      let adminToken = false;
-      const auth = req.headers.authorization;
-      // An empty header carries no credentials: the same as none.
-      if (auth !== undefined && auth.trim() !== "") {
-        const m = /^Bearer ([\x21-\x7e]+)$/.exec(auth);
-        if (!m) return { ok: false, status: 401, code: "malformed_authorization", reason: null, error: 'the Authorization header must be "Bearer <admin token>"' };
-        // Compare digests: constant time regardless of the presented length.
-        if (!tokenDigest || !timingSafeEqual(digest(m[1]!), tokenDigest)) {
-          return { ok: false, status: 401, code: "invalid_admin_token", reason: null, error: "the bearer token is not the admin token (agent JWTs go in the request body: agent.token)" };
-        }
-        adminToken = true;
+      if (bare) {
+        const result: IdentifyResult = { ok: true, caller: { transport, spiffeId, trustDomain, adminToken: false, remoteAddress } };
+        byConnection.set(req.socket, { verdict, result });
+        return result;
       }
-      return { ok: true, caller: { transport, spiffeId, trustDomain, adminToken, remoteAddress } };
+      const m = /^Bearer ([\x21-\x7e]+)$/.exec(auth!);
+      if (!m) return { ok: false, status: 401, code: "malformed_authorization", reason: null, error: 'the Authorization header must be "Bearer <admin token>"' };
+      // Compare digests: constant time regardless of the presented length.
+      if (!tokenDigest || !timingSafeEqual(digest(m[1]!), tokenDigest)) {
+        return { ok: false, status: 401, code: "invalid_admin_token", reason: null, error: "the bearer token is not the admin token (agent JWTs go in the request body: agent.token)" };
+      }
+      return { ok: true, caller: { transport, spiffeId, trustDomain, adminToken: true, remoteAddress } };
     },
 
     permit(caller: Caller, rule: IdentityRule): AuthzResult {

@@ -4,8 +4,9 @@
 // Agent requests need an asynchronous JWT check: only requests that contain one wait for it.
 // A batch larger than one slice (SLICE_ITEMS) is parsed, decided and serialised slice by
 // slice with a turn of the event loop in between, so it never holds up other requests.
-import { type Context, Hono } from "hono";
-import { type BodyError, type JsonBatch, readJsonBody, SLICE_ITEMS, yieldToLoop } from "../body.js";
+import { Hono } from "hono";
+import { type BodyError, type JsonBatch, type JsonBody, readJsonBody, SLICE_ITEMS, yieldToLoop } from "../body.js";
+import { type Answer, toResponse } from "../answer.js";
 import type { EngineEnv } from "../context.js";
 import { type DecideDeps, type Decision, decideItems, internalErrorDecisions } from "../../engine/decide.js";
 import { decisionJson, decisionsBody, DecisionsWriter } from "../decision-json.js";
@@ -14,7 +15,7 @@ import type { JsonBounds } from "../json-bounds.js";
 import { type AgentDecision, decideAgentAccess } from "../../identity/agent.js";
 import type { JwtVerifier } from "../../identity/jwt.js";
 import type { ActivePolicies, PolicyStore } from "../../engine/policy-store.js";
-import type { CallerAuth } from "../../identity/caller.js";
+import type { Caller, CallerAuth } from "../../identity/caller.js";
 import { authorizeItems } from "../identity.js";
 
 
@@ -53,20 +54,31 @@ async function decideAgents(items: readonly EvaluateItem[], active: ActivePolici
   return out;
 }
 
-function respond(status: number, body: string | Uint8Array<ArrayBuffer>, requestId: string, version: string | null): Response {
-  const headers: Record<string, string> = { "content-type": "application/json", "x-request-id": requestId };
-  if (version !== null) headers["x-zt-policy-version"] = version;
-  return new Response(body, { status, headers });
+/** One POST /v1/evaluate, with what the identity gate found. */
+export interface EvaluateCall {
+  readonly requestId: string;
+  /** The verified caller (the identity gate's `c.var.identity`). */
+  readonly identity: Caller;
+  /** Its label (the gate's `c.var.caller`). */
+  readonly caller: string | null;
+  /** Reads, bounds and parses the body (readJsonBody, or readIncomingJson on the direct path). */
+  readBody(bounds: JsonBounds): Promise<JsonBody | BodyError>;
 }
 
-function fail(status: number, requestId: string, code: string, message: string, path?: string, offset?: number): Response {
+function respond(status: number, body: string | Uint8Array<ArrayBuffer>, requestId: string, version: string | null): Answer {
+  const headers: Record<string, string> = { "content-type": "application/json", "x-request-id": requestId };
+  if (version !== null) headers["x-zt-policy-version"] = version;
+  return { status, body, headers };
+}
+
+function fail(status: number, requestId: string, code: string, message: string, path?: string, offset?: number): Answer {
   const error: Record<string, unknown> = { code, message };
   if (path !== undefined) error.path = path;
   if (offset !== undefined) error.offset = offset;
   return respond(status, JSON.stringify({ error }), requestId, null);
 }
 
-function refuseBody(e: BodyError, requestId: string): Response {
+function refuseBody(e: BodyError, requestId: string): Answer {
   // Over-long batches keep the code they always had.
   const code = e.code === "json_too_many_items" && e.path === "$" ? "batch_too_large" : e.code;
   return fail(e.status, requestId, code, e.message, e.path, e.offset);
@@ -122,18 +134,18 @@ async function batchItems(batch: JsonBatch): Promise<ParsedItems | BodyError> {
   return { ok: true, items, batch: true, agentCount };
 }
 
-export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
-  const app = new Hono<EngineEnv>();
+/** POST /v1/evaluate without the HTTP framework: the route below and the direct path both serve with it. */
+export function evaluateHandler(deps: EvaluateRouteDeps): (call: EvaluateCall) => Promise<Answer> {
   const { log } = deps;
   // What a well-formed body can need, with room: a batch nests three deep (operator roles four),
   // an element holds a few dozen values (64 roles at most), an agent token a few kilobytes.
   const bounds: JsonBounds = { maxDepth: 8, maxStringBytes: 64 * 1024, maxItems: deps.maxBatch, maxValuesPerItem: 4 * LIMITS.roles };
 
-  const handle = async (requestId: string, c: Context<EngineEnv>): Promise<Response> => {
+  const handle = async (call: EvaluateCall): Promise<Answer> => {
+    const { requestId, caller } = call;
     // Who is asking: verified by the identity gate from the connection; recorded in the audit.
-    const who = c.get("identity");
-    const caller = c.get("caller");
-    const body = await readJsonBody(c, deps.maxBodyBytes, bounds);
+    const who = call.identity;
+    const body = await call.readBody(bounds);
     if (!body.ok) return refuseBody(body, requestId);
     let t0 = performance.now();
     const parsed = body.batch === null ? itemsOf(body.value) : await batchItems(body.batch);
@@ -187,15 +199,22 @@ export function evaluateRoutes(deps: EvaluateRouteDeps): Hono<EngineEnv> {
     return respond(200, out.finish(), requestId, active.version);
   };
 
-  app.post("/v1/evaluate", async (c) => {
-    const requestId = c.get("requestId");
-    if (!log.enabled("info")) return handle(requestId, c);
+  return async (call) => {
+    if (!log.enabled("info")) return handle(call);
     // Access log: errors at info, successes only at debug (the hot path stays quiet).
     const t0 = performance.now();
-    const res = await handle(requestId, c);
+    const res = await handle(call);
     const level = res.status >= 500 ? "error" : res.status >= 400 ? "info" : "debug";
-    if (log.enabled(level)) log[level]("request", { request_id: requestId, method: "POST", path: "/v1/evaluate", status: res.status, ms: Math.round((performance.now() - t0) * 1000) / 1000, caller: c.get("caller"), remote: c.get("identity").remoteAddress });
+    if (log.enabled(level)) log[level]("request", { request_id: call.requestId, method: "POST", path: "/v1/evaluate", status: res.status, ms: Math.round((performance.now() - t0) * 1000) / 1000, caller: call.caller, remote: call.identity.remoteAddress });
     return res;
+  };
+}
+
+/** The Hono route: the reference the direct path (direct-evaluate.ts) is tested against. */
+export function evaluateRoutes(evaluate: (call: EvaluateCall) => Promise<Answer>, maxBodyBytes: number): Hono<EngineEnv> {
+  const app = new Hono<EngineEnv>();
+  app.post("/v1/evaluate", async (c) => {
+    return toResponse(await evaluate({ requestId: c.get("requestId"), identity: c.get("identity"), caller: c.get("caller"), readBody: (bounds) => readJsonBody(c, maxBodyBytes, bounds) }));
   });
   return app;
 }
