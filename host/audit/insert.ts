@@ -161,9 +161,24 @@ export async function insertRows(sql: Sql, rows: readonly AuditRow[], fresh: boo
   if (!fresh) return insertIdempotent(sql, rows.length, batchParameters(rows));
   const data = copyBinary(rows);
   return onOwnConnection(sql, async (conn) => {
-    if (data !== null && (await copyOrTaken(conn, data))) return { inserted: rows.length, duplicates: 0, conflicts: 0 };
+    if (data !== null && (await copyOrTaken(conn, data))) return copied(sql, rows);
     return insertIdempotent(conn, rows.length, batchParameters(rows));
   });
+}
+
+/**
+ * The last row each pool's most recent COPY stored, every row of it in decisions at its own
+ * position. Batches take the pool's connection in turn, so a batch whose predecessor is this
+ * row knows it is stored without asking: the probe's round trip, during which PostgreSQL
+ * idles between two batches, is only made when that is not known (after a failure, a
+ * fallback to INSERT, a new connection's first batch).
+ */
+const lastCopied = new WeakMap<Sql, string>();
+const rowKey = (r: AuditRow): string => `${r.chain_id}\u0000${r.seq}\u0000${r.decision_id}\u0000${r.ts}`;
+
+function copied(sql: Sql, rows: readonly AuditRow[]): InsertOutcome {
+  lastCopied.set(sql, rowKey(rows[rows.length - 1]!));
+  return { inserted: rows.length, duplicates: 0, conflicts: 0 };
 }
 
 /**
@@ -180,9 +195,13 @@ export async function insertRowsAfter(sql: Sql, rows: readonly AuditRow[], after
   if (rows.length === 0) return { inserted: 0, duplicates: 0, conflicts: 0 };
   const data = copyBinary(rows);
   return onOwnConnection(sql, async (conn) => {
-    const found = await conn.unsafe(PREDECESSOR_SQL, [after.ts, after.decision_id, after.chain_id, after.seq], { prepare: true });
-    if (found.length === 0) return null;
-    if (data !== null && (await copyOrTaken(conn, data))) return { inserted: rows.length, duplicates: 0, conflicts: 0 };
+    const known = lastCopied.get(sql) === rowKey(after);
+    lastCopied.delete(sql);
+    if (!known) {
+      const found = await conn.unsafe(PREDECESSOR_SQL, [after.ts, after.decision_id, after.chain_id, after.seq], { prepare: true });
+      if (found.length === 0) return null;
+    }
+    if (data !== null && (await copyOrTaken(conn, data))) return copied(sql, rows);
     return insertIdempotent(conn, rows.length, batchParameters(rows));
   });
 }
