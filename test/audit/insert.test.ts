@@ -15,6 +15,7 @@ import type { AuditRecord } from "../../host/audit/record.js";
 import { lineToRow, rowToLine } from "../../host/audit/row-line.js";
 import { normalizeRecord } from "../../host/audit/validate.js";
 import { operatorRecord, serviceRecord, tempDataDir } from "./helpers.js";
+import { awkwardRecords } from "./record-arbitraries.js";
 
 let dir: string;
 let audit: Audit;
@@ -67,41 +68,7 @@ const NASTY = ['"', "\\", '\\"', "{", "}", "{a,b}", ",", " padded ", "NULL", "nu
 
 describe("column-array insert", () => {
   it("stores every value exactly as appended: quotes, backslashes, braces, NULL-looking text, any Unicode", async () => {
-    const text = fc.string({ unit: "binary", minLength: 1, maxLength: 40 }).filter((s) => !s.includes("\u0000"));
-    const anyText = fc.oneof(text, fc.constantFrom(...NASTY));
-    const now = Date.now();
-    const arb: fc.Arbitrary<AuditRecord> = fc
-      .record({
-        operator: fc.boolean(),
-        subject: anyText,
-        roles: fc.array(anyText, { maxLength: 4 }),
-        incident: fc.option(anyText, { nil: null }),
-        pod: fc.option(anyText, { nil: null }),
-        node: fc.option(anyText, { nil: null }),
-        policy: fc.option(anyText, { nil: null }),
-        reason: anyText,
-        origin: anyText,
-        caller: fc.option(anyText, { nil: null }),
-        service: anyText,
-        action: anyText,
-        ms: fc.integer({ min: now - 6 * 86_400_000, max: now }),
-        latency: fc.nat(5_000_000),
-        mfa: fc.boolean(),
-      })
-      .map((g) => {
-        const base = g.operator ? operatorRecord(g.subject, g.service, g.action) : serviceRecord();
-        return {
-          ...base,
-          timestamp: new Date(g.ms).toISOString(),
-          source: base.source && { ...base.source, pod: g.pod, node: g.node },
-          operator: base.operator && { subject: g.subject, roles: g.roles, mfa: g.mfa, incident: g.incident },
-          policy_matched: g.policy,
-          latency_us: g.latency,
-          reason: g.reason,
-          origin: g.origin,
-          caller: g.caller,
-        };
-      });
+    const arb = awkwardRecords({ nasty: NASTY, days: 6, latency: fc.nat(5_000_000) });
     const records = fc.sample(arb, { numRuns: 400, seed: 44 });
     // Every awkward value at least once in each field kind, whatever the generator chose.
     for (const s of NASTY) records.push({ ...operatorRecord(s, s, s), operator: { subject: s, roles: [s, ...NASTY], mfa: false, incident: s }, reason: s, origin: s, caller: s });
