@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { servicePolicy } from "../test/support/policy-text.js";
 
 export const TOKEN = "bench-replicas-token-0123456789abcdef";
 const MAIN = fileURLToPath(new URL("../host/cli/main.js", import.meta.url));
@@ -68,17 +69,5 @@ export function stopReplica(r: Replica): Promise<void> {
 
 /** A one-rule policy `name` whose port changes with `i`: each write is a new version. */
 export function churnPolicy(name: string, i: number): string {
-  return `apiVersion: zt.hanzo.ai/v1
-kind: ServiceAccessPolicy
-metadata:
-  name: ${name}
-spec:
-  rules:
-    - from:
-        spiffe: "spiffe://hanzo.ai/hanzo-k8s/hanzo/chat"
-      to:
-        - spiffe: "spiffe://hanzo.ai/hanzo-k8s/hanzo/postgres"
-          ports: [${10_000 + i}]
-  defaultAction: DENY
-`;
+  return servicePolicy(name, "chat", "postgres", 10_000 + i);
 }

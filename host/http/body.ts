@@ -38,12 +38,13 @@ function tooLarge(limit: number): BodyError {
 export async function readBodyBytes(c: Context, limit: number): Promise<{ ok: true; bytes: Buffer } | BodyError> {
   const declared = headerOf(c, "content-length");
   if (declared !== undefined) {
+    const incoming = unreadIncoming(c);
+    if (incoming !== null) return readIncomingBytes(incoming, declared, limit);
     const refused = declaredLengthError(declared, limit);
     if (refused !== null) return refused;
     // Node's HTTP parser never delivers more than Content-Length bytes.
     try {
-      const incoming = unreadIncoming(c);
-      return { ok: true, bytes: incoming !== null ? await readIncoming(incoming) : Buffer.from(await c.req.raw.arrayBuffer()) };
+      return { ok: true, bytes: Buffer.from(await c.req.raw.arrayBuffer()) };
     } catch (e) {
       throw new RequestAborted(e);
     }

@@ -6,20 +6,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { POLICIES_DIR } from "../support/seed.js";
 import { call, type DecisionBody, startTestEngine, svc, type TestEngine, TOKEN } from "../http/harness.js";
+import { servicePolicy } from "../support/policy-text.js";
 
-const policy = (port: number): string => `apiVersion: zt.hanzo.ai/v1
-kind: ServiceAccessPolicy
-metadata:
-  name: chat-db
-spec:
-  rules:
-    - from:
-        spiffe: "spiffe://hanzo.ai/hanzo-k8s/hanzo/chat"
-      to:
-        - spiffe: "spiffe://hanzo.ai/hanzo-k8s/hanzo/postgres"
-          ports: [${port}]
-  defaultAction: DENY
-`;
+const policy = (port: number): string => servicePolicy("chat-db", "chat", "postgres", port);
 
 let e: TestEngine;
 beforeAll(async () => {
