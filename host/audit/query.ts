@@ -236,7 +236,9 @@ export function auditQuerySql(q: AuditQuery, slice: TimeSlice | null = null): { 
     if (q.since) where.push(`ts >= ${p(q.since.toISOString())}::timestamptz`);
     if (q.until) where.push(`ts < ${p(q.until.toISOString())}::timestamptz`);
   }
-  if (q.decision) where.push(`decision = ${p(q.decision)}`);
+  // A literal, not a parameter (two values, so two statement shapes at most): a generic plan
+  // then knows whether the DENY-only partial index (migration 5) holds the rows.
+  if (q.decision) where.push(`decision = '${q.decision}'`);
   // COLLATE "C" matches the filter indexes (migration 2): equality, and a pattern's literal
   // prefix as an index range.
   if (q.source) spiffe("source_spiffe_id", q.source);

@@ -54,6 +54,7 @@ describe("migrations", () => {
     const idx = await superuser`SELECT indexname FROM pg_indexes WHERE schemaname = 'zt_audit' AND tablename = 'decisions' ORDER BY 1`;
     expect(idx.map((r) => r.indexname)).toEqual([
       "decisions_chain_idx",
+      "decisions_deny_policy_idx",
       "decisions_dest_idx",
       "decisions_incident_idx",
       "decisions_pkey",
@@ -139,6 +140,16 @@ describe("query plans", () => {
     const [n] = await superuser`SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'zt_audit.decisions'::regclass`;
     expect(scanned.size).toBeGreaterThan(0);
     expect(scanned.size).toBeLessThan(n!.n);
+  });
+
+  it("policy with decision=DENY reads the DENY-only partial index, without a filter on the decision", async () => {
+    for (const policy of ["hanzo-core-policy", "hanzo-core-policy/rule-2"]) {
+      for (const generic of [false, true]) {
+        const out = await plan({ policy: [policy], decision: ["DENY"] }, generic);
+        expect(out, `${policy} generic=${generic}`).toMatch(cond("policy_matched"));
+        expect(out, `${policy} generic=${generic}`).not.toMatch(/Filter: .*decision/);
+      }
+    }
   });
 
   it("the partial reason index is left to the newest-first scan for the reasons it does not hold", async () => {
