@@ -87,7 +87,8 @@ export async function storeRecords(sql: Sql, records: readonly AuditRecord[]): P
   const chainId = `test-${randomUUID()}`;
   let prev = genesisHash(chainId);
   const rows = records.map((r, i) => {
-    const v = normalizeRecord(r);
+    // Judged as of its own time: the age bound is the writer's, not the trail's.
+    const v = normalizeRecord(r, "$", Date.parse(r.timestamp));
     if (!v.ok) throw new Error(`test record invalid: ${v.error.path} ${v.error.message}`);
     const row = recordToRow(v.value, chainId, i + 1, prev);
     prev = row.hash;
