@@ -142,7 +142,9 @@ export function graphRawSql(q: GraphQuery): { text: string; params: (string | nu
  * covers whole that the roll-up holds and no late record has marked since (migration 6), from
  * graph_hours (an hour has rows there only once rolled up: the roll-up writes them and the
  * hour's graph_rolled_hours row in one transaction, retention deletes both), read by its key's
- * range for the window, summed per interned edge before the edges' names are joined; every other hour of
+ * range for the window (both bounds on the column itself, so both are index conditions: a
+ * window months back must not read the roll-up of every later hour), summed per interned edge
+ * before the edges' names are joined; every other hour of
  * the window (the ones it cuts, the ones not rolled up yet, the marked ones) from the trail, an
  * hour at a time through the key (the window prunes partitions at planning, each hour at
  * execution). One statement, so one snapshot: a record is counted from the roll-up or from the
@@ -161,13 +163,13 @@ export function graphSql(q: GraphQuery): { text: string; params: (string | numbe
   );
   const text = `WITH served AS MATERIALIZED (
        SELECT r.hour FROM ${SCHEMA}.graph_rolled_hours r
-        WHERE r.hour >= $1::timestamptz AND r.hour + interval '1 hour' <= $2::timestamptz
+        WHERE r.hour >= $1::timestamptz AND r.hour <= $2::timestamptz - interval '1 hour'
           AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.graph_late_hours l WHERE l.hour = r.hour))
      ${topEdges(`SELECT e.source, e.destination, e.port, a.allow, a.deny, a.observed_deny, a.first_seen, a.last_seen
          FROM (SELECT g.edge_id, sum(g.allow) AS allow, sum(g.deny) AS deny, sum(g.observed_deny) AS observed_deny,
                       min(g.first_seen) AS first_seen, max(g.last_seen) AS last_seen
                  FROM ${SCHEMA}.graph_hours g
-                WHERE g.hour >= $1::timestamptz AND g.hour + interval '1 hour' <= $2::timestamptz
+                WHERE g.hour >= $1::timestamptz AND g.hour <= $2::timestamptz - interval '1 hour'
                   AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.graph_late_hours l WHERE l.hour = g.hour)
                 GROUP BY g.edge_id) AS a
          JOIN ${SCHEMA}.graph_edges e ON e.edge_id = a.edge_id
