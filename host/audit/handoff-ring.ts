@@ -61,14 +61,17 @@ export class RingWriter extends RingEnd {
   /** How often a record found the reader asleep and woke it (a notify each). */
   wakeups = 0;
 
-  /** Appends one record's line (canonical JSON: no raw newline). */
-  push(line: string): void {
+  /**
+   * Appends one record's line (canonical JSON: no raw newline). `ascii`: the caller knows the
+   * line is ASCII, so it is copied byte for byte instead of being encoded as UTF-8.
+   */
+  push(line: string, ascii = false): void {
     if (this.waiting.length === 0) {
       const pos = this.w & this.mask;
       // At most 3 bytes per UTF-16 unit, and the newline: then the whole line fits as it is.
-      const worst = line.length * 3 + 1;
+      const worst = (ascii ? line.length : line.length * 3) + 1;
       if (worst <= this.cap - pos && worst <= this.room()) {
-        const n = this.data.write(line, pos, "utf8");
+        const n = this.data.write(line, pos, ascii ? "latin1" : "utf8");
         this.data[pos + n] = NEWLINE;
         this.publish(n + 1);
         return;

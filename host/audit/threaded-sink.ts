@@ -278,7 +278,7 @@ export class ThreadedAuditSink implements AuditSink {
     if (this.refusingAll) return this.refuse(`audit trail unavailable: ${this.snap.detail}`);
     this.appended++;
     if (this.promised > 0) this.promised--;
-    if (this.ring !== null) return this.ring.push(v.json);
+    if (this.ring !== null) return this.ring.push(v.json, v.ascii);
     this.batch.push(v.json);
     if (this.batch.length >= HANDOFF_BATCH) this.send();
     else if (this.timer === null) this.timer = setTimeout(this.sendLater, HANDOFF_DELAY_MS);
