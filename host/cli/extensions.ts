@@ -30,13 +30,16 @@ export function serveExtensions(deps: ServeExtensionDeps): ExtensionFactory[] {
     jwks: () => (keys === null ? Promise.reject(new Error("the access proxy has not started")) : keys.jwks()),
   };
   const audience = deps.config.consoleProxyAudience;
+  // Candidate builds follow the policy builds' settings (ZT_BUILD_INLINE, ZT_BUILD_MEMORY_MB).
+  const candidates = { inline: deps.config.buildInline, memoryMb: deps.config.buildMemoryMb };
   const list = [
-    rolloutExtension({ maxBodyBytes, trailDsn: deps.audit.connections.engine }),
+    rolloutExtension({ maxBodyBytes, trailDsn: deps.audit.connections.engine, candidates }),
     consoleExtension({
       audit: deps.audit,
       adminToken: deps.adminToken,
       maxBodyBytes,
       meshMetrics: deps.config.consoleMeshMetrics,
+      candidates,
       trailDsn: deps.audit.connections.engine,
       proxySignIn: deps.proxy && audience !== null ? { keys: proxyKeys, audience } : null,
     }),

@@ -4,6 +4,7 @@ import type { HttpBindings } from "@hono/node-server";
 import type { Audit } from "../audit/index.js";
 import type { EngineVariables } from "../http/context.js";
 import type { EngineCore } from "../http/extension.js";
+import type { Candidates } from "../rollout/candidates.js";
 import type { Assets } from "./assets.js";
 import type { ProxySignIn } from "./proxy-session.js";
 import type { Session, SessionKeys } from "./session.js";
@@ -28,6 +29,8 @@ export interface ConsoleDeps {
   readonly assets: Assets;
   /** Constant-time check of a token typed on the login page against the admin token. */
   readonly isAdminToken: (token: string) => boolean;
+  /** Where candidates (policy tests, diffs, replays, history comparisons) are built: off the serving thread. */
+  readonly candidates: Candidates;
   /** Largest form body accepted (policy tests, candidates). */
   readonly maxBodyBytes: number;
   /** Sign-in through the operator access proxy (its signed assertion), when it is configured. */

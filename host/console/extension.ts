@@ -2,6 +2,7 @@
 // `zt serve` mounts it; nothing else imports this room.
 import type { Hono } from "hono";
 import type { EngineEnv } from "../http/context.js";
+import { Candidates, type CandidatesOptions } from "../rollout/candidates.js";
 import type { Extension, ExtensionFactory } from "../http/extension.js";
 import { consoleApp } from "./app.js";
 import { loadAssets } from "./assets.js";
@@ -22,12 +23,16 @@ export interface ConsoleOptions {
   trailDsn?: string | null;
   /** The mesh agents' /metrics URLs for the overview's WireGuard peers (ZT_CONSOLE_MESH_METRICS). */
   meshMetrics?: readonly string[];
+  /** Where candidates are built (host/rollout/candidates.ts): their own thread by default. */
+  candidates?: Omit<CandidatesOptions, "log">;
 }
 
 export function consoleExtension(opts: ConsoleOptions): ExtensionFactory {
   return async (core): Promise<Extension> => {
+    const candidates = new Candidates({ ...opts.candidates, log: core.log });
     const app = consoleApp({
       core,
+      candidates,
       audit: opts.audit,
       keys: new SessionKeys(opts.adminToken),
       assets: await loadAssets(),
@@ -38,6 +43,6 @@ export function consoleExtension(opts: ConsoleOptions): ExtensionFactory {
       proxySignIn: opts.proxySignIn ?? null,
     });
     // The console's variables extend the engine's (the session); the API side sees only its own.
-    return { name: "console", app: app as unknown as Hono<EngineEnv> };
+    return { name: "console", app: app as unknown as Hono<EngineEnv>, close: () => candidates.close() };
   };
 }

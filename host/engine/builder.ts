@@ -5,25 +5,15 @@
 //
 // Fail closed: if the thread dies (a crash, or its memory limit on a huge policy set), every
 // build it had not answered is reported as failed ("unavailable": the caller keeps the old
-// module serving) and the next build starts a new thread (with an empty parse cache).
+// module serving) and the next build starts a new thread (with an empty parse cache); the
+// thread's life is common/job-thread.ts.
 //
 // The inline builder runs the same job on the calling thread: what the engine did before
 // issue 22, kept for the bench's before-figure (ZT_BUILD_INLINE=1).
-import type { Worker } from "node:worker_threads";
+import { JobThread } from "../common/job-thread.js";
 import type { Logger } from "../common/logger.js";
-import { spawnThread } from "../common/spawn-thread.js";
 import { type BuildInput, ParseCache } from "./build.js";
 import { type BuildJobResult, runBuildJob } from "./build-job.js";
-
-export interface BuildRequest {
-  id: number;
-  input: BuildInput;
-}
-
-export interface BuildReply {
-  id: number;
-  result: BuildJobResult;
-}
 
 export interface ModuleBuilder {
   build(input: BuildInput): Promise<BuildJobResult>;
@@ -53,59 +43,29 @@ class InlineBuilder implements ModuleBuilder {
 }
 
 export class ThreadBuilder implements ModuleBuilder {
-  private worker: Worker | null = null;
-  private readonly pending = new Map<number, (r: BuildJobResult) => void>();
-  private nextId = 1;
-  private closed = false;
-  /** Threads started so far (the first build starts one; each death, the next build another). */
-  starts = 0;
+  private readonly thread: JobThread<BuildInput, BuildJobResult>;
 
-  constructor(
-    private readonly memoryMb: number,
-    private readonly log: Logger,
-  ) {}
+  constructor(memoryMb: number, log: Logger) {
+    this.thread = new JobThread<BuildInput, BuildJobResult>({
+      callerUrl: import.meta.url,
+      name: "build-thread",
+      memoryMb,
+      log,
+      what: "policy build",
+      unavailable: (message) => ({ ok: false, reason: "unavailable", message }),
+    });
+  }
+
+  /** Threads started so far (the first build starts one; each death, the next build another). */
+  get starts(): number {
+    return this.thread.starts;
+  }
 
   build(input: BuildInput): Promise<BuildJobResult> {
-    if (this.closed) return Promise.resolve({ ok: false, reason: "unavailable", message: "the engine is stopping" });
-    const worker = this.worker ?? this.start();
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      // A pending build keeps the process alive; an idle thread does not.
-      worker.ref();
-      worker.postMessage({ id, input } satisfies BuildRequest);
-    });
+    return this.thread.run(input);
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    const w = this.worker;
-    this.worker = null;
-    if (w) await w.terminate();
-  }
-
-  private start(): Worker {
-    this.starts++;
-    const worker = spawnThread(import.meta.url, "build-thread", { resourceLimits: { maxOldGenerationSizeMb: this.memoryMb } });
-    this.worker = worker;
-    let failure: Error | null = null;
-    worker.on("message", (reply: BuildReply) => {
-      const resolve = this.pending.get(reply.id);
-      this.pending.delete(reply.id);
-      if (this.pending.size === 0) worker.unref();
-      resolve?.(reply.result);
-    });
-    worker.on("error", (e) => {
-      failure = e;
-    });
-    worker.on("exit", (code) => {
-      if (this.worker === worker) this.worker = null;
-      const why = failure ? `${(failure as NodeJS.ErrnoException).code ?? failure.name}: ${failure.message}` : `exit code ${code}`;
-      if (this.pending.size > 0 || !this.closed) this.log.warn("the policy build thread stopped; its builds failed and the next build starts a new one", { reason: why, failed_builds: this.pending.size });
-      for (const resolve of this.pending.values()) resolve({ ok: false, reason: "unavailable", message: `the build thread stopped (${why})` });
-      this.pending.clear();
-    });
-    worker.unref();
-    return worker;
+  close(): Promise<void> {
+    return this.thread.close();
   }
 }

@@ -24,7 +24,7 @@ import type { PolicyVersion } from "../store/types.js";
 import type { ApiText, FileText } from "./build.js";
 import { createBuilder, type ModuleBuilder } from "./builder.js";
 import { PolicyRuntime } from "./runtime.js";
-import { SetAssembler } from "./set-transfer.js";
+import { SetAssembler, type SetPieces } from "./set-transfer.js";
 
 export type PolicyOrigin = "file" | "api";
 
@@ -65,6 +65,8 @@ export interface ActivePolicies {
   readonly wasmSha256: string;
   readonly manifest: Manifest;
   readonly set: PolicySet;
+  /** The set as the build thread serialized it: what a candidate thread reads its base from, without the serving thread serializing the set again. */
+  readonly setPieces: SetPieces;
   readonly policies: readonly PolicyInfo[];
   readonly shadowed: readonly ShadowedPolicy[];
   readonly labels: MetricLabels;
@@ -444,6 +446,7 @@ export class PolicyStore {
         get set() {
           return assembler.set;
         },
+        setPieces: b.set,
         policies,
         shadowed,
         labels: new MetricLabels(b.labels),

@@ -10,9 +10,8 @@ import type { EngineEnv } from "../http/context.js";
 import { documentType, readBodyText, readJsonBody } from "../http/body.js";
 import { bodyErrorResponse, errorResponse } from "../http/errors.js";
 import type { EngineCore, Extension, ExtensionFactory } from "../http/extension.js";
-import { candidateFromText } from "./candidate.js";
-import { collectTests, runPolicyTests } from "./policy-tests.js";
-import { diffPolicySets } from "../../compiler/diff/index.js";
+import { type CandidateFailure, Candidates, type CandidatesOptions } from "./candidates.js";
+import { PolicyRuntime } from "../engine/runtime.js";
 import type { Sql } from "postgres";
 import { admissionRoutes } from "./admission-route.js";
 import { replay } from "./replay.js";
@@ -29,6 +28,8 @@ export interface RolloutExtensionOptions {
    * query pool; absent: those routes answer 503.
    */
   trailDsn?: string | null;
+  /** Where candidates are built (candidates.ts): their own thread by default. */
+  candidates?: Omit<CandidatesOptions, "log">;
 }
 
 const BODY_LABEL = "body";
@@ -46,7 +47,14 @@ export function noModule(c: Context<EngineEnv>): Response {
   return errorResponse(c, 503, { code: "no_module", message: "no policy module is loaded" });
 }
 
-function routes(core: EngineCore, opts: RolloutExtensionOptions): Hono<EngineEnv> {
+/** The answer for a candidate job that did not succeed: 422 with the diagnostics, 503 when it did not run. */
+function candidateFailure(c: Context<EngineEnv>, r: CandidateFailure): Response {
+  if (r.reason === "invalid") return invalidDocuments(c, r.errors);
+  if (r.reason === "no_tests") return errorResponse(c, 400, { code: "no_tests", message: "the body holds no PolicyTest document", path: "$" });
+  return errorResponse(c, 503, { code: "candidate_unavailable", message: `the candidate was not built: ${r.message}` });
+}
+
+function routes(core: EngineCore, opts: RolloutExtensionOptions, candidates: Candidates): Hono<EngineEnv> {
   const app = new Hono<EngineEnv>();
   const maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
 
@@ -59,12 +67,9 @@ function routes(core: EngineCore, opts: RolloutExtensionOptions): Hono<EngineEnv
     const body = await readBodyText(c, maxBody);
     if (!body.ok) return bodyErrorResponse(c, body);
     if (body.text.trim() === "") return errorResponse(c, 400, { code: "empty_body", message: "send PolicyTest documents as YAML or JSON", path: "$" });
-    const cand = await candidateFromText(body.text, BODY_LABEL, active);
-    if (!cand.ok) return invalidDocuments(c, cand.errors);
-    const tests = collectTests(cand.candidate.companions, cand.candidate.set);
-    if (!tests.ok) return invalidDocuments(c, tests.errors);
-    if (tests.tests.length === 0) return errorResponse(c, 400, { code: "no_tests", message: "the body holds no PolicyTest document", path: "$" });
-    return c.json(runPolicyTests(cand.candidate.runtime, cand.candidate.set, tests.tests));
+    const r = await candidates.run({ kind: "tests", text: body.text, label: BODY_LABEL }, active);
+    if (!r.ok) return candidateFailure(c, r);
+    return c.json(r.report);
   });
 
   // Body: the candidate's documents. ?replace=true: they are the whole new set; otherwise they
@@ -79,10 +84,9 @@ function routes(core: EngineCore, opts: RolloutExtensionOptions): Hono<EngineEnv
     const body = await readBodyText(c, maxBody);
     if (!body.ok) return bodyErrorResponse(c, body);
     if (body.text.trim() === "") return errorResponse(c, 400, { code: "empty_body", message: "send the candidate policies as YAML or JSON", path: "$" });
-    const cand = await candidateFromText(body.text, BODY_LABEL, replace === "true" ? null : active);
-    if (!cand.ok) return invalidDocuments(c, cand.errors);
-    const diff = diffPolicySets(active.set, cand.candidate.set);
-    return c.json({ old: { version: active.version }, new: { version: cand.candidate.runtime.version }, ...diff });
+    const r = await candidates.run({ kind: "diff", text: body.text, label: BODY_LABEL, replace: replace === "true" }, active);
+    if (!r.ok) return candidateFailure(c, r);
+    return c.json({ old: { version: active.version }, new: { version: r.version }, ...r.diff });
   });
 
   /**
@@ -120,9 +124,11 @@ function routes(core: EngineCore, opts: RolloutExtensionOptions): Hono<EngineEnv
     const q = parsed.value;
     const w = parseWindow(q, { since: "$.since", until: "$.until", destination: "$.destination" });
     if (!w.ok) return errorResponse(c, 400, { code: "invalid_request", message: `${w.path}: ${w.message}`, path: w.path });
-    const cand = await candidateFromText(q.candidate, BODY_LABEL, q.replace ? null : active);
-    if (!cand.ok) return invalidDocuments(c, cand.errors);
-    return readingTrail(c, "replay", async (sql) => c.json(await replay(sql, w, cand.candidate.runtime, q.max_flows !== undefined ? { maxFlows: q.max_flows } : {})));
+    const r = await candidates.run({ kind: "module", text: q.candidate, label: BODY_LABEL, replace: q.replace }, active);
+    if (!r.ok) return candidateFailure(c, r);
+    const m = r.module;
+    const runtime = PolicyRuntime.fromModule(m.module, m.wasm, m.version, m.manifest);
+    return readingTrail(c, "replay", async (sql) => c.json(await replay(sql, w, runtime, q.max_flows !== undefined ? { maxFlows: q.max_flows } : {})));
   });
 
   // ?since&until&destination&mode=denied|all&generalize=none|namespace&name&format=json|yaml
@@ -177,5 +183,8 @@ export function parseReplayBody(v: unknown): { ok: true; value: ReplayBody } | {
 }
 
 export function rolloutExtension(opts: RolloutExtensionOptions = {}): ExtensionFactory {
-  return (core): Extension => ({ name: "rollout", app: routes(core, opts) });
+  return (core): Extension => {
+    const candidates = new Candidates({ ...opts.candidates, log: core.log });
+    return { name: "rollout", app: routes(core, opts, candidates), close: () => candidates.close() };
+  };
 }

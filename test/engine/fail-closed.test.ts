@@ -15,6 +15,7 @@ import { MetricLabels } from "../../host/metrics/labels.js";
 import { createMetrics } from "../../host/metrics/metrics.js";
 import type { ActivePolicies } from "../../host/engine/policy-store.js";
 import { PolicyRuntime } from "../../host/engine/runtime.js";
+import { splitSet } from "../../host/engine/set-transfer.js";
 import { H, op, svc } from "../http/harness.js";
 import { JsonlAuditSink } from "../http/jsonl-sink.js";
 import { parseMetrics, value } from "../metrics/metrics-text.js";
@@ -51,7 +52,7 @@ const metrics = createMetrics({ processMetrics: false });
 beforeAll(async () => {
   const wasm = trappingModule();
   const runtime = await PolicyRuntime.load(wasm);
-  active = { runtime, version: runtime.version, wasm, wasmSha256: runtime.version.slice(7), manifest: runtime.manifest, set: { policies: [] }, policies: [], shadowed: [], labels: new MetricLabels({ policies: [] }), loadedAt: new Date().toISOString(), generation: 1 };
+  active = { runtime, version: runtime.version, wasm, wasmSha256: runtime.version.slice(7), manifest: runtime.manifest, set: { policies: [] }, setPieces: splitSet({ policies: [] }), policies: [], shadowed: [], labels: new MetricLabels({ policies: [] }), loadedAt: new Date().toISOString(), generation: 1 };
   dir = mkdtempSync(join(tmpdir(), "zt-trap-"));
   sink = new JsonlAuditSink(join(dir, "audit.jsonl"));
   deps = { sink, incidents: new IncidentStore(), metrics, log: silentLogger, mode: "enforce", origin: "engine" };

@@ -1,8 +1,7 @@
 // "What will this change break?": changed policy documents against the active set, the exact
 // diff of compiler/diff (what POST /v1/diff and `zt diff` report). Nothing is activated.
 import type { Context, Hono } from "hono";
-import { diffPolicySets, type PolicyDiff } from "../../../compiler/diff/index.js";
-import { candidateFromText } from "../../rollout/candidate.js";
+import type { PolicyDiff } from "../../../compiler/diff/index.js";
 import { requireAdmin } from "../auth.js";
 import type { ConsoleDeps, ConsoleEnv } from "../context.js";
 import { consoleUrl } from "../paths.js";
@@ -67,8 +66,9 @@ export function diffRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     const active = deps.core.store.current();
     if (!active) return render(c, deps, text, { message: "No policy module is loaded yet." });
     if (text.trim() === "") return render(c, deps, text, { message: "Paste the changed policies first." });
-    const cand = await candidateFromText(text, "change", active);
-    if (!cand.ok) return render(c, deps, text, { errors: cand.errors });
-    return render(c, deps, text, { diff: diffPolicySets(active.set, cand.candidate.set), version: cand.candidate.runtime.version });
+    const r = await deps.candidates.run({ kind: "diff", text, label: "change", replace: false }, active);
+    if (r.ok) return render(c, deps, text, { diff: r.diff, version: r.version });
+    if (r.reason === "invalid") return render(c, deps, text, { errors: r.errors });
+    return render(c, deps, text, { message: `The diff was not computed: ${r.reason === "unavailable" ? r.message : r.reason}` });
   });
 }

@@ -4,13 +4,10 @@
 // rollback (admin; If-Match on the version the page showed, so a change made meanwhile is not
 // silently undone).
 import type { Context, Hono } from "hono";
-import { diffPolicySets, type PolicyDiff } from "../../../compiler/diff/index.js";
+import type { PolicyDiff } from "../../../compiler/diff/index.js";
 import type { Diagnostic } from "../../../compiler/diagnostics.js";
-import type { PolicySet } from "../../../compiler/model.js";
-import { parsePolicyText } from "../../../compiler/parse.js";
 import type { WriteRefusal } from "../../engine/shared-state.js";
 import { POLICY_NAME } from "../../http/routes/policies.js";
-import { overlaySet } from "../../rollout/candidate.js";
 import type { PolicyVersion } from "../../store/types.js";
 import { requireAdmin } from "../auth.js";
 import type { ConsoleDeps, ConsoleEnv } from "../context.js";
@@ -31,19 +28,11 @@ function actionText(v: PolicyVersion): string {
   return v.action === "delete" ? "deleted" : "written";
 }
 
-/** The active set with `name` at version `v` (absent for a deletion); null when it does not build. */
-function setAt(base: PolicySet, name: string, v: PolicyVersion): { ok: true; set: PolicySet } | { ok: false; errors: Diagnostic[] } {
-  if (v.document === null) return overlaySet([], base, [name]);
-  const parsed = parsePolicyText(v.document, `${name}@${v.seq}`);
-  if (!parsed.ok) return { ok: false, errors: parsed.errors };
-  return overlaySet(parsed.policies, base, [name]);
-}
-
 type Compare = { from: PolicyVersion; to: PolicyVersion; diff: PolicyDiff } | { message: string; errors?: Diagnostic[] };
 
 async function compare(deps: ConsoleDeps, name: string, from: number, to: number): Promise<Compare> {
-  const base = deps.core.store.current()?.set;
-  if (!base) return { message: "No policy module is loaded yet." };
+  const active = deps.core.store.current();
+  if (!active) return { message: "No policy module is loaded yet." };
   const [a, b] = await Promise.all([deps.core.state.version(name, from), deps.core.state.version(name, to)]);
   for (const [v, n] of [[a, from], [b, to]] as const) {
     if (v === null) return { message: `"${name}" has no version ${n}.` };
@@ -51,11 +40,10 @@ async function compare(deps: ConsoleDeps, name: string, from: number, to: number
   }
   const va = a as PolicyVersion;
   const vb = b as PolicyVersion;
-  const sa = setAt(base, name, va);
-  const sb = setAt(base, name, vb);
-  if (!sa.ok) return { message: `Version ${from} does not build with today's other policies:`, errors: sa.errors };
-  if (!sb.ok) return { message: `Version ${to} does not build with today's other policies:`, errors: sb.errors };
-  return { from: va, to: vb, diff: diffPolicySets(sa.set, sb.set) };
+  const r = await deps.candidates.run({ kind: "compare", name, from: { document: va.document, seq: va.seq }, to: { document: vb.document, seq: vb.seq } }, active);
+  if (r.ok) return { from: va, to: vb, diff: r.diff };
+  if (r.reason === "invalid") return { message: `Version ${r.which === "to" ? to : from} does not build with today's other policies:`, errors: r.errors };
+  return { message: `The versions were not compared: ${r.reason === "unavailable" ? r.message : r.reason}` };
 }
 
 function CompareForm(props: { name: string; versions: PolicyVersion[]; from: number | null; to: number | null }) {

@@ -2,8 +2,7 @@
 // against the active module or that candidate, by the rollout room's own runner (the code
 // behind `zt test` and POST /v1/tests). Nothing is activated.
 import type { Context, Hono } from "hono";
-import { candidateFromText } from "../../rollout/candidate.js";
-import { collectTests, runPolicyTests, type TestReport } from "../../rollout/policy-tests.js";
+import type { TestReport } from "../../rollout/policy-tests.js";
 import { requireAdmin } from "../auth.js";
 import type { ConsoleDeps, ConsoleEnv } from "../context.js";
 import { consoleUrl } from "../paths.js";
@@ -115,11 +114,10 @@ export function testsRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     if (text.trim() === "") return render(c, deps, text, { message: "Paste PolicyTest documents first." });
     const active = deps.core.store.current();
     if (!active) return render(c, deps, text, { message: "No policy module is loaded yet." });
-    const cand = await candidateFromText(text, LABEL, active);
-    if (!cand.ok) return render(c, deps, text, { errors: cand.errors });
-    const tests = collectTests(cand.candidate.companions, cand.candidate.set);
-    if (!tests.ok) return render(c, deps, text, { errors: tests.errors });
-    if (tests.tests.length === 0) return render(c, deps, text, { message: "The documents hold no PolicyTest." });
-    return render(c, deps, text, { report: runPolicyTests(cand.candidate.runtime, cand.candidate.set, tests.tests) });
+    const r = await deps.candidates.run({ kind: "tests", text, label: LABEL }, active);
+    if (r.ok) return render(c, deps, text, { report: r.report });
+    if (r.reason === "invalid") return render(c, deps, text, { errors: r.errors });
+    if (r.reason === "no_tests") return render(c, deps, text, { message: "The documents hold no PolicyTest." });
+    return render(c, deps, text, { message: `The tests did not run: ${r.message}` });
   });
 }
