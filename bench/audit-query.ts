@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import postgres, { type Sql } from "postgres";
 import { openAudit } from "../host/audit/index.js";
 import { runRetention } from "../host/audit/maintenance.js";
-import { auditQuerySql, hasPrefixFilter, parseAuditQuery, timeSlices } from "../host/audit/query.js";
+import { auditQuerySql, hasPrefixFilter, parseAuditQuery, RARE_SLICE_SETTINGS, rarePrefixSlices, timeSlices } from "../host/audit/query.js";
 import { graphSql, parseGraphQuery } from "../host/audit/graph.js";
 import { loadConfig } from "../host/common/config.js";
 import { createLogger } from "../host/common/logger.js";
@@ -290,11 +290,14 @@ async function explain(sql: Sql, c: Case): Promise<string> {
       // Every slice queryAudit reads for this page, each planned with its values.
       const out: string[] = [];
       let found = 0;
+      const generic = rarePrefixSlices(q.value);
       for (const [i, slice] of timeSlices(q.value).entries()) {
         const one = auditQuerySql(q.value, slice);
-        const rows = await sql.unsafe<{ "QUERY PLAN": string }[]>(`EXPLAIN (ANALYZE, BUFFERS) ${one.text}`, one.params as never[]);
-        const plan = rows.map((r) => r["QUERY PLAN"]).join("\n");
-        out.push(`(time slice ${i + 1}: ${slice.from?.toISOString() ?? "-infinity"} .. ${slice.to?.toISOString() ?? "infinity"}, planned with its values)\n${shortPlan(plan)}`);
+        const plan = generic
+          ? await explainGeneric(sql, one.text, one.params, RARE_SLICE_SETTINGS)
+          : (await sql.unsafe<{ "QUERY PLAN": string }[]>(`EXPLAIN (ANALYZE, BUFFERS) ${one.text}`, one.params as never[])).map((r) => r["QUERY PLAN"]).join("\n");
+        const how = generic ? "its generic plan, as the engine runs it" : "planned with its values";
+        out.push(`(time slice ${i + 1}: ${slice.from?.toISOString() ?? "-infinity"} .. ${slice.to?.toISOString() ?? "infinity"}, ${how})\n${shortPlan(plan)}`);
         found += Number(/^Limit .*actual time=[^)]*rows=(\d+)/.exec(plan)?.[1] ?? 0);
         if (found > q.value.limit) break;
       }
@@ -306,11 +309,16 @@ async function explain(sql: Sql, c: Case): Promise<string> {
     const rows = await sql.unsafe<{ "QUERY PLAN": string }[]>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, params as never[]);
     return "(planned per request with its window)\n" + rows.map((r) => r["QUERY PLAN"]).join("\n");
   }
+  // As queryAudit runs it (query.ts: no explicit sorts).
+  return explainGeneric(sql, text, params, "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_sort = off");
+}
+
+/** EXPLAIN (ANALYZE, BUFFERS) of a statement's generic plan, made under `settings` (a second execution: the plan is cached). */
+async function explainGeneric(sql: Sql, text: string, params: readonly unknown[], settings: string): Promise<string> {
   const lit = (v: unknown): string => (typeof v === "string" ? `'${v.replace(/'/g, "''")}'` : String(v));
   const args = params.length ? `(${params.map(lit).join(", ")})` : "";
   return sql.begin(async (tx) => {
-    // As queryAudit runs it (query.ts: no explicit sorts).
-    await tx.unsafe("SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_sort = off");
+    await tx.unsafe(settings);
     await tx.unsafe(`PREPARE zt_bench_explain AS ${text}`);
     await tx.unsafe(`EXECUTE zt_bench_explain${args}`);
     const rows = await tx.unsafe<{ "QUERY PLAN": string }[]>(`EXPLAIN (ANALYZE, BUFFERS) EXECUTE zt_bench_explain${args}`);
@@ -328,7 +336,10 @@ function shortPlan(plan: string, head = 40): string {
 }
 
 export const run: BenchFn = async ({ quick }) => {
-  const n = quick ? 200_000 : 10_000_000;
+  // While developing: ZT_BENCH_AUDIT_QUERY_RECORDS sets the trail's size, ZT_BENCH_AUDIT_QUERY_CASES
+  // (a regex over the rows' names) measures only some rows.
+  const n = Number(process.env.ZT_BENCH_AUDIT_QUERY_RECORDS ?? (quick ? 200_000 : 10_000_000));
+  const only = process.env.ZT_BENCH_AUDIT_QUERY_CASES ? new RegExp(process.env.ZT_BENCH_AUDIT_QUERY_CASES) : null;
   const iterations = quick ? 40 : 150;
   const baselineRuns = quick ? 3 : 1;
   const customRuns = quick ? 20 : 30;
@@ -379,7 +390,7 @@ export const run: BenchFn = async ({ quick }) => {
     const base = `http://127.0.0.1:${engine.port}`;
     const ws = workloads();
     let met = 0;
-    const all = cases(ws, newest, oldest);
+    const all = cases(ws, newest, oldest).filter((c) => !only || only.test(c.name));
     for (const c of all) {
       const t = await timeRequests(base, c, iterations);
       const custom = await customPlans(reader, c, customRuns);

@@ -186,50 +186,59 @@ function wRecord(r: Root, p: usize): void {
   wAscii(",\"caller\":null}");
 }
 
-// ---- Header pairs for the ingest request ----
+// ---- Header pairs (the ingest and sync requests, the 403 reply) ----
+// Each pair is noted as (pointer, length) of its key and value, and written out once by
+// serializePairs. A key or value given as a literal is noted by the literal itself (UTF-16
+// static data) and converted to ASCII straight into the output: no intermediate copy.
 const MAX_PAIRS: i32 = 6;
-const PAIRS: usize = memory.data(MAX_PAIRS * 16, 8);
+const PAIR_SIZE: usize = 20;
+const PAIRS: usize = memory.data(MAX_PAIRS * <i32>PAIR_SIZE, 8);
+const KEY_LITERAL: u32 = 1;
+const VALUE_LITERAL: u32 = 2;
 let pairCount: i32 = 0;
 
-function pair(kp: usize, kl: usize, vp: usize, vl: usize): void {
-  const e = PAIRS + <usize>pairCount * 16;
+function pair(kp: usize, kl: usize, vp: usize, vl: usize, literals: u32): void {
+  const e = PAIRS + <usize>pairCount * PAIR_SIZE;
   store<u32>(e, <u32>kp);
   store<u32>(e + 4, <u32>kl);
   store<u32>(e + 8, <u32>vp);
   store<u32>(e + 12, <u32>vl);
+  store<u32>(e + 16, literals);
   pairCount++;
 }
 
-function lit(s: string): usize {
-  const p = arenaAlloc(<usize>s.length);
-  asciiCopy(p, s);
-  return p;
+/** Copies a noted key or value to q: ASCII from a literal, else the bytes as they are. */
+// @ts-ignore: decorator
+@inline function pairPart(q: usize, p: usize, n: usize, literal: bool): void {
+  if (literal) asciiCopy(q, changetype<string>(p));
+  else memory.copy(q, p, n);
 }
 
 /** Serialises the collected pairs (proxy-wasm pairs encoding) into the arena; size in RET_SIZE. */
 export function serializePairs(): usize {
   let size: usize = 4;
   for (let i = 0; i < pairCount; i++) {
-    const e = PAIRS + <usize>i * 16;
+    const e = PAIRS + <usize>i * PAIR_SIZE;
     size += 8 + <usize>load<u32>(e + 4) + 1 + <usize>load<u32>(e + 12) + 1;
   }
   const out = arenaAlloc(size);
   store<u32>(out, <u32>pairCount);
   let q = out + 4;
   for (let i = 0; i < pairCount; i++) {
-    const e = PAIRS + <usize>i * 16;
+    const e = PAIRS + <usize>i * PAIR_SIZE;
     store<u32>(q, load<u32>(e + 4));
     store<u32>(q + 4, load<u32>(e + 12));
     q += 8;
   }
   for (let i = 0; i < pairCount; i++) {
-    const e = PAIRS + <usize>i * 16;
+    const e = PAIRS + <usize>i * PAIR_SIZE;
     const kl = <usize>load<u32>(e + 4);
     const vl = <usize>load<u32>(e + 12);
-    memory.copy(q, <usize>load<u32>(e), kl);
+    const literals = load<u32>(e + 16);
+    pairPart(q, <usize>load<u32>(e), kl, (literals & KEY_LITERAL) != 0);
     q += kl;
     store<u8>(q++, 0);
-    memory.copy(q, <usize>load<u32>(e + 8), vl);
+    pairPart(q, <usize>load<u32>(e + 8), vl, (literals & VALUE_LITERAL) != 0);
     q += vl;
     store<u8>(q++, 0);
   }
@@ -242,12 +251,14 @@ export function pairsReset(): void {
   pairCount = 0;
 }
 
+/** A pair of ASCII literals (static data: noted, not copied, until serializePairs). */
 export function pairLit(k: string, v: string): void {
-  pair(lit(k), <usize>k.length, lit(v), <usize>v.length);
+  pair(changetype<usize>(k), <usize>k.length, changetype<usize>(v), <usize>v.length, KEY_LITERAL | VALUE_LITERAL);
 }
 
+/** An ASCII literal key and a value of bytes, which must stay put until serializePairs. */
 export function pairBytes(k: string, vp: usize, vl: usize): void {
-  pair(lit(k), <usize>k.length, vp, vl);
+  pair(changetype<usize>(k), <usize>k.length, vp, vl, KEY_LITERAL);
 }
 
 const TOKEN_SLOT: usize = memory.data(4, 4);

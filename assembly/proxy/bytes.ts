@@ -252,7 +252,7 @@ export function logInfo(s: string): void {
 
 // ---- Properties ----
 
-/** An ASCII literal (a property path "connection\0uri_san_peer_certificate", a header name) into the arena, as bytes. */
+/** An ASCII literal (a header name) into the arena, as bytes. */
 function pathBytes(path: string): usize {
   const buf = arenaAlloc(<usize>path.length);
   asciiCopy(buf, path);
@@ -267,16 +267,16 @@ export const PROP_MISSING: i32 = 1;
 export const PROP_REFUSED: i32 = 2;
 
 /**
- * Reads a property of at most `maxBytes` bytes; on PROP_FOUND leaves (ptr, size) in
+ * Reads the property at the path bytes [path, path + pathLen) (static data: a request copies
+ * no path), of at most `maxBytes` bytes; on PROP_FOUND leaves (ptr, size) in
  * retPtr()/retSize(). A longer value is refused by our malloc, so the host copies nothing
  * and reports InvalidMemoryAccess: PROP_REFUSED.
  */
-export function getProperty(path: string, maxBytes: usize): i32 {
-  const p = pathBytes(path);
+export function getProperty(path: usize, pathLen: usize, maxBytes: usize): i32 {
   store<u32>(RET_PTR, 0);
   store<u32>(RET_SIZE, 0);
   hostLimit(maxBytes);
-  const rc = proxy_get_property(p, <usize>path.length, RET_PTR, RET_SIZE);
+  const rc = proxy_get_property(path, pathLen, RET_PTR, RET_SIZE);
   resetHostLimit();
   if (rc == NOT_FOUND) return PROP_MISSING;
   if (rc == INVALID_MEMORY_ACCESS) return PROP_REFUSED;
@@ -302,8 +302,8 @@ export function responseHeader(name: string, maxBytes: usize): i32 {
 }
 
 /** An integer property (8 bytes little endian, e.g. destination.port); -1 when absent or malformed. */
-export function getIntProperty(path: string): i64 {
-  if (getProperty(path, 8) != PROP_FOUND) return -1;
+export function getIntProperty(path: usize, pathLen: usize): i64 {
+  if (getProperty(path, pathLen, 8) != PROP_FOUND) return -1;
   if (retSize() != 8) return -1;
   return load<i64>(retPtr());
 }

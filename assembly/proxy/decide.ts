@@ -31,6 +31,18 @@ export function lastRule(): i32 {
   return rule;
 }
 
+// The property paths a decision reads, as the host takes them (bytes, segments joined by
+// NUL): static data, so a request copies no path. Each array spells the text beside it.
+// "connection\0uri_san_peer_certificate"
+const PEER_SAN: usize = memory.data<u8>([0x63, 0x6f, 0x6e, 0x6e, 0x65, 0x63, 0x74, 0x69, 0x6f, 0x6e, 0x0, 0x75, 0x72, 0x69, 0x5f, 0x73, 0x61, 0x6e, 0x5f, 0x70, 0x65, 0x65, 0x72, 0x5f, 0x63, 0x65, 0x72, 0x74, 0x69, 0x66, 0x69, 0x63, 0x61, 0x74, 0x65]);
+const PEER_SAN_LEN: usize = 35;
+// "connection\0uri_san_local_certificate"
+const LOCAL_SAN: usize = memory.data<u8>([0x63, 0x6f, 0x6e, 0x6e, 0x65, 0x63, 0x74, 0x69, 0x6f, 0x6e, 0x0, 0x75, 0x72, 0x69, 0x5f, 0x73, 0x61, 0x6e, 0x5f, 0x6c, 0x6f, 0x63, 0x61, 0x6c, 0x5f, 0x63, 0x65, 0x72, 0x74, 0x69, 0x66, 0x69, 0x63, 0x61, 0x74, 0x65]);
+const LOCAL_SAN_LEN: usize = 36;
+// "destination\0port"
+const DST_PORT: usize = memory.data<u8>([0x64, 0x65, 0x73, 0x74, 0x69, 0x6e, 0x61, 0x74, 0x69, 0x6f, 0x6e, 0x0, 0x70, 0x6f, 0x72, 0x74]);
+const DST_PORT_LEN: usize = 16;
+
 const ROLLOUT_OBSERVE: i32 = 1;
 const ROLLOUT_ENFORCE: i32 = 2;
 
@@ -39,14 +51,13 @@ const ROLLOUT_ENFORCE: i32 = 2;
  * when it is longer than any SPIFFE ID: then malloc refused it (nothing was copied), and -1
  * makes the evaluator reject it like any other invalid ID.
  */
-function san(path: string): i32 {
-  const st = getProperty(path, MAX_ID_BYTES);
+function san(path: usize, pathLen: usize): i32 {
+  const st = getProperty(path, pathLen, MAX_ID_BYTES);
   return st == PROP_FOUND ? retSize() : st == PROP_REFUSED ? -1 : 0;
 }
 
 /** Decides the current stream (its connection properties) for the root in `slot`. */
 export function decide(slot: u32): void {
-  const t0 = nowNs();
   if (slot == NO_ROOT || !rootAt(slot).configured) {
     block = true;
     reason = REASON_INTERNAL_ERROR;
@@ -55,20 +66,24 @@ export function decide(slot: u32): void {
     return;
   }
   const r = rootAt(slot);
+  // The clock is read only for the audit record (its time and latency): with audit off, a
+  // decision makes no clock call.
+  const audit = r.auditEnabled();
+  const t0: u64 = audit ? nowNs() : 0;
 
   let flags: u8 = 0;
   let src: usize = 0;
-  const srcLen = san("connection\0uri_san_peer_certificate");
+  const srcLen = san(PEER_SAN, PEER_SAN_LEN);
   if (srcLen > 0) src = retPtr();
   else if (srcLen < 0) flags |= F_SRC_INVALID;
   let dst = r.identityPtr;
   let dstLen = r.identityLen;
   if (dstLen == 0) {
-    dstLen = san("connection\0uri_san_local_certificate");
+    dstLen = san(LOCAL_SAN, LOCAL_SAN_LEN);
     if (dstLen > 0) dst = retPtr();
     else if (dstLen < 0) flags |= F_DST_INVALID;
   }
-  const p = getIntProperty("destination\0port");
+  const p = getIntProperty(DST_PORT, DST_PORT_LEN);
   const port: i32 = p < 0 || p > 65535 ? -1 : <i32>p;
 
   let res: i32;
@@ -95,11 +110,13 @@ export function decide(slot: u32): void {
   if (allow) flags |= F_ALLOW;
   if (enforce) flags |= F_ENFORCED;
   block = !allow && enforce;
-  const t1 = nowNs();
-  // The version that decided: the synced image's, else the one configured with the module.
-  const synced = imageVersionLen() > 0;
-  const vp = synced ? imageVersionPtr() : r.versionPtr;
-  const vl = synced ? imageVersionLen() : <usize>r.versionLen;
-  appendRecord(r, t0, t1 > t0 ? t1 - t0 : 0, rule, vp, vl, port, reason, flags, src, srcLen, dst, dstLen);
+  if (audit) {
+    const t1 = nowNs();
+    // The version that decided: the synced image's, else the one configured with the module.
+    const synced = imageVersionLen() > 0;
+    const vp = synced ? imageVersionPtr() : r.versionPtr;
+    const vl = synced ? imageVersionLen() : <usize>r.versionLen;
+    appendRecord(r, t0, t1 > t0 ? t1 - t0 : 0, rule, vp, vl, port, reason, flags, src, srcLen, dst, dstLen);
+  }
   countMetric(allow ? M_ALLOW : enforce ? M_DENY : M_OBSERVE_DENY, 1);
 }

@@ -345,11 +345,22 @@ CREATE INDEX decisions_incident_idx ON ${SCHEMA}.decisions (operator_incident CO
 CREATE INDEX decisions_reason_idx ON ${SCHEMA}.decisions (reason COLLATE "C", ts DESC) WITH (deduplicate_items = off) WHERE reason NOT IN ('allowed_by_rule', 'default_deny');
 `;
 
+// GET /v1/audit with `decision=DENY` beside a `policy` filter: the policy index holds every
+// decision of the rule, and a namespace's rules allow far more than they deny, so the page was
+// the denies among thousands of the rule's rows read newest first. Denies that name a rule are a
+// small share of a default-deny mesh's rows after rollout, so the index costs the ingest path
+// little (docs/audit.md "Queries over a large trail" has the measured figure). query.ts writes
+// the decision as a literal so that a generic plan can prove the predicate.
+const V5_DENY_POLICY_INDEX = `
+CREATE INDEX decisions_deny_policy_idx ON ${SCHEMA}.decisions (policy_matched COLLATE "C", ts DESC) WITH (deduplicate_items = off) WHERE decision = 'DENY' AND policy_matched IS NOT NULL;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "audit trail: partitioned table, roles, retention", sql: V1_SCHEMA },
   { version: 2, name: "filter indexes in byte order (COLLATE \"C\"), without deduplication", sql: V2_C_COLLATION_INDEXES },
   { version: 3, name: "declared chains; partitions by day", sql: V3_CHAINS_AND_DAY_PARTITIONS },
   { version: 4, name: "partial indexes for the incident and rare-reason filters", sql: V4_RARE_FILTER_INDEXES },
+  { version: 5, name: "partial index for policy filters on denies", sql: V5_DENY_POLICY_INDEX },
 ];
 
 /** The audit trail's track of versioned migrations (host/common/migrations.ts runs it). */

@@ -236,7 +236,9 @@ export function auditQuerySql(q: AuditQuery, slice: TimeSlice | null = null): { 
     if (q.since) where.push(`ts >= ${p(q.since.toISOString())}::timestamptz`);
     if (q.until) where.push(`ts < ${p(q.until.toISOString())}::timestamptz`);
   }
-  if (q.decision) where.push(`decision = ${p(q.decision)}`);
+  // A literal, not a parameter (two values, so two statement shapes at most): a generic plan
+  // then knows whether the DENY-only partial index (migration 5) holds the rows.
+  if (q.decision) where.push(`decision = '${q.decision}'`);
   // COLLATE "C" matches the filter indexes (migration 2): equality, and a pattern's literal
   // prefix as an index range.
   if (q.source) spiffe("source_spiffe_id", q.source);
@@ -347,11 +349,44 @@ export function hasPrefixFilter(q: AuditQuery): boolean {
 }
 
 /**
+ * Whether every prefix filter of the query is served by a partial index that holds only rare
+ * rows: a reason prefix that cannot match the reasons most records carry (the reason index,
+ * migration 4), a policy's rules with decision=DENY (the DENY index, migration 5); no SPIFFE
+ * pattern. Then the slices keep generic plans (RARE_SLICE_SETTINGS) whatever the values. A rare
+ * prefix (`condition_failed:*`, a few records a day) fills its page only in late slices of 64
+ * and 256 days, and planning those with their values, partition by partition, took longer than
+ * reading them.
+ */
+export function rarePrefixSlices(q: AuditQuery): boolean {
+  if (q.source?.includes("*") || q.destination?.includes("*")) return false;
+  const policyPrefix = q.policy !== null && !q.policy.includes("/");
+  const reasonPrefix = q.reason?.endsWith("*") ?? false;
+  if (!policyPrefix && !reasonPrefix) return false;
+  if (policyPrefix && (q.decision !== "DENY" || prefixRange(q.policy + "/") === null)) return false;
+  if (reasonPrefix) {
+    const prefix = (q.reason as string).slice(0, -1);
+    if (prefix === "" || UNINDEXED_REASONS.some((r) => r.startsWith(prefix)) || prefixRange(prefix) === null) return false;
+  }
+  return true;
+}
+
+/**
+ * The plan of those slices: generic (made once per connection and slice shape, partitions
+ * outside the slice pruned at execution), without plain index scans, so each partition is a
+ * bitmap scan of the partial index's range and the slice's matches are sorted. The other generic
+ * shape, the key read newest first with the filter applied to each row, scans every row of a
+ * slice when the prefix is rare; the sort it avoids holds at most what one slice matched, which
+ * timeSlices bounds for a busy prefix (the slices before held less than a page).
+ */
+export const RARE_SLICE_SETTINGS = "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_indexscan = off";
+
+/**
  * One page. Equality filters, time windows and no filter at all: one statement with a generic
  * plan (withGenericPlan), whose per-partition index choice holds for any value. A prefix
  * filter may match one workload or the whole mesh, which a generic plan cannot know (it may
  * sort every match of the trail): it is looked for slice by slice (timeSlices), newest first,
- * each with a plan for its values over the few partitions of the slice.
+ * each with a plan for its values over the few partitions of the slice, except a reason prefix
+ * or a policy's denies that a partial index serves, whose slices keep generic plans (rarePrefixSlices).
  */
 export async function queryAudit(sql: Sql, q: AuditQuery): Promise<AuditPage> {
   let rows: PageRow[];
@@ -359,11 +394,13 @@ export async function queryAudit(sql: Sql, q: AuditQuery): Promise<AuditPage> {
     const { text, params } = auditQuerySql(q);
     rows = await withGenericPlan<PageRow[]>(sql, text, params, NO_SORT);
   } else {
+    const generic = rarePrefixSlices(q);
     rows = (await sql.begin(async (tx) => {
+      if (generic) await tx.unsafe(RARE_SLICE_SETTINGS);
       const found: PageRow[] = [];
       for (const slice of timeSlices(q)) {
         const { text, params } = auditQuerySql(q, slice);
-        found.push(...(await tx.unsafe<PageRow[]>(text, params)));
+        found.push(...(await tx.unsafe<PageRow[]>(text, params, generic ? PREPARED : undefined)));
         if (found.length > q.limit) break;
       }
       return found;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAudit, type Audit } from "../../host/audit/index.js";
 import { LATEST_VERSION, migrate } from "../../host/audit/migrations.js";
 import { runRetention } from "../../host/audit/maintenance.js";
-import { type AuditQuery, auditQuerySql, hasPrefixFilter, parseAuditQuery, timeSlices } from "../../host/audit/query.js";
+import { type AuditQuery, auditQuerySql, hasPrefixFilter, parseAuditQuery, RARE_SLICE_SETTINGS, rarePrefixSlices, timeSlices } from "../../host/audit/query.js";
 import { verifyChains } from "../../host/audit/verify.js";
 import { serviceRecord, tempDataDir } from "./helpers.js";
 
@@ -54,6 +54,7 @@ describe("migrations", () => {
     const idx = await superuser`SELECT indexname FROM pg_indexes WHERE schemaname = 'zt_audit' AND tablename = 'decisions' ORDER BY 1`;
     expect(idx.map((r) => r.indexname)).toEqual([
       "decisions_chain_idx",
+      "decisions_deny_policy_idx",
       "decisions_dest_idx",
       "decisions_incident_idx",
       "decisions_pkey",
@@ -78,14 +79,20 @@ describe("query plans", () => {
     const q = parseAuditQuery(params);
     if (!q.ok) throw new Error(JSON.stringify(q));
     const sliced = generic && hasPrefixFilter(q.value);
+    // A reason prefix's slices keep generic plans of their own shape (RARE_SLICE_SETTINGS).
+    const genericSlice = sliced && rarePrefixSlices(q.value);
     const { text, params: values } = auditQuerySql(q.value, sliced ? timeSlices(q.value)[0]! : null);
-    if (sliced) generic = false;
+    if (sliced && !genericSlice) generic = false;
     return superuser.begin(async (tx) => {
       await tx`SET LOCAL enable_seqscan = off`;
       let rows: { "QUERY PLAN": string }[];
       if (generic) {
-        await tx`SET LOCAL plan_cache_mode = force_generic_plan`;
-        await tx`SET LOCAL enable_sort = off`;
+        if (genericSlice) {
+          await tx.unsafe(RARE_SLICE_SETTINGS);
+        } else {
+          await tx`SET LOCAL plan_cache_mode = force_generic_plan`;
+          await tx`SET LOCAL enable_sort = off`;
+        }
         await tx.unsafe(`PREPARE plan_check AS ${text}`);
         const lit = (v: unknown): string => (typeof v === "string" ? `'${v.replace(/'/g, "''")}'` : String(v));
         rows = await tx.unsafe(`EXPLAIN EXECUTE plan_check${values.length ? `(${values.map(lit).join(", ")})` : ""}`);
@@ -139,6 +146,32 @@ describe("query plans", () => {
     const [n] = await superuser`SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'zt_audit.decisions'::regclass`;
     expect(scanned.size).toBeGreaterThan(0);
     expect(scanned.size).toBeLessThan(n!.n);
+  });
+
+  it("a prefix a partial index of rare rows serves keeps a generic plan per slice, a bitmap scan of the index's range", async () => {
+    const q = parseQuery({ reason: ["condition_failed:*"] });
+    expect(rarePrefixSlices(q)).toBe(true);
+    expect(rarePrefixSlices(parseQuery({ reason: ["default_*"] }))).toBe(false);
+    expect(rarePrefixSlices(parseQuery({ reason: ["condition_failed:*"], source: ["spiffe://hanzo.ai/hanzo-k8s/*/gateway"] }))).toBe(false);
+    expect(rarePrefixSlices(parseQuery({ policy: ["hanzo-core-policy"], decision: ["DENY"] }))).toBe(true);
+    expect(rarePrefixSlices(parseQuery({ policy: ["hanzo-core-policy"] }))).toBe(false);
+    expect(rarePrefixSlices(parseQuery({ policy: ["hanzo-core-policy"], decision: ["ALLOW"] }))).toBe(false);
+    await owner`SELECT zt_audit.ensure_partition(${new Date(Date.now() - 20 * 24 * 3600_000).toISOString()}::timestamptz)`;
+    const out = await plan({ reason: ["condition_failed:*"] }, true);
+    expect(out).toMatch(/Bitmap Index Scan on decisions_y\S+_reason_ts_idx/);
+    expect(out).toMatch(cond("reason"));
+    // Its generic plan covers every partition and prunes to the slice's at execution.
+    expect(out).toMatch(/Subplans Removed: [1-9]/);
+  });
+
+  it("policy with decision=DENY reads the DENY-only partial index, without a filter on the decision", async () => {
+    for (const policy of ["hanzo-core-policy", "hanzo-core-policy/rule-2"]) {
+      for (const generic of [false, true]) {
+        const out = await plan({ policy: [policy], decision: ["DENY"] }, generic);
+        expect(out, `${policy} generic=${generic}`).toMatch(cond("policy_matched"));
+        expect(out, `${policy} generic=${generic}`).not.toMatch(/Filter: .*decision/);
+      }
+    }
   });
 
   it("the partial reason index is left to the newest-first scan for the reasons it does not hold", async () => {
