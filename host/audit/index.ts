@@ -132,6 +132,7 @@ export async function openAudit(config: AuditConfig): Promise<Audit> {
         writerId: config.writerId ?? (await loadWriterId(config.dataDir)),
         onSpoolFailure: config.onSpoolFailure,
         maxQueue: config.maxQueue ?? 100_000,
+        ...(config.handoff === undefined ? {} : { handoff: config.handoff }),
         checkpoint: {
           keyFile,
           dir: checkpointDir,
