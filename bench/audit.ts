@@ -105,7 +105,8 @@ function threadSplit(a: Map<string, number>, b: Map<string, number>, records: nu
 export const run: BenchFn = async (opts) => {
   const seconds = opts.quick ? 3 : 15;
   const dir = await mkdtemp(join(tmpdir(), "zt-bench-audit-"));
-  const audit = await openAudit({ dataDir: dir, retentionDays: 365, onSpoolFailure: "deny" });
+  // ZT_BENCH_AUDIT_HANDOFF=message: the reference hand-off (postMessage groups) instead of the ring, for A/B runs.
+  const audit = await openAudit({ dataDir: dir, retentionDays: 365, onSpoolFailure: "deny", ...(process.env.ZT_BENCH_AUDIT_HANDOFF === "message" ? { handoff: "message" as const } : {}) });
   const w = audit.sink;
   try {
     // Warm-up: partitions, prepared statements, JIT.

@@ -62,7 +62,8 @@ async function engine(policyPath: string, discard: boolean): Promise<() => Promi
   const cfg = loadConfig({ ZT_HOST: "127.0.0.1", ZT_PORT: "0", ZT_HEALTH_PORT: "0", ZT_POLICY_PATH: policyPath, ZT_DATA_DIR: dir, ZT_LOG_LEVEL: "warn", ZT_MAX_BATCH: "10000" });
   if (!cfg.ok) throw new Error(cfg.errors.join("; "));
   const log = createLogger({ level: "warn", write: (l) => void process.stderr.write(l + "\n") });
-  const auditConfig = auditConfigFromEnv({ ZT_DATA_DIR: dir });
+  // ZT_BENCH_AUDIT_HANDOFF=message: the reference hand-off (postMessage groups) instead of the ring, for A/B runs.
+  const auditConfig = { ...auditConfigFromEnv({ ZT_DATA_DIR: dir }), ...(process.env.ZT_BENCH_AUDIT_HANDOFF === "message" ? { handoff: "message" as const } : {}) };
   const audit = discard ? discardingAudit() : await openAudit(auditConfig);
   const handle = await startEngine({ config: cfg.config, audit, log, adminToken: "bench-admin-token-0123456789" });
   process.stdout.write(`READY ${handle.port}\n`);

@@ -1,6 +1,7 @@
 // Configuration of the audit trail, from the environment of `zt serve` / `zt audit verify`.
 import { join, resolve } from "node:path";
 import type { OnSpoolFailure } from "./refusal.js";
+import type { Handoff } from "./writer-protocol.js";
 import { MAX_RECORD_AGE_MS } from "./validate.js";
 
 export interface AuditConfig {
@@ -33,6 +34,8 @@ export interface AuditConfig {
   /** ZT_AUDIT_CHECKPOINT_SECONDS (default 60), in ms. */
   checkpointIntervalMs?: number;
   logger?: (obj: Record<string, unknown>) => void;
+  /** How records cross to the writer thread (default "ring"; "message" is the reference path the tests compare it with). */
+  handoff?: Handoff;
 }
 
 export const DEFAULT_RETENTION_DAYS = 365;

@@ -100,33 +100,94 @@ function nodeFor(id: string): GraphNode {
   };
 }
 
-/** The graph's SELECT (exported so tests and the benchmark can EXPLAIN it). */
-export function graphSql(q: GraphQuery): { text: string; params: (string | number)[] } {
-  const limit = Math.min(q.limit ?? DEFAULT_GRAPH_EDGES, MAX_GRAPH_EDGES);
-  const text = `SELECT * FROM (
-       SELECT source_spiffe_id AS source, dest_spiffe_id AS destination, dest_port AS port,
-              count(*) FILTER (WHERE decision = 'ALLOW') AS allow,
-              count(*) FILTER (WHERE decision = 'DENY') AS deny,
-              count(*) FILTER (WHERE decision = 'DENY' AND NOT enforced) AS observed_deny,
-              min(ts) AS first_seen, max(ts) AS last_seen, count(*) OVER () AS total
-         FROM ${SCHEMA}.decisions
-        WHERE ts >= $1::timestamptz AND ts < $2::timestamptz AND source_spiffe_id IS NOT NULL
+/** The columns an answer's edges come in, and the busiest-first cut both graph queries end with. */
+function topEdges(from: string): string {
+  return `SELECT * FROM (
+       SELECT source, destination, port, sum(allow)::bigint AS allow, sum(deny)::bigint AS deny,
+              sum(observed_deny)::bigint AS observed_deny, min(first_seen) AS first_seen,
+              max(last_seen) AS last_seen, count(*) OVER () AS total
+         FROM (${from}) AS parts
         GROUP BY 1, 2, 3
-        ORDER BY count(*) DESC, 1, 2, 3
+        ORDER BY sum(allow) + sum(deny) DESC, 1, 2, 3
         LIMIT $3) AS top
       ORDER BY 1, 2, 3`;
+}
+
+/** The window's service records grouped by edge, from the trail, with `bounds` on ts (a SQL condition). */
+function rawEdges(alias: string, bounds: string): string {
+  return `SELECT ${alias}.source_spiffe_id AS source, ${alias}.dest_spiffe_id AS destination, ${alias}.dest_port AS port,
+              count(*) FILTER (WHERE ${alias}.decision = 'ALLOW') AS allow,
+              count(*) FILTER (WHERE ${alias}.decision = 'DENY') AS deny,
+              count(*) FILTER (WHERE ${alias}.decision = 'DENY' AND NOT ${alias}.enforced) AS observed_deny,
+              min(${alias}.ts) AS first_seen, max(${alias}.ts) AS last_seen
+         FROM ${bounds}
+        GROUP BY 1, 2, 3`;
+}
+
+/**
+ * The reference: every service record of the window aggregated from the trail. The answer of
+ * graphSql must be exactly this one's (test/audit/graph-rollup.property.test.ts).
+ */
+export function graphRawSql(q: GraphQuery): { text: string; params: (string | number)[] } {
+  const limit = Math.min(q.limit ?? DEFAULT_GRAPH_EDGES, MAX_GRAPH_EDGES);
+  const from = rawEdges(
+    "d",
+    `${SCHEMA}.decisions d WHERE d.ts >= $1::timestamptz AND d.ts < $2::timestamptz AND d.source_spiffe_id IS NOT NULL`,
+  );
+  return { text: topEdges(from), params: [q.since.toISOString(), q.until.toISOString(), limit] };
+}
+
+/**
+ * The graph's SELECT (exported so tests and the benchmark can EXPLAIN it): the hours the window
+ * covers whole that the roll-up holds and no late record has marked since (migration 6), from
+ * graph_hours (an hour has rows there only once rolled up: the roll-up writes them and the
+ * hour's graph_rolled_hours row in one transaction, retention deletes both), read by its key's
+ * range for the window (both bounds on the column itself, so both are index conditions: a
+ * window months back must not read the roll-up of every later hour), summed per interned edge
+ * before the edges' names are joined; every other hour of
+ * the window (the ones it cuts, the ones not rolled up yet, the marked ones) from the trail, an
+ * hour at a time through the key (the window prunes partitions at planning, each hour at
+ * execution). One statement, so one snapshot: a record is counted from the roll-up or from the
+ * trail, never both, never neither.
+ */
+export function graphSql(q: GraphQuery): { text: string; params: (string | number)[] } {
+  const limit = Math.min(q.limit ?? DEFAULT_GRAPH_EDGES, MAX_GRAPH_EDGES);
+  const rawHour = rawEdges(
+    "d",
+    `generate_series(date_trunc('hour', $1::timestamptz, 'UTC'), $2::timestamptz, interval '1 hour') AS h(hour)
+         CROSS JOIN LATERAL (
+           SELECT * FROM ${SCHEMA}.decisions x
+            WHERE x.ts >= greatest(h.hour, $1::timestamptz) AND x.ts < least(h.hour + interval '1 hour', $2::timestamptz)
+              AND x.ts >= $1::timestamptz AND x.ts < $2::timestamptz AND x.source_spiffe_id IS NOT NULL) AS d
+        WHERE h.hour < $2::timestamptz AND NOT EXISTS (SELECT 1 FROM served s WHERE s.hour = h.hour)`,
+  );
+  const text = `WITH served AS MATERIALIZED (
+       SELECT r.hour FROM ${SCHEMA}.graph_rolled_hours r
+        WHERE r.hour >= $1::timestamptz AND r.hour <= $2::timestamptz - interval '1 hour'
+          AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.graph_late_hours l WHERE l.hour = r.hour))
+     ${topEdges(`SELECT e.source, e.destination, e.port, a.allow, a.deny, a.observed_deny, a.first_seen, a.last_seen
+         FROM (SELECT g.edge_id, sum(g.allow) AS allow, sum(g.deny) AS deny, sum(g.observed_deny) AS observed_deny,
+                      min(g.first_seen) AS first_seen, max(g.last_seen) AS last_seen
+                 FROM ${SCHEMA}.graph_hours g
+                WHERE g.hour >= $1::timestamptz AND g.hour <= $2::timestamptz - interval '1 hour'
+                  AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.graph_late_hours l WHERE l.hour = g.hour)
+                GROUP BY g.edge_id) AS a
+         JOIN ${SCHEMA}.graph_edges e ON e.edge_id = a.edge_id
+       UNION ALL
+       ${rawHour}`)}`;
   return { text, params: [q.since.toISOString(), q.until.toISOString(), limit] };
 }
 
 /**
  * The `limit` busiest edges of the window (by decisions), in (source, destination, port)
  * order. Anyone who may call evaluate can add edges (random source IDs), so the answer is
- * bounded: PostgreSQL groups the window's rows (the ts index picks them) and keeps the top
- * `limit` groups with a bounded sort; count(*) OVER () tells how many there were.
+ * bounded: PostgreSQL groups the window's edges (graphSql: rolled-up hours and the trail's rows
+ * for the rest) and keeps the top `limit` groups with a bounded sort; count(*) OVER () tells how
+ * many there were. `query`: graphRawSql is the reference the tests compare with.
  */
-export async function buildGraph(sql: Sql, q: GraphQuery): Promise<Graph> {
+export async function buildGraph(sql: Sql, q: GraphQuery, query: (q: GraphQuery) => { text: string; params: (string | number)[] } = graphSql): Promise<Graph> {
   const limit = Math.min(q.limit ?? DEFAULT_GRAPH_EDGES, MAX_GRAPH_EDGES);
-  const { text, params } = graphSql(q);
+  const { text, params } = query(q);
   // Planned per request with its window (unlike GET /v1/audit's generic plans): the planner
   // then prunes to the window's few partitions itself, which costs less than a generic plan's
   // locking of every partition and pruning at execution.

@@ -11,7 +11,7 @@ import type { Registry } from "prom-client";
 import { DEFAULT_CHECKPOINT_SECONDS, defaultCheckpointDir, defaultCheckpointKeyFile, type AuditConfig } from "./config.js";
 import { loadCheckpointKey, loadOrCreateCheckpointKey, type CheckpointKey } from "./checkpoint-key.js";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "./embedded.js";
-import { runRetention, type MaintenanceReport } from "./maintenance.js";
+import { runGraphRollup, runRetention, type MaintenanceReport } from "./maintenance.js";
 import { registerAuditMetrics } from "./metrics.js";
 import { checkSchemaVersion, migrate } from "./migrations.js";
 import { bootstrapRoles } from "./roles.js";
@@ -132,6 +132,7 @@ export async function openAudit(config: AuditConfig): Promise<Audit> {
         writerId: config.writerId ?? (await loadWriterId(config.dataDir)),
         onSpoolFailure: config.onSpoolFailure,
         maxQueue: config.maxQueue ?? 100_000,
+        ...(config.handoff === undefined ? {} : { handoff: config.handoff }),
         checkpoint: {
           keyFile,
           dir: checkpointDir,
@@ -155,6 +156,7 @@ export async function openAudit(config: AuditConfig): Promise<Audit> {
     try {
       const report = await runRetention(sql, config.retentionDays);
       if (report.dropped.length > 0) log({ msg: "audit: retention dropped partitions", dropped: report.dropped });
+      report.rolledUpHours = await runGraphRollup(sql);
       return report;
     } finally {
       await sql.end({ timeout: 5 });

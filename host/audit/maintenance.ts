@@ -1,7 +1,7 @@
-// Retention: run at start-up and hourly by the engine, as the maintenance role (which can
-// create partitions and drop expired ones through the SECURITY DEFINER functions, and
-// nothing else). Partitions for today and the next two days (UTC) are created ahead of time
-// so the writer's on-demand creation is the exception.
+// Retention and the graph's roll-up: run at start-up and hourly by the engine, as the
+// maintenance role (which can create partitions, drop expired ones and roll up the graph
+// through the SECURITY DEFINER functions, and nothing else). Partitions for today and the next
+// two days (UTC) are created ahead of time so the writer's on-demand creation is the exception.
 import type { Sql } from "postgres";
 import { SCHEMA } from "./migrations.js";
 
@@ -9,6 +9,27 @@ export interface MaintenanceReport {
   /** Partitions ensured (existing or created). */
   partitions: string[];
   dropped: Array<{ partition: string; rows: number }>;
+  /** Hours of the service graph rolled up (or redone after a late record) by this run. */
+  rolledUpHours?: number;
+}
+
+/** Hours one call of roll_up_graph rolls up: a week, one short transaction of its own. */
+export const ROLLUP_HOURS_PER_CALL = 168;
+
+/**
+ * Rolls up the service graph (migration 6's roll_up_graph) until no hour is left: the hours
+ * that ended more than LATE_AFTER ago and are not rolled up yet, and the hours late records
+ * marked. Each call is its own transaction in READ COMMITTED (the function waits for the
+ * transactions open when it starts, then reads what they stored). Returns the hours done.
+ */
+export async function runGraphRollup(sql: Sql): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const [r] = await sql.unsafe<{ n: number }[]>(`SELECT ${SCHEMA}.roll_up_graph($1::integer) AS n`, [ROLLUP_HOURS_PER_CALL]);
+    const n = (r as { n: number }).n;
+    total += n;
+    if (n < ROLLUP_HOURS_PER_CALL) return total;
+  }
 }
 
 function dayStart(d: Date, addDays: number): string {

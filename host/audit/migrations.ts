@@ -355,12 +355,229 @@ const V5_DENY_POLICY_INDEX = `
 CREATE INDEX decisions_deny_policy_idx ON ${SCHEMA}.decisions (policy_matched COLLATE "C", ts DESC) WITH (deduplicate_items = off) WHERE decision = 'DENY' AND policy_matched IS NOT NULL;
 `;
 
+/** A service record stored this long after its timestamp is late: it marks its hour for a new roll-up. */
+export const LATE_AFTER = "15 minutes";
+
+// GET /v1/graph over long windows: hourly edge counts (graph_hours, edges interned in
+// graph_edges), rolled up by the maintenance role (roll_up_graph), so a window reads the rolled-up
+// hours it covers whole and the trail's rows only for the rest (the hours it cuts, hours not yet
+// rolled up, hours a late record arrived in). A record is late when stored more than LATE_AFTER
+// after its timestamp (a spool replay, a sidecar's old batch, POST /v1/audit/ingest of old
+// records): the row trigger marks its hour in graph_late_hours (SECURITY DEFINER: the engine
+// role gets no right on the roll-up tables beyond SELECT), and the hour is read from the trail
+// until the roll-up redoes it. A record on time is seen by the roll-up of its hour: that runs
+// only for hours ended LATE_AFTER before it started, after waiting for every transaction that was
+// open then. Retention deletes the roll-up rows of the days it drops (drop_expired_partitions).
+const V6_GRAPH_ROLLUP = `
+CREATE TABLE ${SCHEMA}.graph_edges (
+  edge_id     integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  source      text    NOT NULL,
+  destination text,
+  port        integer
+);
+-- Null-safe: only the roll-up adds edges, under its lock, and this keeps that true.
+CREATE UNIQUE INDEX graph_edges_key ON ${SCHEMA}.graph_edges (source, (coalesce(destination, '')), (destination IS NULL), (coalesce(port, 0)));
+
+CREATE TABLE ${SCHEMA}.graph_hours (
+  hour          timestamptz NOT NULL,
+  edge_id       integer     NOT NULL REFERENCES ${SCHEMA}.graph_edges,
+  allow         integer     NOT NULL CHECK (allow >= 0),
+  deny          integer     NOT NULL CHECK (deny >= 0),
+  observed_deny integer     NOT NULL CHECK (observed_deny >= 0),
+  first_seen    timestamptz NOT NULL,
+  last_seen     timestamptz NOT NULL,
+  PRIMARY KEY (hour, edge_id)
+);
+CREATE INDEX graph_hours_edge_idx ON ${SCHEMA}.graph_hours (edge_id);
+-- Hours rolled up (with or without service records).
+CREATE TABLE ${SCHEMA}.graph_rolled_hours (hour timestamptz PRIMARY KEY);
+-- Hours a late record arrived in, one row per late record, until the roll-up redoes the hour.
+CREATE TABLE ${SCHEMA}.graph_late_hours (hour timestamptz NOT NULL);
+CREATE INDEX graph_late_hours_hour_idx ON ${SCHEMA}.graph_late_hours (hour);
+
+CREATE FUNCTION ${SCHEMA}.mark_late_hour() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  INSERT INTO ${SCHEMA}.graph_late_hours (hour) VALUES (date_trunc('hour', NEW.ts, 'UTC'));
+  RETURN NULL;
+END
+$fn$;
+-- Cloned onto every partition, present and future. The WHEN costs a row on time a clock read.
+CREATE TRIGGER decisions_late_hour AFTER INSERT ON ${SCHEMA}.decisions FOR EACH ROW
+  WHEN (NEW.source_spiffe_id IS NOT NULL AND NEW.ts < clock_timestamp() - interval '${LATE_AFTER}')
+  EXECUTE FUNCTION ${SCHEMA}.mark_late_hour();
+
+-- Rolls up at most p_max_hours hours (the oldest first) that ended LATE_AFTER before it started
+-- and are not rolled up or were marked late; returns how many. One roll-up at a time (the lock,
+-- which retention takes too). It must see every record stored on time for those hours: it waits
+-- for the transactions open when it started (timeout: it rolls up nothing, the next run retries),
+-- then reads the trail, the marks and the roll-up in one statement (one snapshot), so a mark it
+-- clears is one whose record it counted, and a record committed after it stays marked.
+CREATE FUNCTION ${SCHEMA}.roll_up_graph(p_max_hours integer) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  started timestamptz;
+  horizon xid8;
+  upto    timestamptz;
+  oldest  timestamptz;
+  hr      timestamptz;
+  n       integer;
+BEGIN
+  IF p_max_hours IS NULL OR p_max_hours < 1 OR p_max_hours > 10000 THEN
+    RAISE EXCEPTION 'roll_up_graph: p_max_hours must be 1-10000 (got %)', p_max_hours;
+  END IF;
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'roll_up_graph must run in READ COMMITTED (it waits for transactions, then reads what they stored)';
+  END IF;
+  LOCK TABLE ${SCHEMA}.graph_rolled_hours IN EXCLUSIVE MODE;
+  started := clock_timestamp();
+  -- This transaction's own id, taken now: every transaction that stored a record before
+  -- \`started\` has a smaller one. A snapshot's xmin counts this transaction's id too, so it
+  -- reaches the horizon once all of those have ended. (A snapshot's xmax would not do: it leaves
+  -- out the newest open transactions.)
+  horizon := pg_current_xact_id();
+  WHILE pg_snapshot_xmin(pg_current_snapshot()) < horizon LOOP
+    IF clock_timestamp() > started + interval '10 seconds' THEN
+      RAISE NOTICE 'roll_up_graph: transactions open for more than 10 s; nothing rolled up';
+      RETURN 0;
+    END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  upto := date_trunc('hour', started - interval '${LATE_AFTER}', 'UTC');
+  SELECT date_trunc('hour', min(ts), 'UTC') INTO oldest FROM ${SCHEMA}.decisions;
+  IF oldest IS NULL THEN
+    RETURN 0;
+  END IF;
+  CREATE TEMP TABLE graph_todo (hour timestamptz PRIMARY KEY) ON COMMIT DROP;
+  INSERT INTO graph_todo
+  SELECT hour FROM (
+    SELECT h AS hour FROM generate_series(oldest, upto - interval '1 hour', interval '1 hour') AS h
+     WHERE NOT EXISTS (SELECT 1 FROM ${SCHEMA}.graph_rolled_hours r WHERE r.hour = h)
+    UNION
+    SELECT l.hour FROM ${SCHEMA}.graph_late_hours l WHERE l.hour < upto) AS t
+  ORDER BY hour LIMIT p_max_hours;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n = 0 THEN
+    DROP TABLE graph_todo;
+    RETURN 0;
+  END IF;
+  CREATE TEMP TABLE graph_stage (hour timestamptz, source text, destination text, port integer,
+    allow bigint, deny bigint, observed_deny bigint, first_seen timestamptz, last_seen timestamptz) ON COMMIT DROP;
+  -- An hour at a time, both its bounds literals (the planner prunes to its partition; a bound
+  -- computed in the statement, timestamptz + interval, is not immutable and would leave every
+  -- later partition to plan), its marks cleared in the statement that reads its records.
+  FOR hr IN SELECT t.hour FROM graph_todo t ORDER BY t.hour LOOP
+    EXECUTE format(
+      'WITH cleared AS (DELETE FROM ${SCHEMA}.graph_late_hours WHERE hour = %1$L::timestamptz)
+       INSERT INTO graph_stage
+       SELECT %1$L::timestamptz, d.source_spiffe_id, d.dest_spiffe_id, d.dest_port,
+              count(*) FILTER (WHERE d.decision = ''ALLOW''),
+              count(*) FILTER (WHERE d.decision = ''DENY''),
+              count(*) FILTER (WHERE d.decision = ''DENY'' AND NOT d.enforced),
+              min(d.ts), max(d.ts)
+         FROM ${SCHEMA}.decisions d
+        WHERE d.ts >= %1$L::timestamptz AND d.ts < %2$L::timestamptz AND d.source_spiffe_id IS NOT NULL
+        GROUP BY 2, 3, 4',
+      hr, hr + interval '1 hour');
+  END LOOP;
+  INSERT INTO ${SCHEMA}.graph_rolled_hours (hour) SELECT t.hour FROM graph_todo t ON CONFLICT DO NOTHING;
+  DELETE FROM ${SCHEMA}.graph_hours g USING graph_todo t WHERE g.hour = t.hour;
+  INSERT INTO ${SCHEMA}.graph_edges (source, destination, port)
+  SELECT DISTINCT s.source, s.destination, s.port FROM graph_stage s
+   WHERE NOT EXISTS (SELECT 1 FROM ${SCHEMA}.graph_edges e
+                      WHERE e.source = s.source AND coalesce(e.destination, '') = coalesce(s.destination, '')
+                        AND (e.destination IS NULL) = (s.destination IS NULL) AND coalesce(e.port, 0) = coalesce(s.port, 0));
+  INSERT INTO ${SCHEMA}.graph_hours (hour, edge_id, allow, deny, observed_deny, first_seen, last_seen)
+  SELECT s.hour, e.edge_id, s.allow, s.deny, s.observed_deny, s.first_seen, s.last_seen
+    FROM graph_stage s
+    JOIN ${SCHEMA}.graph_edges e
+      ON e.source = s.source AND coalesce(e.destination, '') = coalesce(s.destination, '')
+     AND (e.destination IS NULL) = (s.destination IS NULL) AND coalesce(e.port, 0) = coalesce(s.port, 0);
+  DROP TABLE graph_stage;
+  DROP TABLE graph_todo;
+  RETURN n;
+END
+$fn$;
+
+-- Retention as in migration 3, and the roll-up of the days it drops with them.
+CREATE OR REPLACE FUNCTION ${SCHEMA}.drop_expired_partitions(p_retention_days integer)
+RETURNS TABLE (partition_name text, row_count bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  cutoff      timestamptz;
+  r           record;
+  lower_bound timestamptz;
+  upper_bound timestamptz;
+  n           bigint;
+  dropped     boolean := false;
+  kept_from   timestamptz;
+BEGIN
+  IF p_retention_days IS NULL OR p_retention_days < 1 THEN
+    RAISE EXCEPTION 'retention must be at least one day (got %)', p_retention_days;
+  END IF;
+  cutoff := now() - make_interval(days => p_retention_days);
+  -- Not while a roll-up reads the days dropped here.
+  LOCK TABLE ${SCHEMA}.graph_rolled_hours IN EXCLUSIVE MODE;
+  FOR r IN
+    SELECT c.relname::text AS relname
+      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = '${SCHEMA}.decisions'::regclass
+       AND c.relname ~ '^decisions_y[0-9]{4}m[0-9]{2}(d[0-9]{2})?$'
+     ORDER BY c.relname
+  LOOP
+    IF length(r.relname) = 18 THEN
+      lower_bound := to_date(substr(r.relname, 12, 4) || substr(r.relname, 17, 2), 'YYYYMM')::timestamp AT TIME ZONE 'UTC';
+      upper_bound := (to_date(substr(r.relname, 12, 4) || substr(r.relname, 17, 2), 'YYYYMM') + interval '1 month')::timestamp AT TIME ZONE 'UTC';
+    ELSE
+      lower_bound := to_date(substr(r.relname, 12, 4) || substr(r.relname, 17, 2) || substr(r.relname, 20, 2), 'YYYYMMDD')::timestamp AT TIME ZONE 'UTC';
+      upper_bound := (to_date(substr(r.relname, 12, 4) || substr(r.relname, 17, 2) || substr(r.relname, 20, 2), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC';
+    END IF;
+    IF upper_bound > cutoff THEN
+      kept_from := least(kept_from, lower_bound);
+      CONTINUE;
+    END IF;
+    EXECUTE format(
+      'INSERT INTO ${SCHEMA}.retention_log (partition_name, chain_id, seqs, row_count)
+       SELECT %L, chain_id, range_agg(int8range(seq, seq, ''[]'')), count(*) FROM ${SCHEMA}.%I GROUP BY chain_id',
+      r.relname, r.relname);
+    EXECUTE format(
+      'INSERT INTO ${SCHEMA}.retention_anchors (chain_id, seq, hash, partition_name)
+       SELECT p.chain_id, p.seq, p.hash, %L FROM ${SCHEMA}.%I p
+        WHERE NOT EXISTS (SELECT 1 FROM ${SCHEMA}.%I q WHERE q.chain_id = p.chain_id AND q.seq = p.seq + 1)
+       ON CONFLICT DO NOTHING',
+      r.relname, r.relname, r.relname);
+    EXECUTE format('SELECT count(*) FROM ${SCHEMA}.%I', r.relname) INTO n;
+    EXECUTE format('DROP TABLE ${SCHEMA}.%I', r.relname);
+    dropped := true;
+    partition_name := r.relname;
+    row_count := n;
+    RETURN NEXT;
+  END LOOP;
+  -- The roll-up of every hour before the oldest partition kept (the dropped days, and days
+  -- without a partition between them), then the edges no hour left uses.
+  IF dropped THEN
+    DELETE FROM ${SCHEMA}.graph_hours WHERE hour < coalesce(kept_from, cutoff);
+    DELETE FROM ${SCHEMA}.graph_rolled_hours WHERE hour < coalesce(kept_from, cutoff);
+    DELETE FROM ${SCHEMA}.graph_late_hours WHERE hour < coalesce(kept_from, cutoff);
+    DELETE FROM ${SCHEMA}.graph_edges e WHERE NOT EXISTS (SELECT 1 FROM ${SCHEMA}.graph_hours g WHERE g.edge_id = e.edge_id);
+  END IF;
+END
+$fn$;
+
+REVOKE ALL ON FUNCTION ${SCHEMA}.mark_late_hour() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ${SCHEMA}.roll_up_graph(integer) FROM PUBLIC;
+GRANT SELECT ON ${SCHEMA}.graph_edges, ${SCHEMA}.graph_hours, ${SCHEMA}.graph_rolled_hours, ${SCHEMA}.graph_late_hours
+  TO ${WRITER_GROUP}, ${MAINTAINER_GROUP};
+GRANT EXECUTE ON FUNCTION ${SCHEMA}.roll_up_graph(integer) TO ${MAINTAINER_GROUP};
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "audit trail: partitioned table, roles, retention", sql: V1_SCHEMA },
   { version: 2, name: "filter indexes in byte order (COLLATE \"C\"), without deduplication", sql: V2_C_COLLATION_INDEXES },
   { version: 3, name: "declared chains; partitions by day", sql: V3_CHAINS_AND_DAY_PARTITIONS },
   { version: 4, name: "partial indexes for the incident and rare-reason filters", sql: V4_RARE_FILTER_INDEXES },
   { version: 5, name: "partial index for policy filters on denies", sql: V5_DENY_POLICY_INDEX },
+  { version: 6, name: "hourly roll-up of the service graph", sql: V6_GRAPH_ROLLUP },
 ];
 
 /** The audit trail's track of versioned migrations (host/common/migrations.ts runs it). */

@@ -11,13 +11,21 @@ import { canonicalRecord } from "./chain.js";
 import { MAX_FUTURE_SKEW_MS, MAX_RECORD_AGE_MS, normalizeRecord, type FieldError } from "./validate.js";
 import type { AuditRecord } from "./record.js";
 
-export type EncodedRecord = { ok: true; json: string } | { ok: false; error: FieldError };
+/**
+ * `ascii`: the text is known to be ASCII, so the hand-off ring copies it byte for byte
+ * instead of encoding UTF-8 (false when unsure: the reference path, or a known string that is not).
+ */
+export type EncodedRecord = { ok: true; json: string; ascii: boolean } | { ok: false; error: FieldError };
+
+const NON_ASCII = /[\u0080-\uffff]/;
 
 const KNOWN_MAX = 8192;
 
 /** Strings that passed one field's check, each with its JSON literal. Bounded: cleared when full. */
 class KnownText {
   private readonly map = new Map<string, string>();
+  /** Every string held is ASCII. */
+  ascii = true;
   get(s: unknown): string | undefined {
     return typeof s === "string" ? this.map.get(s) : undefined;
   }
@@ -27,7 +35,11 @@ class KnownText {
   }
   remember(s: string | null): void {
     if (s === null || this.map.has(s)) return;
-    if (this.map.size >= KNOWN_MAX) this.map.clear();
+    if (this.map.size >= KNOWN_MAX) {
+      this.map.clear();
+      this.ascii = true;
+    }
+    if (this.ascii && NON_ASCII.test(s)) this.ascii = false;
     this.map.set(s, JSON.stringify(s));
   }
 }
@@ -134,10 +146,11 @@ function remember(raw: Record<string, unknown>, r: AuditRecord): void {
 export function encodeRecord(v: unknown, nowMs: number = Date.now()): EncodedRecord {
   if (isPlain(v) && v.source !== null && v.operator === null) {
     const json = fastService(v, nowMs);
-    if (json !== null) return { ok: true, json };
+    // The rest of a fast record (UUID, timestamp, numbers, keys) is ASCII.
+    if (json !== null) return { ok: true, json, ascii: spiffeIds.ascii && podOrNode.ascii && matched.ascii && reasons.ascii && versions.ascii && origins.ascii && callers.ascii };
   }
   const r = normalizeRecord(v, "$", nowMs);
   if (!r.ok) return r;
   remember(v as Record<string, unknown>, r.value);
-  return { ok: true, json: canonicalRecord(r.value) };
+  return { ok: true, json: canonicalRecord(r.value), ascii: false };
 }

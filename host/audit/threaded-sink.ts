@@ -1,15 +1,17 @@
 // The engine thread's side of the audit trail: append() validates a record, applies the
 // memory bound and the failure policy synchronously (so a refused record still turns into a
-// DENY), and hands accepted records to the writer thread in small groups. Chaining,
+// DENY), and hands accepted records to the writer thread through a shared ring
+// (handoff-ring.ts), or, on the reference path, in small groups of messages. Chaining,
 // batching and PostgreSQL run in that thread (writer-thread.ts), off the request path.
 import type { Worker } from "node:worker_threads";
 import { spawnThread } from "../common/spawn-thread.js";
 import { AuditUnavailableError, type AuditRecord, type AuditSink, type AuditSinkStatus } from "./record.js";
 import { RecordRefusal } from "./refusal.js";
 import { encodeRecord } from "./record-json.js";
+import { createRing, RingWriter } from "./handoff-ring.js";
 import type { SignedCheckpoint } from "./checkpoint.js";
 import type { CheckpointSink } from "./checkpointer.js";
-import type { FromWriter, ToWriter, WriterSnapshot, WriterThreadOptions } from "./writer-protocol.js";
+import type { FromWriter, Handoff, ToWriter, WriterSnapshot, WriterThreadOptions } from "./writer-protocol.js";
 import type { WriterCounters } from "./writer.js";
 
 /** Starts writer-thread.js (or, from TypeScript sources, writer-thread.ts) next to this file. */
@@ -17,8 +19,15 @@ function spawnWriterThread(opts: WriterThreadOptions): Worker {
   return spawnThread(import.meta.url, "writer-thread", { workerData: opts });
 }
 
+/** What ThreadedAuditSink.start() takes: the writer thread's options, and how records cross (default "ring"). */
+export type SinkOptions = Omit<WriterThreadOptions, "ring"> & {
+  handoff?: Handoff;
+  /** The ring's size in bytes (a power of two; default DEFAULT_RING_BYTES): tests make it small to make it wrap and fill. */
+  ringBytes?: number;
+};
+
 /**
- * Records cross to the writer thread in groups: a message costs about as much as a few
+ * The reference path ("message"): records cross to the writer thread in groups: a message costs about as much as a few
  * records, so a group is sent when it holds HANDOFF_BATCH records or HANDOFF_DELAY_MS after
  * its first one (far inside the 500 ms durability window), whichever comes first.
  */
@@ -73,6 +82,8 @@ export interface BackpressureCounters {
 
 export class ThreadedAuditSink implements AuditSink {
   private readonly worker: Worker;
+  /** The hand-off ring; null on the reference path (records in `batch`, sent as messages). */
+  private readonly ring: RingWriter | null;
   private readonly refusal: RecordRefusal;
   private readonly maxQueue: number;
   private readonly log: (obj: Record<string, unknown>) => void;
@@ -98,7 +109,7 @@ export class ThreadedAuditSink implements AuditSink {
   readonly startedAtMs = Date.now();
 
   private constructor(
-    opts: WriterThreadOptions,
+    opts: SinkOptions,
     log: (obj: Record<string, unknown>) => void,
     /** The public half of the checkpoint key (GET /v1/audit/checkpoint/key). */
     readonly checkpointKey: CheckpointPublicKey,
@@ -107,12 +118,15 @@ export class ThreadedAuditSink implements AuditSink {
     this.maxQueue = opts.maxQueue;
     this.log = log;
     this.snap = { received: 0, batchRows: 2000, queueDepth: 0, lagMs: 0, backlog: 0, postgresUp: true, cannotSecure: false, accepting: true, queued: 0, detail: "starting", counters: EMPTY_COUNTERS, head: { chain_id: "", seq: 0, hash: "" } };
-    this.worker = spawnWriterThread(opts);
+    const { handoff, ringBytes, ...writerOpts } = opts;
+    const ring = handoff === "message" ? null : createRing(ringBytes);
+    this.ring = ring === null ? null : new RingWriter(ring);
+    this.worker = spawnWriterThread({ ...writerOpts, ring });
     this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));
   }
 
   /** Starts the writer thread; resolves once its spool is open and its pump runs. */
-  static start(opts: WriterThreadOptions, log: (obj: Record<string, unknown>) => void, checkpointKey: CheckpointPublicKey): Promise<ThreadedAuditSink> {
+  static start(opts: SinkOptions, log: (obj: Record<string, unknown>) => void, checkpointKey: CheckpointPublicKey): Promise<ThreadedAuditSink> {
     const sink = new ThreadedAuditSink(opts, log, checkpointKey);
     return new Promise((resolve, reject) => {
       let started = false;
@@ -147,7 +161,8 @@ export class ThreadedAuditSink implements AuditSink {
   }
 
   private receive(m: FromWriter): void {
-    if (m.t === "log") this.log(m.obj);
+    if (m.t === "room") this.ring?.pump();
+    else if (m.t === "log") this.log(m.obj);
     else if (m.t === "fatal") this.fail(`audit writer thread failed: ${m.error}`);
     else if (m.t === "checkpoint") {
       this.checkpoints.latest = m.signed;
@@ -261,9 +276,10 @@ export class ThreadedAuditSink implements AuditSink {
     }
     if (this.queueDepth >= this.maxQueue) return this.refuse("audit queue full");
     if (this.refusingAll) return this.refuse(`audit trail unavailable: ${this.snap.detail}`);
-    this.batch.push(v.json);
     this.appended++;
     if (this.promised > 0) this.promised--;
+    if (this.ring !== null) return this.ring.push(v.json, v.ascii);
+    this.batch.push(v.json);
     if (this.batch.length >= HANDOFF_BATCH) this.send();
     else if (this.timer === null) this.timer = setTimeout(this.sendLater, HANDOFF_DELAY_MS);
   }
@@ -311,6 +327,11 @@ export class ThreadedAuditSink implements AuditSink {
     });
   }
 
+  /** Where the ring's stream ends after every record appended so far: a flush or close covers them. */
+  private ringEnd(): { through?: number } {
+    return this.ring === null ? {} : { through: this.ring.end };
+  }
+
   status(): AuditSinkStatus {
     const local = this.appended - this.snap.received;
     return {
@@ -330,13 +351,13 @@ export class ThreadedAuditSink implements AuditSink {
   /** Resolves when every record appended so far is in PostgreSQL or fsynced in the spool. */
   flush(timeoutMs?: number): Promise<void> {
     if (this.closed) return Promise.reject(new AuditUnavailableError("audit sink is closed"));
-    return this.request((id) => (timeoutMs === undefined ? { t: "flush", id } : { t: "flush", id, timeoutMs }));
+    return this.request((id) => ({ t: "flush", id, ...(timeoutMs === undefined ? {} : { timeoutMs }), ...this.ringEnd() }));
   }
 
   /** SIGTERM path: the writer pushes what PostgreSQL takes, spools the rest, and its thread ends. */
   async close(): Promise<void> {
     if (this.closed) return;
-    const done = this.failure === null ? this.request((id) => ({ t: "close", id })) : Promise.resolve();
+    const done = this.failure === null ? this.request((id) => ({ t: "close", id, ...this.ringEnd() })) : Promise.resolve();
     this.closed = true;
     this.releaseAdmissions(true);
     try {

@@ -1,5 +1,6 @@
 // Messages between the engine thread (ThreadedAuditSink) and the audit writer thread
-// (writer-thread.ts). Records cross in groups as one text, each record's canonical JSON
+// (writer-thread.ts). Records cross through the shared ring (handoff-ring.ts), or, on the
+// reference path (handoff "message"), in groups as one text, each record's canonical JSON
 // (chain.ts canonicalRecord, written by record-json.ts) on a line of its own: for these flat
 // records a JSON text and JSON.parse cost about half of a structured clone of the objects,
 // the round trip is lossless for them (strings without lone surrogates, finite numbers,
@@ -22,6 +23,13 @@ export interface CheckpointOptions {
   intervalMs: number;
 }
 
+/**
+ * How records cross to the writer thread: "ring" (the default) through a SharedArrayBuffer
+ * ring (handoff-ring.ts); "message", the reference path, as postMessage groups. The writer
+ * receives the same records in the same order either way (test/audit/handoff.property.test.ts).
+ */
+export type Handoff = "ring" | "message";
+
 export interface WriterThreadOptions {
   dsn: string;
   spoolDir: string;
@@ -29,6 +37,8 @@ export interface WriterThreadOptions {
   onSpoolFailure: OnSpoolFailure;
   maxQueue: number;
   checkpoint: CheckpointOptions;
+  /** The hand-off ring's shared memory (handoff "ring"); null: records come as "records" messages. */
+  ring: SharedArrayBuffer | null;
 }
 
 /** The writer's state as the engine thread sees it (sent every tick and with every reply). */
@@ -54,12 +64,15 @@ export interface WriterSnapshot {
 export type ToWriter =
   /** The canonical JSON of the records normalizeRecord() accepted, one per line, in append order. */
   | { t: "records"; lines: string }
-  | { t: "flush"; id: number; timeoutMs?: number }
+  /** `through`: where the ring's stream ends for the records appended before (RingWriter.end): the writer takes them first. */
+  | { t: "flush"; id: number; timeoutMs?: number; through?: number }
   /** Issue a checkpoint now (answered with "done"; error set when the directory refused it). */
   | { t: "checkpoint"; id: number }
-  | { t: "close"; id: number };
+  | { t: "close"; id: number; through?: number };
 
 export type FromWriter =
+  /** The ring has room again for records the engine thread holds back (RingWriter.pump). */
+  | { t: "room" }
   | { t: "snapshot"; snapshot: WriterSnapshot }
   | { t: "done"; id: number; error: string | null; snapshot: WriterSnapshot }
   | { t: "log"; obj: Record<string, unknown> }

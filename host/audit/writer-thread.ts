@@ -8,6 +8,7 @@ import { loadCheckpointKey } from "./checkpoint-key.js";
 import { CheckpointDirectory, CheckpointWitness } from "./checkpoint-store.js";
 import { Checkpointer, type ChainEndReader } from "./checkpointer.js";
 import { connect } from "./connect.js";
+import { RingReader } from "./handoff-ring.js";
 import { HeadFile } from "./head-file.js";
 import { SCHEMA } from "./migrations.js";
 import type { AuditRecord } from "./record.js";
@@ -28,6 +29,18 @@ let checkpointer: Checkpointer;
 let ticker: NodeJS.Timeout | undefined;
 let checkpointTimer: NodeJS.Timeout | undefined;
 
+/**
+ * The hand-off ring (handoff-ring.ts), unless records come as messages (the reference path).
+ * While records flow the ring is looked at every RING_POLL_MS, so they cross in groups of a
+ * millisecond's worth without a wake-up each; after RING_IDLE_POLLS empty looks this thread
+ * sleeps on the ring until the engine thread's next record wakes it.
+ */
+const reader = opts.ring ? new RingReader(opts.ring) : null;
+const RING_POLL_MS = 1;
+const RING_IDLE_POLLS = 25;
+let emptyPolls = 0;
+let ringStopped = false;
+
 function snapshot(): WriterSnapshot {
   const st = writer.status();
   return {
@@ -46,6 +59,16 @@ function snapshot(): WriterSnapshot {
   };
 }
 
+/** The last periodic report, as text: an idle writer does not wake the engine thread 40 times a second to say nothing new. */
+let lastReport = "";
+function reportIfChanged(): void {
+  const snap = snapshot();
+  const text = JSON.stringify(snap);
+  if (text === lastReport) return;
+  lastReport = text;
+  send({ t: "snapshot", snapshot: snap });
+}
+
 /** One group from the engine thread: a record's canonical JSON per line. */
 function take(lines: string): void {
   let from = 0;
@@ -62,6 +85,35 @@ function take(lines: string): void {
     if (end === -1) return;
     from = end + 1;
   }
+}
+
+/** Takes the records in the ring; false when there were none. Tells the engine thread when records it holds back fit now. */
+function drainRing(ring: RingReader): boolean {
+  const text = ring.take();
+  if (ring.roomWanted()) send({ t: "room" });
+  if (text === null) return false;
+  take(text);
+  return true;
+}
+
+function pollRing(): void {
+  if (ringStopped || !reader) return;
+  if (drainRing(reader)) emptyPolls = 0;
+  else if (++emptyPolls >= RING_IDLE_POLLS) {
+    emptyPolls = 0;
+    const woken = reader.sleep();
+    if (woken !== null) {
+      void woken.then(pollRing);
+      return;
+    }
+  }
+  setTimeout(pollRing, RING_POLL_MS);
+}
+
+/** Takes the ring's records up to `end` (the engine thread's RingWriter.end when it sent a flush or close). */
+async function drainRingTo(end: number | undefined): Promise<void> {
+  if (!reader || end === undefined) return;
+  while ((drainRing(reader), !reader.reached(end))) await new Promise((r) => setTimeout(r, RING_POLL_MS));
 }
 
 /** The newest record of a crashed chain PostgreSQL holds, no further than what its process sent. */
@@ -84,6 +136,7 @@ function checkpointNow(): Promise<boolean> {
 async function settle(m: Extract<ToWriter, { t: "flush" | "close" }>): Promise<void> {
   let error: string | null = null;
   try {
+    await drainRingTo(m.through);
     if (m.t === "flush") await writer.flush(m.timeoutMs);
     else await writer.close();
   } catch (e) {
@@ -96,6 +149,7 @@ async function settle(m: Extract<ToWriter, { t: "flush" | "close" }>): Promise<v
   }
   send({ t: "done", id: m.id, error, snapshot: snapshot() });
   if (m.t === "close") {
+    ringStopped = true;
     clearInterval(ticker);
     await sql.end({ timeout: 5 });
     port.close();
@@ -141,13 +195,21 @@ async function start(): Promise<void> {
   // Declared in a signed checkpoint before the engine may append a single record.
   await checkpointer.declare(writer.declaration, writer.committedLink().hash);
   send({ t: "snapshot", snapshot: snapshot() });
-  ticker = setInterval(() => send({ t: "snapshot", snapshot: snapshot() }), TICK_MS);
+  ticker = setInterval(() => {
+    // Belt and braces: even a missed wake-up leaves a record in the ring one tick at most.
+    if (reader && !ringStopped) drainRing(reader);
+    reportIfChanged();
+  }, TICK_MS);
+  pollRing();
   checkpointTimer = setInterval(() => void checkpointNow(), opts.checkpoint.intervalMs);
 }
 
 // Records are taken synchronously, in arrival order, so a flush or close covers every
-// record sent before it; a slow flush never holds later records back.
+// record sent before it; a slow flush never holds later records back. With the ring, the
+// records already in it are taken before any message, and a flush or close first takes
+// the ring up to where it ended when it was sent.
 port.on("message", (m: ToWriter) => {
+  if (reader && !ringStopped) drainRing(reader);
   if (m.t === "records") take(m.lines);
   else if (m.t === "checkpoint") {
     void checkpointNow().then((ok) => send({ t: "done", id: m.id, error: ok ? null : "checkpoint not written (see the log)", snapshot: snapshot() }));

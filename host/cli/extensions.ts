@@ -30,8 +30,8 @@ export function serveExtensions(deps: ServeExtensionDeps): ExtensionFactory[] {
     jwks: () => (keys === null ? Promise.reject(new Error("the access proxy has not started")) : keys.jwks()),
   };
   const audience = deps.config.consoleProxyAudience;
-  // Candidate builds follow the policy builds' settings (ZT_BUILD_INLINE, ZT_BUILD_MEMORY_MB).
-  const candidates = { inline: deps.config.buildInline, memoryMb: deps.config.buildMemoryMb };
+  // Candidate builds follow the policy builds' settings (ZT_BUILD_INLINE, ZT_BUILD_MEMORY_MB, ZT_BUILD_TIMEOUT_MS).
+  const candidates = { inline: deps.config.buildInline, memoryMb: deps.config.buildMemoryMb, timeoutMs: deps.config.buildTimeoutMs };
   const list = [
     rolloutExtension({ maxBodyBytes, trailDsn: deps.audit.connections.engine, candidates }),
     consoleExtension({

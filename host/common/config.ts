@@ -32,6 +32,8 @@ export interface EngineConfig {
   readonly buildMemoryMb: number;
   /** Build policies on the serving thread, as before issue 22: for the bench's before-figure only. */
   readonly buildInline: boolean;
+  /** ZT_BUILD_TIMEOUT_MS: how long a policy or candidate build may run before its thread is stopped. */
+  readonly buildTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
   readonly metricsMaxSeries: number;
   readonly logLevel: LogLevel;
@@ -136,6 +138,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     rescanIntervalMs: intVar(env, "ZT_RESCAN_INTERVAL_MS", 30_000, 0, 86_400_000, errors),
     buildMemoryMb: intVar(env, "ZT_BUILD_MEMORY_MB", 2_048, 32, 65_536, errors),
     buildInline: oneOf(env, "ZT_BUILD_INLINE", ["0", "1"] as const, "0", errors) === "1",
+    buildTimeoutMs: intVar(env, "ZT_BUILD_TIMEOUT_MS", 300_000, 10, 86_400_000, errors),
     shutdownTimeoutMs: intVar(env, "ZT_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000, errors),
     metricsMaxSeries: intVar(env, "ZT_METRICS_MAX_SERIES", 2_000, 10, 1_000_000, errors),
     logLevel: oneOf(env, "ZT_LOG_LEVEL", ["debug", "info", "warn", "error"] as const, "info", errors),

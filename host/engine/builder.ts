@@ -25,11 +25,13 @@ export interface BuilderOptions {
   inline: boolean;
   /** The build thread's heap limit (V8 old generation), MB. */
   memoryMb: number;
+  /** How long a build may run before its thread is stopped and the build fails, ms. */
+  timeoutMs: number;
   log: Logger;
 }
 
 export function createBuilder(opts: BuilderOptions): ModuleBuilder {
-  return opts.inline ? new InlineBuilder() : new ThreadBuilder(opts.memoryMb, opts.log);
+  return opts.inline ? new InlineBuilder() : new ThreadBuilder(opts);
 }
 
 class InlineBuilder implements ModuleBuilder {
@@ -45,12 +47,13 @@ class InlineBuilder implements ModuleBuilder {
 export class ThreadBuilder implements ModuleBuilder {
   private readonly thread: JobThread<BuildInput, BuildJobResult>;
 
-  constructor(memoryMb: number, log: Logger) {
+  constructor(opts: Omit<BuilderOptions, "inline">) {
     this.thread = new JobThread<BuildInput, BuildJobResult>({
       callerUrl: import.meta.url,
       name: "build-thread",
-      memoryMb,
-      log,
+      memoryMb: opts.memoryMb,
+      timeoutMs: opts.timeoutMs,
+      log: opts.log,
       what: "policy build",
       unavailable: (message) => ({ ok: false, reason: "unavailable", message }),
     });

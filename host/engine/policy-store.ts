@@ -92,6 +92,8 @@ export interface PolicyStoreOptions {
   buildInline?: boolean;
   /** The build thread's heap limit, MB (ZT_BUILD_MEMORY_MB). */
   buildMemoryMb?: number;
+  /** How long a build may run before its thread is stopped, ms (ZT_BUILD_TIMEOUT_MS). */
+  buildTimeoutMs?: number;
 }
 
 export class PolicyStoreError extends Error {
@@ -146,6 +148,8 @@ function sameApi(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>)
 
 /** The build thread's default heap limit: a 100,000-rule set builds in well under it. */
 export const DEFAULT_BUILD_MEMORY_MB = 2048;
+/** Minutes more than a 50,000-rule build takes on a loaded 2-core machine: only a stuck build reaches it. */
+export const DEFAULT_BUILD_TIMEOUT_MS = 300_000;
 
 export class PolicyStore {
   private active: ActivePolicies | null = null;
@@ -164,7 +168,7 @@ export class PolicyStore {
   private readonly listeners: Array<(a: ActivePolicies) => void> = [];
 
   private constructor(private readonly opts: PolicyStoreOptions) {
-    this.builder = createBuilder({ inline: opts.buildInline ?? false, memoryMb: opts.buildMemoryMb ?? DEFAULT_BUILD_MEMORY_MB, log: opts.log });
+    this.builder = createBuilder({ inline: opts.buildInline ?? false, memoryMb: opts.buildMemoryMb ?? DEFAULT_BUILD_MEMORY_MB, timeoutMs: opts.buildTimeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS, log: opts.log });
   }
 
   /**

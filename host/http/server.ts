@@ -209,7 +209,7 @@ export async function startEngine(opts: EngineOptions): Promise<EngineHandle> {
       envMode: config.mode,
       syncIntervalMs: config.stateSyncIntervalMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
-      policies: { policyPath: config.policyPath, log, metrics, watchDebounceMs: config.watchDebounceMs, rescanIntervalMs: config.rescanIntervalMs, buildInline: config.buildInline, buildMemoryMb: config.buildMemoryMb },
+      policies: { policyPath: config.policyPath, log, metrics, watchDebounceMs: config.watchDebounceMs, rescanIntervalMs: config.rescanIntervalMs, buildInline: config.buildInline, buildMemoryMb: config.buildMemoryMb, buildTimeoutMs: config.buildTimeoutMs },
       log,
       metrics,
     });

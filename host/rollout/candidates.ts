@@ -38,11 +38,15 @@ export interface CandidatesOptions {
   inline?: boolean;
   /** The thread's heap limit (V8 old generation), MB. */
   memoryMb?: number;
+  /** How long a job may run before the thread is stopped and the job fails, ms. */
+  timeoutMs?: number;
   log: Logger;
 }
 
 /** The default heap limit: a 50,000-rule candidate next to a 50,000-rule active set. */
 export const DEFAULT_CANDIDATE_MEMORY_MB = 2_048;
+/** As the policy builds' (DEFAULT_BUILD_TIMEOUT_MS): only a stuck job reaches it. */
+export const DEFAULT_CANDIDATE_TIMEOUT_MS = 300_000;
 
 export class Candidates {
   private readonly thread: JobThread<CandidateThreadInput, CandidateThreadResult> | null;
@@ -56,6 +60,7 @@ export class Candidates {
           callerUrl: import.meta.url,
           name: "candidate-thread",
           memoryMb: opts.memoryMb ?? DEFAULT_CANDIDATE_MEMORY_MB,
+          timeoutMs: opts.timeoutMs ?? DEFAULT_CANDIDATE_TIMEOUT_MS,
           log: opts.log,
           what: "candidate build",
           unavailable: (message) => ({ ok: false, reason: "unavailable", message }),
