@@ -3,50 +3,20 @@
 // both ways read back identically. Values the encoder must not judge go the text way, and a
 // COPY PostgreSQL refuses rejects with PostgreSQL's own error, leaving the connection usable.
 import { randomUUID } from "node:crypto";
-import { rm } from "node:fs/promises";
 import fc from "fast-check";
-import postgres, { type Sql } from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { genesisHash, recordToRow, type AuditRow } from "../../host/audit/chain.js";
+import { describe, expect, it } from "vitest";
+import type { AuditRow } from "../../host/audit/chain.js";
 import { COPY_COLUMNS, copyBinary } from "../../host/audit/copy-binary.js";
-import { openAudit, type Audit } from "../../host/audit/index.js";
 import { ensurePartition, insertRows, isDataError, isMissingPartition } from "../../host/audit/insert.js";
-import type { AuditRecord } from "../../host/audit/record.js";
-import { normalizeRecord } from "../../host/audit/validate.js";
-import { serviceRecord, tempDataDir } from "./helpers.js";
+import { chainedRows, serviceRecord, trailForFile } from "./helpers.js";
 import { awkwardRecords } from "./record-arbitraries.js";
 
-let dir: string;
-let audit: Audit;
-let engine: Sql;
-
-beforeAll(async () => {
-  dir = await tempDataDir("copy-binary");
-  audit = await openAudit({ dataDir: dir, retentionDays: 365, onSpoolFailure: "deny" });
-  engine = postgres(audit.connections.engine, { max: 1, onnotice: () => undefined });
-});
-
-afterAll(async () => {
-  await engine?.end();
-  await audit?.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
-function rowsOf(records: AuditRecord[], chainId: string): AuditRow[] {
-  let prev = genesisHash(chainId);
-  return records.map((r, i) => {
-    const v = normalizeRecord(r);
-    if (!v.ok) throw new Error(`test record invalid: ${v.error.path} ${v.error.message}`);
-    const row = recordToRow(v.value, chainId, i + 1, prev);
-    prev = row.hash;
-    return row;
-  });
-}
+const trail = trailForFile("copy-binary");
 
 /** Every stored column of a chain's rows, in order, as PostgreSQL prints them (decision ids aside). */
 async function storedText(chainId: string): Promise<string[][]> {
   const cols = COPY_COLUMNS.filter((c) => c !== "decision_id" && c !== "chain_id").map((c) => `${c}::text`);
-  const rows = await engine.unsafe<Record<string, string | null>[]>(
+  const rows = await trail.engine.unsafe<Record<string, string | null>[]>(
     `SELECT ${cols.join(", ")} FROM zt_audit.decisions WHERE chain_id = $1 ORDER BY seq`,
     [chainId],
   );
@@ -59,25 +29,25 @@ describe("binary COPY of a live batch", () => {
   it("stores every generated row exactly as the text-array INSERT does", async () => {
     const now = Date.now();
     const arb = awkwardRecords({ nasty: NASTY, days: 3, latency: fc.oneof(fc.nat(5_000_000), fc.constant(Number.MAX_SAFE_INTEGER)), port: true });
-    for (let day = 0; day < 4; day++) await ensurePartition(engine, new Date(now - day * 86_400_000).toISOString().slice(0, 10));
+    for (let day = 0; day < 4; day++) await ensurePartition(trail.engine, new Date(now - day * 86_400_000).toISOString().slice(0, 10));
     await fc.assert(
       fc.asyncProperty(fc.array(arb, { minLength: 1, maxLength: 40 }), async (records) => {
         const copied = `copy/${randomUUID()}`;
         const reference = `reference/${randomUUID()}`;
         // The same records under other ids: both chains hold the same content, keys apart.
         const twins = records.map((r) => ({ ...r, decision_id: randomUUID() }));
-        const viaCopy = rowsOf(records, copied);
+        const viaCopy = chainedRows(records, copied);
         expect(copyBinary(viaCopy)).not.toBeNull();
-        expect(await insertRows(engine, viaCopy, true)).toEqual({ inserted: records.length, duplicates: 0, conflicts: 0 });
+        expect(await insertRows(trail.engine, viaCopy, true)).toEqual({ inserted: records.length, duplicates: 0, conflicts: 0 });
         // fresh = false: the text-array INSERT (the reference path).
-        expect(await insertRows(engine, rowsOf(twins, reference), false)).toEqual({ inserted: records.length, duplicates: 0, conflicts: 0 });
+        expect(await insertRows(trail.engine, chainedRows(twins, reference), false)).toEqual({ inserted: records.length, duplicates: 0, conflicts: 0 });
         const [a, b] = [await storedText(copied), await storedText(reference)];
         // The hashes differ with the decision ids; everything else is the same value.
         const strip = (rows: string[][]): string[][] => rows.map((r) => r.slice(0, -2));
         expect(strip(a)).toEqual(strip(b));
-        const ids = await engine<{ id: string }[]>`SELECT decision_id::text AS id FROM zt_audit.decisions WHERE chain_id = ${copied} ORDER BY seq`;
+        const ids = await trail.engine<{ id: string }[]>`SELECT decision_id::text AS id FROM zt_audit.decisions WHERE chain_id = ${copied} ORDER BY seq`;
         expect(ids.map((r) => r.id)).toEqual(viaCopy.map((r) => r.decision_id));
-        const hashes = await engine<{ prev: string; hash: string }[]>`
+        const hashes = await trail.engine<{ prev: string; hash: string }[]>`
           SELECT encode(prev_hash, 'hex') AS prev, encode(hash, 'hex') AS hash FROM zt_audit.decisions WHERE chain_id = ${copied} ORDER BY seq`;
         expect(hashes).toEqual(viaCopy.map((r) => ({ prev: r.prev_hash, hash: r.hash })));
       }),
@@ -86,7 +56,7 @@ describe("binary COPY of a live batch", () => {
   });
 
   it("leaves to the text path what only PostgreSQL may judge", () => {
-    const [row] = rowsOf([serviceRecord()], `x/${randomUUID()}`) as [AuditRow];
+    const [row] = chainedRows([serviceRecord()], `x/${randomUUID()}`) as [AuditRow];
     expect(copyBinary([row])).not.toBeNull();
     // A day that does not exist (Date would roll it over to March), a timestamp in another form,
     // an id in a form uuid_in also reads, hashes that are not hex, numbers that are not integers.
@@ -106,16 +76,16 @@ describe("binary COPY of a live batch", () => {
 
   it("a COPY PostgreSQL refuses rejects with its error, and the connection serves the next statement", async () => {
     // No partition for the day: the writer recognises this and creates it again.
-    const [far] = rowsOf([serviceRecord()], `old/${randomUUID()}`) as [AuditRow];
-    const missing = await insertRows(engine, [{ ...far, ts: "2001-01-01T00:00:00.000Z" }], true).catch((e: unknown) => e);
+    const [far] = chainedRows([serviceRecord()], `old/${randomUUID()}`) as [AuditRow];
+    const missing = await insertRows(trail.engine, [{ ...far, ts: "2001-01-01T00:00:00.000Z" }], true).catch((e: unknown) => e);
     expect(isMissingPartition(missing)).toBe(true);
     // Text PostgreSQL cannot hold (a NUL character): a data error, the writer isolates the rows.
-    const [nul] = rowsOf([serviceRecord()], `nul/${randomUUID()}`) as [AuditRow];
-    const refused = await insertRows(engine, [{ ...nul, reason: "a\u0000b" }], true).catch((e: unknown) => e);
+    const [nul] = chainedRows([serviceRecord()], `nul/${randomUUID()}`) as [AuditRow];
+    const refused = await insertRows(trail.engine, [{ ...nul, reason: "a\u0000b" }], true).catch((e: unknown) => e);
     expect(isDataError(refused)).toBe(true);
-    const [ok] = await engine<{ n: number }[]>`SELECT 1 AS n`;
+    const [ok] = await trail.engine<{ n: number }[]>`SELECT 1 AS n`;
     expect(ok?.n).toBe(1);
-    const fine = rowsOf([serviceRecord(), serviceRecord()], `after/${randomUUID()}`);
-    expect(await insertRows(engine, fine, true)).toEqual({ inserted: 2, duplicates: 0, conflicts: 0 });
+    const fine = chainedRows([serviceRecord(), serviceRecord()], `after/${randomUUID()}`);
+    expect(await insertRows(trail.engine, fine, true)).toEqual({ inserted: 2, duplicates: 0, conflicts: 0 });
   });
 });

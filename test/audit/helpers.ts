@@ -1,10 +1,12 @@
-// Shared test helpers of the audit room: records in the seed's shape and temp data dirs.
+// Shared test helpers of the audit room: records in the seed's shape, chains of them, temp data dirs and a trail per test file.
 import { randomUUID } from "node:crypto";
-import { chmod, mkdtemp } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Sql } from "postgres";
-import { genesisHash, recordToRow } from "../../host/audit/chain.js";
+import postgres, { type Sql } from "postgres";
+import { afterAll, beforeAll } from "vitest";
+import { genesisHash, recordToRow, type AuditRow } from "../../host/audit/chain.js";
+import { type Audit, openAudit } from "../../host/audit/index.js";
 import { loadOrCreateCheckpointKey } from "../../host/audit/checkpoint-key.js";
 import { ensurePartition, insertRows } from "../../host/audit/insert.js";
 import { normalizeRecord } from "../../host/audit/validate.js";
@@ -84,16 +86,61 @@ export async function checkpointSetup(dir: string, intervalMs = 60_000): Promise
  * through the text INSERT (insert.ts's reference path).
  */
 export async function storeRecords(sql: Sql, records: readonly AuditRecord[]): Promise<void> {
-  const chainId = `test-${randomUUID()}`;
+  const rows = chainedRows(records, `test-${randomUUID()}`);
+  for (const day of new Set(rows.map((r) => r.ts.slice(0, 10)))) await ensurePartition(sql, day);
+  for (let i = 0; i < rows.length; i += 500) await insertRows(sql, rows.slice(i, i + 500), false);
+}
+
+/** A record as the trail stores it (normalised; judged as of its own time: the age bound is the writer's, not the trail's). */
+export function normalisedRecord(r: AuditRecord): AuditRecord {
+  const v = normalizeRecord(r, "$", Date.parse(r.timestamp));
+  if (!v.ok) throw new Error(`test record invalid: ${v.error.path} ${v.error.message}`);
+  return v.value;
+}
+
+/** `records` as the rows of a chain of their own, each linked to the one before from the chain's genesis. */
+export function chainedRows(records: readonly AuditRecord[], chainId: string): AuditRow[] {
   let prev = genesisHash(chainId);
-  const rows = records.map((r, i) => {
-    // Judged as of its own time: the age bound is the writer's, not the trail's.
-    const v = normalizeRecord(r, "$", Date.parse(r.timestamp));
-    if (!v.ok) throw new Error(`test record invalid: ${v.error.path} ${v.error.message}`);
-    const row = recordToRow(v.value, chainId, i + 1, prev);
+  return records.map((r, i) => {
+    const row = recordToRow(normalisedRecord(r), chainId, i + 1, prev);
     prev = row.hash;
     return row;
   });
-  for (const day of new Set(rows.map((r) => r.ts.slice(0, 10)))) await ensurePartition(sql, day);
-  for (let i = 0; i < rows.length; i += 500) await insertRows(sql, rows.slice(i, i + 500), false);
+}
+
+/**
+ * The embedded trail for one test file: opened in a fresh data directory before its tests, with
+ * one connection as the engine's role, and closed (directory removed) after them.
+ */
+export function trailForFile(tag: string): { readonly dir: string; readonly audit: Audit; readonly engine: Sql; openAgain(): Promise<void> } {
+  let dir = "";
+  let audit: Audit | undefined;
+  let engine: Sql | undefined;
+  const open = async (): Promise<void> => {
+    audit = await openAudit({ dataDir: dir, retentionDays: 365, onSpoolFailure: "deny" });
+    await engine?.end();
+    engine = postgres(audit.connections.engine, { max: 1, onnotice: () => undefined });
+  };
+  beforeAll(async () => {
+    dir = await tempDataDir(tag);
+    await open();
+  });
+  afterAll(async () => {
+    await engine?.end();
+    await audit?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    get dir() {
+      return dir;
+    },
+    get audit() {
+      return audit!;
+    },
+    get engine() {
+      return engine!;
+    },
+    /** Opens the trail again in the same directory, after a test closed it (e.g. to replay a spool it wrote). */
+    openAgain: open,
+  };
 }

@@ -3,51 +3,29 @@
 // duplicates or conflicts; a pipelined batch never commits when its predecessor did not;
 // spool lines that are not rows are quarantined, not inserted.
 import { randomUUID } from "node:crypto";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import fc from "fast-check";
-import postgres, { type Sql } from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { genesisHash, recordToRow, rowToRecord, type AuditRow, type StoredColumns } from "../../host/audit/chain.js";
-import { openAudit, type Audit } from "../../host/audit/index.js";
+import { describe, expect, it } from "vitest";
+import { rowToRecord, type AuditRow, type StoredColumns } from "../../host/audit/chain.js";
+import type { Audit } from "../../host/audit/index.js";
 import { batchParameters, ensurePartition, insertRows, insertRowsAfter } from "../../host/audit/insert.js";
 import type { AuditRecord } from "../../host/audit/record.js";
 import { lineToRow, rowToLine } from "../../host/audit/row-line.js";
-import { normalizeRecord } from "../../host/audit/validate.js";
-import { operatorRecord, serviceRecord, tempDataDir } from "./helpers.js";
+import { chainedRows, normalisedRecord, operatorRecord, serviceRecord, trailForFile } from "./helpers.js";
 import { awkwardRecords } from "./record-arbitraries.js";
 
-let dir: string;
-let audit: Audit;
-let engine: Sql;
+const trail = trailForFile("insert");
 
 async function settle(a: Audit): Promise<void> {
   await a.sink.flush();
   while (a.sink.status().queued > 0 || !a.sink.postgresUp) await new Promise((r) => setTimeout(r, 10));
 }
 
-beforeAll(async () => {
-  dir = await tempDataDir("insert");
-  audit = await openAudit({ dataDir: dir, retentionDays: 365, onSpoolFailure: "deny" });
-  engine = postgres(audit.connections.engine, { max: 1, onnotice: () => undefined });
-});
-
-afterAll(async () => {
-  await engine?.end();
-  await audit?.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
 async function stored(ids: string[]): Promise<Map<string, AuditRecord>> {
-  const rows = await engine<(StoredColumns & { id: string })[]>`
+  const rows = await trail.engine<(StoredColumns & { id: string })[]>`
     SELECT *, decision_id::text AS id FROM zt_audit.decisions WHERE decision_id = ANY(${ids}::uuid[])`;
   return new Map(rows.map((r) => [r.id, rowToRecord({ ...r, decision_id: r.id })]));
-}
-
-function normalised(r: AuditRecord): AuditRecord {
-  const v = normalizeRecord(r);
-  if (!v.ok) throw new Error(`test record invalid: ${v.error.path} ${v.error.message}`);
-  return v.value;
 }
 
 /** The test's own chains, declared (as chains from before declarations) before verify runs. */
@@ -56,12 +34,7 @@ const testChains: string[] = [];
 /** Rows of a chain of the test's own (not the writer's), for calling the insert functions directly. */
 function chainRows(records: AuditRecord[], chainId = `test/${randomUUID()}`): AuditRow[] {
   testChains.push(chainId);
-  let prev = genesisHash(chainId);
-  return records.map((r, i) => {
-    const row = recordToRow(normalised(r), chainId, i + 1, prev);
-    prev = row.hash;
-    return row;
-  });
+  return chainedRows(records, chainId);
 }
 
 const NASTY = ['"', "\\", '\\"', "{", "}", "{a,b}", ",", " padded ", "NULL", "null", "''", "a\nb\tc", "\u00e9\u0301", "\u{1F510}", "\\x00ff", "\"{}\""];
@@ -72,16 +45,16 @@ describe("column-array insert", () => {
     const records = fc.sample(arb, { numRuns: 400, seed: 44 });
     // Every awkward value at least once in each field kind, whatever the generator chose.
     for (const s of NASTY) records.push({ ...operatorRecord(s, s, s), operator: { subject: s, roles: [s, ...NASTY], mfa: false, incident: s }, reason: s, origin: s, caller: s });
-    for (const r of records) audit.sink.append(r);
-    await settle(audit);
+    for (const r of records) trail.audit.sink.append(r);
+    await settle(trail.audit);
 
     const got = await stored(records.map((r) => r.decision_id));
     expect(got.size).toBe(records.length);
-    for (const r of records) expect(got.get(r.decision_id)).toEqual(normalised(r));
-    expect(audit.sink.counters.rejected).toBe(0);
-    expect(audit.sink.counters.dropped).toBe(0);
+    for (const r of records) expect(got.get(r.decision_id)).toEqual(normalisedRecord(r));
+    expect(trail.audit.sink.counters.rejected).toBe(0);
+    expect(trail.audit.sink.counters.dropped).toBe(0);
     // verify recomputes each hash from the stored columns: nothing was altered on the way.
-    const v = await audit.verify();
+    const v = await trail.audit.verify();
     expect(v.broken).toEqual([]);
     expect(v.ok).toBe(true);
   });
@@ -101,22 +74,22 @@ describe("re-sent rows", () => {
   it("a batch sent twice is stored once; the same records at new chain positions are duplicates; changed content is a conflict", async () => {
     const records = Array.from({ length: 50 }, () => serviceRecord());
     const rows = chainRows(records);
-    await ensurePartition(engine, (rows[0] as AuditRow).ts.slice(0, 10));
-    expect(await insertRows(engine, rows, true)).toEqual({ inserted: 50, duplicates: 0, conflicts: 0 });
+    await ensurePartition(trail.engine, (rows[0] as AuditRow).ts.slice(0, 10));
+    expect(await insertRows(trail.engine, rows, true)).toEqual({ inserted: 50, duplicates: 0, conflicts: 0 });
     // Commit reply lost, batch sent again: the plain INSERT hits the key and falls back.
-    expect(await insertRows(engine, rows, true)).toEqual({ inserted: 0, duplicates: 0, conflicts: 0 });
-    expect(await insertRows(engine, rows, false)).toEqual({ inserted: 0, duplicates: 0, conflicts: 0 });
+    expect(await insertRows(trail.engine, rows, true)).toEqual({ inserted: 0, duplicates: 0, conflicts: 0 });
+    expect(await insertRows(trail.engine, rows, false)).toEqual({ inserted: 0, duplicates: 0, conflicts: 0 });
 
     // A sidecar re-sending the records: same content, another chain.
     const again = chainRows(records);
-    expect(await insertRows(engine, again, true)).toEqual({ inserted: 0, duplicates: 50, conflicts: 0 });
+    expect(await insertRows(trail.engine, again, true)).toEqual({ inserted: 0, duplicates: 50, conflicts: 0 });
     // Two different decisions sharing ids (and timestamps).
     const changed = chainRows(records.slice(0, 5).map((r) => ({ ...r, decision: "DENY" as const, reason: "default_deny" })));
-    expect(await insertRows(engine, changed, true)).toEqual({ inserted: 0, duplicates: 5, conflicts: 5 });
+    expect(await insertRows(trail.engine, changed, true)).toEqual({ inserted: 0, duplicates: 5, conflicts: 5 });
 
     const ids = records.map((r) => r.decision_id);
-    const [d] = await engine<{ n: number }[]>`SELECT count(*)::int AS n FROM zt_audit.decisions WHERE decision_id = ANY(${ids}::uuid[])`;
-    const [dup] = await engine<{ n: number }[]>`SELECT count(*)::int AS n FROM zt_audit.duplicates WHERE decision_id = ANY(${ids}::uuid[])`;
+    const [d] = await trail.engine<{ n: number }[]>`SELECT count(*)::int AS n FROM zt_audit.decisions WHERE decision_id = ANY(${ids}::uuid[])`;
+    const [dup] = await trail.engine<{ n: number }[]>`SELECT count(*)::int AS n FROM zt_audit.duplicates WHERE decision_id = ANY(${ids}::uuid[])`;
     expect(d?.n).toBe(50);
     expect(dup?.n).toBe(55);
   });
@@ -126,46 +99,46 @@ describe("re-sent rows", () => {
     const first = rows.slice(0, 10);
     const second = rows.slice(10, 20);
     const third = rows.slice(20);
-    await ensurePartition(engine, (rows[0] as AuditRow).ts.slice(0, 10));
+    await ensurePartition(trail.engine, (rows[0] as AuditRow).ts.slice(0, 10));
     // The predecessor batch failed (never stored): the follower must not leave a hole.
-    expect(await insertRowsAfter(engine, second, first[first.length - 1] as AuditRow)).toBeNull();
+    expect(await insertRowsAfter(trail.engine, second, first[first.length - 1] as AuditRow)).toBeNull();
     const ids = rows.map((r) => r.decision_id);
     const count = async (): Promise<number> =>
-      ((await engine<{ n: number }[]>`SELECT count(*)::int AS n FROM zt_audit.decisions WHERE decision_id = ANY(${ids}::uuid[])`)[0] as { n: number }).n;
+      ((await trail.engine<{ n: number }[]>`SELECT count(*)::int AS n FROM zt_audit.decisions WHERE decision_id = ANY(${ids}::uuid[])`)[0] as { n: number }).n;
     expect(await count()).toBe(0);
-    expect(await insertRows(engine, first, true)).toEqual({ inserted: 10, duplicates: 0, conflicts: 0 });
-    expect(await insertRowsAfter(engine, second, first[first.length - 1] as AuditRow)).toEqual({ inserted: 10, duplicates: 0, conflicts: 0 });
+    expect(await insertRows(trail.engine, first, true)).toEqual({ inserted: 10, duplicates: 0, conflicts: 0 });
+    expect(await insertRowsAfter(trail.engine, second, first[first.length - 1] as AuditRow)).toEqual({ inserted: 10, duplicates: 0, conflicts: 0 });
     // Sent twice after a stored predecessor: the key is taken, the idempotent path answers.
-    expect(await insertRowsAfter(engine, second, first[first.length - 1] as AuditRow)).toEqual({ inserted: 0, duplicates: 0, conflicts: 0 });
-    expect(await insertRowsAfter(engine, third, second[second.length - 1] as AuditRow)).toEqual({ inserted: 10, duplicates: 0, conflicts: 0 });
+    expect(await insertRowsAfter(trail.engine, second, first[first.length - 1] as AuditRow)).toEqual({ inserted: 0, duplicates: 0, conflicts: 0 });
+    expect(await insertRowsAfter(trail.engine, third, second[second.length - 1] as AuditRow)).toEqual({ inserted: 10, duplicates: 0, conflicts: 0 });
     expect(await count()).toBe(30);
   });
 
   it("records re-sent in the middle of a pipelined load are stored once and the chain stays intact", async () => {
-    const before = { ...audit.sink.counters };
+    const before = { ...trail.audit.sink.counters };
     const earlier = Array.from({ length: 20 }, () => serviceRecord());
-    for (const r of earlier) audit.sink.append(r);
-    await settle(audit);
+    for (const r of earlier) trail.audit.sink.append(r);
+    await settle(trail.audit);
     // 20,000 records appended at once: batches go out two at a time; the re-sent records
     // land inside later batches, whose plain INSERT then fails on the taken key.
     const fresh: AuditRecord[] = [];
     for (let i = 0; i < 20_000; i++) {
-      if (i % 1000 === 500) audit.sink.append(earlier[(i / 1000) | 0] as AuditRecord);
+      if (i % 1000 === 500) trail.audit.sink.append(earlier[(i / 1000) | 0] as AuditRecord);
       const r = serviceRecord({ decision: i % 3 ? "ALLOW" : "DENY" });
       fresh.push(r);
-      audit.sink.append(r);
+      trail.audit.sink.append(r);
     }
-    await settle(audit);
+    await settle(trail.audit);
     const ids = fresh.map((r) => r.decision_id);
-    const counts = await engine<{ n: number }[]>`SELECT count(*)::int AS n FROM zt_audit.decisions WHERE decision_id = ANY(${ids}::uuid[]) GROUP BY decision_id`;
+    const counts = await trail.engine<{ n: number }[]>`SELECT count(*)::int AS n FROM zt_audit.decisions WHERE decision_id = ANY(${ids}::uuid[]) GROUP BY decision_id`;
     expect(counts.length).toBe(fresh.length);
     expect(counts.every((c) => c.n === 1)).toBe(true);
-    expect(audit.sink.counters.written - before.written).toBe(20 + 20_000);
-    expect(audit.sink.counters.duplicates - before.duplicates).toBe(20);
-    expect(audit.sink.counters.conflicts - before.conflicts).toBe(0);
-    expect(audit.sink.counters.dropped).toBe(0);
-    await engine`INSERT INTO zt_audit.chains (chain_id, hash_version) SELECT unnest(${testChains}::text[]), 1 ON CONFLICT DO NOTHING`;
-    const v = await audit.verify();
+    expect(trail.audit.sink.counters.written - before.written).toBe(20 + 20_000);
+    expect(trail.audit.sink.counters.duplicates - before.duplicates).toBe(20);
+    expect(trail.audit.sink.counters.conflicts - before.conflicts).toBe(0);
+    expect(trail.audit.sink.counters.dropped).toBe(0);
+    await trail.engine`INSERT INTO zt_audit.chains (chain_id, hash_version) SELECT unnest(${testChains}::text[]), 1 ON CONFLICT DO NOTHING`;
+    const v = await trail.audit.verify();
     expect(v.broken).toEqual([]);
   });
 });
@@ -185,18 +158,16 @@ describe("spool lines", () => {
   });
 
   it("a spool segment with a malformed line: the line is quarantined, the others replayed", async () => {
-    await audit.close();
+    await trail.audit.close();
     const rows = chainRows(Array.from({ length: 5 }, () => serviceRecord()), `replay/${randomUUID()}`);
     const bad = JSON.stringify({ ...rows[2], source_pod: { nested: true } });
     const lines = [rowToLine(rows[0] as AuditRow), rowToLine(rows[1] as AuditRow), bad, rowToLine(rows[3] as AuditRow), rowToLine(rows[4] as AuditRow)];
-    await writeFile(join(dir, "spool", "seg-0000000000001-000000.jsonl"), lines.join("\n") + "\n");
-    audit = await openAudit({ dataDir: dir, retentionDays: 365, onSpoolFailure: "deny" });
-    await engine.end();
-    engine = postgres(audit.connections.engine, { max: 1, onnotice: () => undefined });
-    await settle(audit);
-    expect(audit.sink.counters.rejected).toBe(1);
-    expect(audit.sink.counters.replayed).toBe(4);
-    const quarantined = (await readFile(join(dir, "spool", "rejected.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { reason: string; line: string });
+    await writeFile(join(trail.dir, "spool", "seg-0000000000001-000000.jsonl"), lines.join("\n") + "\n");
+    await trail.openAgain();
+    await settle(trail.audit);
+    expect(trail.audit.sink.counters.rejected).toBe(1);
+    expect(trail.audit.sink.counters.replayed).toBe(4);
+    const quarantined = (await readFile(join(trail.dir, "spool", "rejected.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { reason: string; line: string });
     expect(quarantined).toEqual([{ at: expect.any(String), reason: "malformed spool line", line: bad }]);
     const got = await stored(rows.map((r) => r.decision_id));
     expect([...got.keys()].sort()).toEqual([rows[0], rows[1], rows[3], rows[4]].map((r) => (r as AuditRow).decision_id).sort());
