@@ -8,6 +8,7 @@ import type { Manifest } from "../../compiler/compile.js";
 import { JobThread } from "../common/job-thread.js";
 import type { Logger } from "../common/logger.js";
 import type { ActivePolicies } from "../engine/policy-store.js";
+import { PolicyRuntime } from "../engine/runtime.js";
 import type { SetPieces } from "../engine/set-transfer.js";
 import { type CandidateJob, type CandidateJobResult, runCandidateJob } from "./candidate-job.js";
 
@@ -76,6 +77,14 @@ export class Candidates {
     const r = await this.answer(job, active);
     if (r.ok && r.kind !== job.kind) throw new Error(`a ${job.kind} job answered ${r.kind}`);
     return r as CandidateAnswer<K>;
+  }
+
+  /** A candidate's module as a runtime on this thread (replay runs it over the trail here). */
+  async runtime(job: Extract<CandidateJob, { kind: "module" }>, active: ActivePolicies): Promise<{ ok: true; runtime: PolicyRuntime } | CandidateFailure> {
+    const r = await this.run(job, active);
+    if (!r.ok) return r;
+    const m = r.module;
+    return { ok: true, runtime: PolicyRuntime.fromModule(m.module, m.wasm, m.version, m.manifest) };
   }
 
   private async answer(job: CandidateJob, active: ActivePolicies): Promise<CandidateJobResult> {

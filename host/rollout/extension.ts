@@ -11,7 +11,6 @@ import { documentType, readBodyText, readJsonBody } from "../http/body.js";
 import { bodyErrorResponse, errorResponse } from "../http/errors.js";
 import type { EngineCore, Extension, ExtensionFactory } from "../http/extension.js";
 import { type CandidateFailure, Candidates, type CandidatesOptions } from "./candidates.js";
-import { PolicyRuntime } from "../engine/runtime.js";
 import type { Sql } from "postgres";
 import { admissionRoutes } from "./admission-route.js";
 import { replay } from "./replay.js";
@@ -124,11 +123,9 @@ function routes(core: EngineCore, opts: RolloutExtensionOptions, candidates: Can
     const q = parsed.value;
     const w = parseWindow(q, { since: "$.since", until: "$.until", destination: "$.destination" });
     if (!w.ok) return errorResponse(c, 400, { code: "invalid_request", message: `${w.path}: ${w.message}`, path: w.path });
-    const r = await candidates.run({ kind: "module", text: q.candidate, label: BODY_LABEL, replace: q.replace }, active);
+    const r = await candidates.runtime({ kind: "module", text: q.candidate, label: BODY_LABEL, replace: q.replace }, active);
     if (!r.ok) return candidateFailure(c, r);
-    const m = r.module;
-    const runtime = PolicyRuntime.fromModule(m.module, m.wasm, m.version, m.manifest);
-    return readingTrail(c, "replay", async (sql) => c.json(await replay(sql, w, runtime, q.max_flows !== undefined ? { maxFlows: q.max_flows } : {})));
+    return readingTrail(c, "replay", async (sql) => c.json(await replay(sql, w, r.runtime, q.max_flows !== undefined ? { maxFlows: q.max_flows } : {})));
   });
 
   // ?since&until&destination&mode=denied|all&generalize=none|namespace&name&format=json|yaml

@@ -6,7 +6,6 @@
 import type { Context, Hono } from "hono";
 import type { Child } from "hono/jsx";
 import type { Sql } from "postgres";
-import { PolicyRuntime } from "../../engine/runtime.js";
 import { type OperatorFlowChange, replay, type ReplayReport, type ServiceFlowChange } from "../../rollout/replay.js";
 import { buildSuggestion, parseSuggestOptions, type Suggestion, observedFlows } from "../../rollout/suggest.js";
 import { NoRecordsError, openTrailConnection } from "../../rollout/trail.js";
@@ -361,11 +360,10 @@ export function rolloutToolsRoutes(app: Hono<ConsoleEnv>, deps: ConsoleDeps): vo
     if (text.trim() === "") return show({ error: "Paste the candidate policies first.", status: 400 });
     const w = checkWindow(v);
     if (!w.ok) return show({ error: `${w.path}: ${w.message}`, status: 400 });
-    const cand = await deps.candidates.run({ kind: "module", text, label: "candidate", replace }, active);
+    const cand = await deps.candidates.runtime({ kind: "module", text, label: "candidate", replace }, active);
     if (!cand.ok && cand.reason === "invalid") return show({ error: "The candidate does not validate:", errors: cand.errors, status: 422 });
     if (!cand.ok) return show({ error: `The candidate was not built: ${cand.reason === "unavailable" ? cand.message : cand.reason}`, status: 503 });
-    const m = cand.module;
-    const runtime = PolicyRuntime.fromModule(m.module, m.wasm, m.version, m.manifest);
+    const runtime = cand.runtime;
     const r = await trail("replay", (sql) => replay(sql, w, runtime));
     return show("error" in r ? r : { report: r });
   });
